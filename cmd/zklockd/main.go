@@ -1,0 +1,207 @@
+// Command zklockd is the zklock sidecar: it holds one ZooKeeper session and
+// serves fair, fenced locks over gRPC to the applications beside it.
+//
+// Every flag may also be set by an environment variable: ZKLOCK_ and the
+// flag's name in upper case with - as _ (--session-timeout is
+// ZKLOCK_SESSION_TIMEOUT). A flag on the command line wins.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/zklock/zklock/sidecar"
+	"github.com/zklock/zklock/zkrecipes"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+type options struct {
+	zk              string
+	listen          string
+	root            string
+	sessionTimeout  time.Duration
+	defaultTTL      time.Duration
+	maxTTL          time.Duration
+	maxWaiters      int
+	maxLeases       int
+	maxMessageBytes int
+	nodeLayout      string
+	shutdownTimeout time.Duration
+	logFormat       string
+	logLevel        string
+	showVersion     bool
+}
+
+func main() {
+	if err := run(os.Args[1:], os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "zklockd:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string, out io.Writer) (*options, error) {
+	var o options
+	fs := flag.NewFlagSet("zklockd", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&o.zk, "zk", "127.0.0.1:2181", "ZooKeeper servers, host:port separated by commas")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:7878", "where to serve gRPC: host:port, or unix:///path/to/socket")
+	fs.StringVar(&o.root, "root", "/zklock", "ZooKeeper path under which locks live")
+	fs.DurationVar(&o.sessionTimeout, "session-timeout", 10*time.Second, "ZooKeeper session timeout; holders are told Lost a fifth of it before it could expire")
+	fs.DurationVar(&o.defaultTTL, "default-ttl", 15*time.Second, "ttl of a detached lease that asks for none")
+	fs.DurationVar(&o.maxTTL, "max-ttl", time.Hour, "longest lease ttl accepted")
+	fs.IntVar(&o.maxWaiters, "max-waiters-per-lock", 10000, "callers of this sidecar that may wait on one lock")
+	fs.IntVar(&o.maxLeases, "max-leases", 100000, "acquires, waiting or granted, this sidecar takes at once")
+	fs.IntVar(&o.maxMessageBytes, "max-message-bytes", 64<<10, "largest request accepted, in bytes")
+	fs.StringVar(&o.nodeLayout, "node-layout", "curator", "how queue nodes are named: curator or kazoo (to share lock paths with Kazoo)")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM may take to release every lease")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := "ZKLOCK_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok && !set[f.Name] && err == nil {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", env, v, e)
+			}
+		}
+	})
+	return &o, err
+}
+
+func newLogger(o *options, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	ho := &slog.HandlerOptions{Level: level}
+	switch o.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, ho)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, ho)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
+}
+
+func run(args []string, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if o.showVersion {
+		fmt.Println("zklockd", version)
+		return nil
+	}
+	log, err := newLogger(o, stderr)
+	if err != nil {
+		return err
+	}
+	layout, ok := zkrecipes.ParseLayout(o.nodeLayout)
+	if !ok {
+		return fmt.Errorf("--node-layout %q: want curator or kazoo", o.nodeLayout)
+	}
+	if err := sidecar.CheckRoot(o.root); err != nil {
+		return fmt.Errorf("--root: %w", err)
+	}
+	lis, err := listen(o.listen)
+	if err != nil {
+		return err
+	}
+	defer lis.Close()
+
+	sess, err := zkrecipes.Connect(zkrecipes.Config{
+		Servers:        strings.Split(o.zk, ","),
+		SessionTimeout: o.sessionTimeout,
+		Layout:         layout,
+		Logger:         log,
+	})
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	svc, err := sidecar.New(sess, sidecar.Config{
+		Root:              o.root,
+		DefaultTTL:        o.defaultTTL,
+		MaxTTL:            o.maxTTL,
+		MaxWaitersPerLock: o.maxWaiters,
+		MaxLeases:         o.maxLeases,
+		Logger:            log,
+	})
+	if err != nil {
+		return err
+	}
+	srv := sidecar.NewServer(svc, sidecar.ServerOptions{MaxMessageBytes: o.maxMessageBytes, Logger: log})
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	log.Info("zklockd serving", "version", version, "listen", lis.Addr().String(), "zk", o.zk,
+		"root", o.root, "session_timeout", o.sessionTimeout, "node_layout", layout.String())
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: releasing every lease", "timeout", o.shutdownTimeout)
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+	defer cancel()
+	srv.Shutdown(sctx)
+	<-served
+	log.Info("stopped")
+	return nil
+}
+
+// listen listens on host:port, or on a unix socket for unix:///path. A
+// socket file that nobody answers on is replaced.
+func listen(addr string) (net.Listener, error) {
+	path, ok := strings.CutPrefix(addr, "unix://")
+	if !ok {
+		lis, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("--listen: %w", err)
+		}
+		return lis, nil
+	}
+	lis, err := net.Listen("unix", path)
+	if err == nil {
+		return lis, nil
+	}
+	if fi, serr := os.Lstat(path); serr == nil && fi.Mode()&os.ModeSocket != 0 {
+		if c, derr := net.DialTimeout("unix", path, time.Second); derr == nil {
+			c.Close()
+			return nil, fmt.Errorf("--listen: %s is in use by another process", path)
+		}
+		if rerr := os.Remove(path); rerr == nil {
+			if lis, err = net.Listen("unix", path); err == nil {
+				return lis, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("--listen: %w", err)
+}

@@ -1,0 +1,193 @@
+package sidecar
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"sync"
+	"time"
+
+	"github.com/zklock/zklock/zkrecipes"
+)
+
+// endReason says how a lease ended.
+type endReason int
+
+const (
+	endNone        endReason = iota
+	endReleased              // by Release, or by its stream closing
+	endExpired               // its ttl passed without a Renew
+	endSessionLost           // its ZooKeeper epoch ended
+	endShutdown              // the sidecar is shutting down
+)
+
+func (r endReason) String() string {
+	switch r {
+	case endReleased:
+		return "RELEASED"
+	case endExpired:
+		return "LEASE_EXPIRED"
+	case endSessionLost:
+		return "SESSION_EXPIRED"
+	case endShutdown:
+		return "SHUTDOWN"
+	}
+	return "NONE"
+}
+
+// lease is a granted lock. A lease that is not detached lives as long as
+// its Acquire stream; a detached one lives by its ttl.
+type lease struct {
+	id       string // secret: never logged
+	lock     string
+	hold     *zkrecipes.Hold
+	detached bool
+
+	mu        sync.Mutex
+	ttl       time.Duration
+	expires   time.Time   // detached leases only
+	timer     *time.Timer // detached leases only
+	releasing bool        // a Release claimed it: ttl expiry no longer applies
+	reason    endReason
+	ended     chan struct{} // closed when reason is set
+}
+
+// end ends the lease for reason unless it already ended. It reports whether
+// this call ended it.
+func (l *lease) end(reason endReason) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.reason != endNone {
+		return false
+	}
+	l.reason = reason
+	if l.timer != nil {
+		l.timer.Stop()
+	}
+	close(l.ended)
+	return true
+}
+
+// endedWith returns the reason the lease ended, or endNone.
+func (l *lease) endedWith() endReason {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.reason
+}
+
+// tombstone remembers how a lease ended, so that late Renew and Release
+// calls get a meaningful answer.
+type tombstone struct {
+	reason endReason
+	token  int64
+	at     time.Time
+}
+
+// table holds the sidecar's leases, the tombstones of ended ones, and the
+// count of local waiters. Its lock is never held across a ZooKeeper call.
+type table struct {
+	tombTTL time.Duration
+
+	mu        sync.Mutex
+	leases    map[string]*lease
+	tombs     map[string]tombstone
+	tombOrder []string // tombstone ids, oldest first
+	waiters   map[string]int
+	active    int // waiting and held acquires
+}
+
+func newTable(tombTTL time.Duration) *table {
+	return &table{
+		tombTTL: tombTTL,
+		leases:  make(map[string]*lease),
+		tombs:   make(map[string]tombstone),
+		waiters: make(map[string]int),
+	}
+}
+
+// newLeaseID returns a random 128-bit id, hex-encoded.
+func newLeaseID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("sidecar: no randomness: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// admit counts a new waiter on lock unless a limit is reached. It returns
+// the limit reached, or "".
+func (t *table) admit(lock string, maxPerLock, maxActive int) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.active >= maxActive {
+		return "leases"
+	}
+	if t.waiters[lock] >= maxPerLock {
+		return "waiters"
+	}
+	t.active++
+	t.waiters[lock]++
+	return ""
+}
+
+// unwait uncounts a waiter on lock; if it was not granted it is no longer
+// active either.
+func (t *table) unwait(lock string, granted bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.waiters[lock]--; t.waiters[lock] <= 0 {
+		delete(t.waiters, lock)
+	}
+	if !granted {
+		t.active--
+	}
+}
+
+func (t *table) add(l *lease) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.leases[l.id] = l
+}
+
+// lookup returns the live lease with id, or its tombstone.
+func (t *table) lookup(id string) (*lease, tombstone, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if l, ok := t.leases[id]; ok {
+		return l, tombstone{}, true
+	}
+	tb, ok := t.tombs[id]
+	return nil, tb, ok
+}
+
+// bury moves an ended lease to the tombstones.
+func (t *table) bury(l *lease, now time.Time) {
+	reason := l.endedWith()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.leases[l.id]; !ok {
+		return
+	}
+	delete(t.leases, l.id)
+	t.active--
+	t.tombs[l.id] = tombstone{reason: reason, token: l.hold.Token(), at: now}
+	t.tombOrder = append(t.tombOrder, l.id)
+	for len(t.tombOrder) > 0 {
+		old := t.tombs[t.tombOrder[0]]
+		if now.Sub(old.at) < t.tombTTL {
+			break
+		}
+		delete(t.tombs, t.tombOrder[0])
+		t.tombOrder = t.tombOrder[1:]
+	}
+}
+
+// all returns the live leases.
+func (t *table) all() []*lease {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]*lease, 0, len(t.leases))
+	for _, l := range t.leases {
+		out = append(out, l)
+	}
+	return out
+}

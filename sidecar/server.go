@@ -1,0 +1,147 @@
+package sidecar
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
+)
+
+// ServerOptions configures a Server. Zero fields take their defaults.
+type ServerOptions struct {
+	// MaxMessageBytes bounds a request's size. Default 64 KiB.
+	MaxMessageBytes int
+	// KeepaliveTime is how long a connection may be idle before the server
+	// pings the client to check it is alive; a client that does not answer
+	// within KeepaliveTimeout loses its connection, and so its stream-bound
+	// leases. Defaults 10 s and 5 s.
+	KeepaliveTime, KeepaliveTimeout time.Duration
+	// Logger receives the call logs: failed calls at warn, others at debug.
+	// Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Server serves a Service over gRPC, with grpc.health.v1 (SERVING while the
+// ZooKeeper session is usable) and server reflection beside it.
+type Server struct {
+	grpc   *grpc.Server
+	svc    *Service
+	health *health.Server
+	done   chan struct{} // closed to stop following the session
+	wait   chan struct{} // closed when following stopped
+}
+
+// NewServer returns a Server for svc.
+func NewServer(svc *Service, opts ServerOptions) *Server {
+	if opts.MaxMessageBytes == 0 {
+		opts.MaxMessageBytes = 64 << 10
+	}
+	if opts.KeepaliveTime == 0 {
+		opts.KeepaliveTime = 10 * time.Second
+	}
+	if opts.KeepaliveTimeout == 0 {
+		opts.KeepaliveTimeout = 5 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		opts.Logger.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+	logOpts := []logging.Option{
+		logging.WithLogOnEvents(logging.FinishCall),
+		logging.WithLevels(callLevel),
+	}
+	recoverOpts := []recovery.Option{recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		opts.Logger.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
+		return status.Error(codes.Internal, "internal error")
+	})}
+	g := grpc.NewServer(
+		grpc.MaxRecvMsgSize(opts.MaxMessageBytes),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		// No MaxConnectionAge: its GOAWAY would end Acquire streams, and so
+		// their leases, as if the app had died.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: opts.KeepaliveTime, Timeout: opts.KeepaliveTimeout}),
+		grpc.ChainUnaryInterceptor(
+			logging.UnaryServerInterceptor(logger, logOpts...),
+			recovery.UnaryServerInterceptor(recoverOpts...),
+		),
+		grpc.ChainStreamInterceptor(
+			logging.StreamServerInterceptor(logger, logOpts...),
+			recovery.StreamServerInterceptor(recoverOpts...),
+		),
+	)
+	h := health.NewServer()
+	zklockv1.RegisterLockServiceServer(g, svc)
+	healthpb.RegisterHealthServer(g, h)
+	reflection.Register(g)
+	s := &Server{grpc: g, svc: svc, health: h, done: make(chan struct{}), wait: make(chan struct{})}
+	go s.followSession()
+	return s
+}
+
+// callLevel logs calls that failed on the server's side at warn, and the
+// rest (the hot path among them) at debug.
+func callLevel(c codes.Code) logging.Level {
+	switch c {
+	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unavailable, codes.Unimplemented:
+		return logging.LevelWarn
+	}
+	return logging.LevelDebug
+}
+
+// followSession keeps the health status in step with the ZooKeeper session.
+func (s *Server) followSession() {
+	defer close(s.wait)
+	for {
+		st, changed := s.svc.sess.State()
+		hs := healthpb.HealthCheckResponse_NOT_SERVING
+		if st.Epoch != nil {
+			hs = healthpb.HealthCheckResponse_SERVING
+		}
+		s.health.SetServingStatus("", hs)
+		s.health.SetServingStatus(zklockv1.LockService_ServiceDesc.ServiceName, hs)
+		select {
+		case <-s.done:
+			return
+		case <-changed:
+		}
+	}
+}
+
+// Serve serves on lis until Shutdown.
+func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }
+
+// Shutdown reports NOT_SERVING, stops taking acquires, releases every lease
+// (holders get Lost{SHUTDOWN}), then stops the gRPC server gracefully; once
+// ctx ends it stops it hard. The caller closes the Session after.
+func (s *Server) Shutdown(ctx context.Context) {
+	close(s.done)
+	<-s.wait
+	s.health.Shutdown()
+	s.svc.Shutdown(ctx)
+	stopped := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		s.grpc.Stop()
+		<-stopped
+	}
+}

@@ -1,0 +1,530 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
+	"github.com/zklock/zklock/zkrecipes"
+)
+
+// MinTTL is the shortest lease ttl accepted.
+const MinTTL = time.Second
+
+// maxRenewIDs bounds the leases one Renew may name.
+const maxRenewIDs = 1000
+
+// Config configures a Service. Zero fields take their defaults.
+type Config struct {
+	// Root is the ZooKeeper path under which locks live. Default /zklock.
+	Root string
+	// DefaultTTL is the ttl of a lease that asks for none. Default 15 s.
+	DefaultTTL time.Duration
+	// MaxTTL is the longest ttl accepted. Default 1 h.
+	MaxTTL time.Duration
+	// MaxWaitersPerLock bounds this sidecar's callers waiting on one lock.
+	// Default 10000.
+	MaxWaitersPerLock int
+	// MaxLeases bounds this sidecar's acquires, waiting or granted.
+	// Default 100000.
+	MaxLeases int
+	// TombstoneTTL is how long an ended lease is remembered, so that Renew
+	// and Release can tell "lost" and "released" from "unknown".
+	// Default 10 min.
+	TombstoneTTL time.Duration
+	// ReleaseTimeout bounds the wait for ZooKeeper to confirm a delete the
+	// sidecar makes on its own (stream closed, ttl expired). The delete is
+	// retried in the background after it. Default 10 s.
+	ReleaseTimeout time.Duration
+	// Logger receives the service's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	if c.Root == "" {
+		c.Root = "/zklock"
+	}
+	if err := CheckRoot(c.Root); err != nil {
+		return err
+	}
+	if c.DefaultTTL == 0 {
+		c.DefaultTTL = 15 * time.Second
+	}
+	if c.MaxTTL == 0 {
+		c.MaxTTL = time.Hour
+	}
+	if c.DefaultTTL < MinTTL || c.DefaultTTL > c.MaxTTL {
+		return fmt.Errorf("default ttl %v must lie between %v and the max ttl %v", c.DefaultTTL, MinTTL, c.MaxTTL)
+	}
+	if c.MaxWaitersPerLock == 0 {
+		c.MaxWaitersPerLock = 10000
+	}
+	if c.MaxLeases == 0 {
+		c.MaxLeases = 100000
+	}
+	if c.MaxWaitersPerLock < 0 || c.MaxLeases < 0 {
+		return errors.New("limits must not be negative")
+	}
+	if c.TombstoneTTL == 0 {
+		c.TombstoneTTL = 10 * time.Minute
+	}
+	if c.ReleaseTimeout == 0 {
+		c.ReleaseTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Service implements zklock.v1.LockService over one zkrecipes.Session.
+type Service struct {
+	zklockv1.UnimplementedLockServiceServer
+
+	cfg  Config
+	sess *zkrecipes.Session
+	log  *slog.Logger
+	tab  *table
+
+	stopCtx context.Context // cancelled by Shutdown: waiters give up
+	stop    context.CancelFunc
+
+	mu      sync.Mutex
+	closing bool
+	drained bool
+	wg      sync.WaitGroup // ttl expiries in flight
+}
+
+// New returns a Service taking locks on sess.
+func New(sess *zkrecipes.Session, cfg Config) (*Service, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, fmt.Errorf("sidecar: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Service{
+		cfg:     cfg,
+		sess:    sess,
+		log:     cfg.Logger,
+		tab:     newTable(cfg.TombstoneTTL),
+		stopCtx: ctx,
+		stop:    cancel,
+	}, nil
+}
+
+func (s *Service) lockPath(name string) string { return s.cfg.Root + "/" + name }
+
+func (s *Service) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// checkTTL returns the ttl asked for, or the default if d is nil.
+func (s *Service) checkTTL(d *durationpb.Duration) (time.Duration, error) {
+	if d == nil {
+		return s.cfg.DefaultTTL, nil
+	}
+	if err := d.CheckValid(); err != nil {
+		return 0, invalid("INVALID_TTL", fmt.Errorf("ttl: %w", err))
+	}
+	ttl := d.AsDuration()
+	if ttl < MinTTL || ttl > s.cfg.MaxTTL {
+		return 0, invalid("INVALID_TTL", fmt.Errorf("ttl %v must lie between %v and %v", ttl, MinTTL, s.cfg.MaxTTL))
+	}
+	return ttl, nil
+}
+
+// Acquire implements LockService.Acquire.
+func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockService_AcquireServer) error {
+	lock := req.GetLock()
+	if err := checkLockName(lock); err != nil {
+		return invalid("INVALID_LOCK_NAME", err)
+	}
+	var shared bool
+	switch req.GetMode() {
+	case zklockv1.Mode_MODE_UNSPECIFIED, zklockv1.Mode_MODE_EXCLUSIVE:
+	case zklockv1.Mode_MODE_SHARED:
+		shared = true
+	default:
+		return invalid("INVALID_MODE", fmt.Errorf("mode %d is neither MODE_EXCLUSIVE nor MODE_SHARED", req.GetMode()))
+	}
+	ttl, err := s.checkTTL(req.GetTtl())
+	if err != nil {
+		return err
+	}
+	var wait time.Duration
+	if w := req.GetWait(); w != nil {
+		if err := w.CheckValid(); err != nil {
+			return invalid("INVALID_WAIT", fmt.Errorf("wait: %w", err))
+		}
+		if wait = w.AsDuration(); wait < 0 {
+			return invalid("INVALID_WAIT", fmt.Errorf("wait %v is negative", wait))
+		}
+	}
+	if err := checkOwner(req.GetOwner()); err != nil {
+		return invalid("INVALID_OWNER", err)
+	}
+	if s.isClosing() {
+		return statusError(codes.Unavailable, "SHUTTING_DOWN", nil, "sidecar is shutting down")
+	}
+	if st, _ := s.sess.State(); st.Epoch == nil {
+		return noSessionError()
+	}
+	switch s.tab.admit(lock, s.cfg.MaxWaitersPerLock, s.cfg.MaxLeases) {
+	case "leases":
+		return statusError(codes.ResourceExhausted, "TOO_MANY_LEASES", nil,
+			"this sidecar already has %d acquires, waiting or granted (--max-leases)", s.cfg.MaxLeases)
+	case "waiters":
+		return statusError(codes.ResourceExhausted, "TOO_MANY_WAITERS", map[string]string{"lock": lock},
+			"lock %q already has %d waiters in this sidecar (--max-waiters-per-lock)", lock, s.cfg.MaxWaitersPerLock)
+	}
+
+	streamCtx := stream.Context()
+	ctx, cancel := context.WithCancel(streamCtx)
+	defer cancel()
+	defer context.AfterFunc(s.stopCtx, cancel)()
+	waitCtx := ctx
+	if req.GetWait() != nil && wait > 0 {
+		var cancelWait context.CancelFunc
+		waitCtx, cancelWait = context.WithTimeout(ctx, wait)
+		defer cancelWait()
+	}
+	var sendErr error
+	hold, err := s.sess.Lock(waitCtx, s.lockPath(lock), zkrecipes.LockOptions{
+		Shared:  shared,
+		Data:    []byte(req.GetOwner()),
+		TryOnce: req.GetWait() != nil && wait == 0,
+		OnQueued: func(pos, n int) {
+			if sendErr == nil {
+				sendErr = stream.Send(&zklockv1.AcquireResponse{Event: &zklockv1.AcquireResponse_Queued{
+					Queued: &zklockv1.Queued{Position: int32(pos), QueueLength: int32(n)}}})
+				if sendErr != nil {
+					cancel()
+				}
+			}
+		},
+	})
+	s.tab.unwait(lock, err == nil)
+	if err != nil {
+		switch {
+		case sendErr != nil:
+			return sendErr
+		case s.stopCtx.Err() != nil && streamCtx.Err() == nil:
+			return statusError(codes.Unavailable, "SHUTTING_DOWN", nil, "sidecar is shutting down")
+		}
+		return acquireError(lock, err, streamCtx, waitCtx)
+	}
+
+	l := &lease{id: newLeaseID(), lock: lock, hold: hold, detached: req.GetDetach(), ttl: ttl, ended: make(chan struct{})}
+	granted := &zklockv1.Granted{LeaseId: l.id, FencingToken: hold.Token()}
+	if l.detached {
+		l.mu.Lock()
+		l.expires = time.Now().Add(ttl)
+		l.timer = time.AfterFunc(ttl, func() { s.expire(l) })
+		granted.ExpiresAt = timestamppb.New(l.expires)
+		l.mu.Unlock()
+	}
+	s.tab.add(l)
+	if !hold.Valid() {
+		s.closeLease(l, endSessionLost)
+		return s.follow(stream, l)
+	}
+	if err := stream.Send(&zklockv1.AcquireResponse{Event: &zklockv1.AcquireResponse_Granted{Granted: granted}}); err != nil {
+		// The caller never learnt the lease id: nobody could release it.
+		s.closeLease(l, endReleased)
+		return err
+	}
+	if l.detached {
+		return nil
+	}
+	return s.follow(stream, l)
+}
+
+// follow relays a stream-bound lease's life to its stream until it ends.
+// The lease is released when the stream ends.
+func (s *Service) follow(stream zklockv1.LockService_AcquireServer, l *lease) error {
+	ctx := stream.Context()
+	st, changed := s.sess.State()
+	suspended := false
+	for {
+		select {
+		case <-ctx.Done():
+			s.closeLease(l, endReleased)
+			return status.FromContextError(ctx.Err()).Err()
+		case <-l.ended:
+			ev := &zklockv1.AcquireResponse{Event: &zklockv1.AcquireResponse_Released{Released: &zklockv1.Released{}}}
+			if r := l.endedWith(); r != endReleased {
+				ev = &zklockv1.AcquireResponse{Event: &zklockv1.AcquireResponse_Lost{Lost: &zklockv1.Lost{Reason: r.proto()}}}
+			}
+			return stream.Send(ev)
+		case <-l.hold.Done():
+			s.closeLease(l, endSessionLost)
+		case <-changed:
+			st, changed = s.sess.State()
+			mine := st.Epoch == l.hold.Epoch()
+			switch {
+			case mine && !st.Connected && !suspended:
+				suspended = true
+				if err := stream.Send(&zklockv1.AcquireResponse{Event: &zklockv1.AcquireResponse_Suspended{Suspended: &zklockv1.Suspended{}}}); err != nil {
+					s.closeLease(l, endReleased)
+					return err
+				}
+			case mine && st.Connected && suspended && l.hold.Valid():
+				suspended = false
+				if err := stream.Send(&zklockv1.AcquireResponse{Event: &zklockv1.AcquireResponse_Resumed{Resumed: &zklockv1.Resumed{}}}); err != nil {
+					s.closeLease(l, endReleased)
+					return err
+				}
+			}
+		}
+	}
+}
+
+// closeLease ends l for reason, unless it already ended, and deletes its
+// node, waiting at most ReleaseTimeout for ZooKeeper to confirm (the delete
+// goes on in the background after).
+func (s *Service) closeLease(l *lease, reason endReason) {
+	if !l.end(reason) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ReleaseTimeout)
+	defer cancel()
+	if err := l.hold.Release(ctx); err != nil && !errors.Is(err, zkrecipes.ErrLost) {
+		s.log.Warn("lock node not deleted yet; retrying in the background", "lock", l.lock, "err", err)
+	}
+	s.tab.bury(l, time.Now())
+}
+
+// expire ends a detached lease whose ttl passed without a Renew.
+func (s *Service) expire(l *lease) {
+	if !s.enter() {
+		return
+	}
+	defer s.wg.Done()
+	l.mu.Lock()
+	due := !l.releasing && l.reason == endNone && !time.Now().Before(l.expires)
+	l.mu.Unlock()
+	if !due {
+		return
+	}
+	reason := endExpired
+	if !l.hold.Valid() {
+		reason = endSessionLost
+	}
+	s.log.Debug("lease expired", "lock", l.lock, "reason", reason)
+	s.closeLease(l, reason)
+}
+
+// enter counts a background task unless the Service has drained.
+func (s *Service) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.drained {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+// Renew implements LockService.Renew.
+func (s *Service) Renew(ctx context.Context, req *zklockv1.RenewRequest) (*zklockv1.RenewResponse, error) {
+	ids := req.GetLeaseIds()
+	if len(ids) == 0 {
+		return nil, invalid("INVALID_LEASE_ID", errors.New("lease_ids is empty"))
+	}
+	if len(ids) > maxRenewIDs {
+		return nil, invalid("INVALID_LEASE_ID", fmt.Errorf("lease_ids has %d ids, more than the %d allowed", len(ids), maxRenewIDs))
+	}
+	var ttl time.Duration
+	if req.GetTtl() != nil {
+		var err error
+		if ttl, err = s.checkTTL(req.GetTtl()); err != nil {
+			return nil, err
+		}
+	}
+	leases := make([]*lease, len(ids))
+	for i, id := range ids {
+		l, err := s.liveLease(id, fmt.Sprintf("lease_ids[%d]", i))
+		if err != nil {
+			return nil, err
+		}
+		leases[i] = l
+	}
+	if st, _ := s.sess.State(); !st.Connected {
+		return nil, statusError(codes.Unavailable, "SUSPENDED", nil,
+			"contact with ZooKeeper is in doubt: the lease may be lost; retry")
+	}
+	now := time.Now()
+	resp := &zklockv1.RenewResponse{Leases: make([]*zklockv1.LeaseExpiry, len(ids))}
+	for i, l := range leases {
+		e := &zklockv1.LeaseExpiry{LeaseId: l.id}
+		l.mu.Lock()
+		if l.detached && l.reason == endNone {
+			if ttl > 0 {
+				l.ttl = ttl
+			}
+			l.expires = now.Add(l.ttl)
+			l.timer.Reset(l.ttl)
+			e.ExpiresAt = timestamppb.New(l.expires)
+		}
+		l.mu.Unlock()
+		resp.Leases[i] = e
+	}
+	return resp, nil
+}
+
+// liveLease returns the live lease with id, or the status that says why
+// there is none. field names the id in messages: the id itself is secret.
+func (s *Service) liveLease(id, field string) (*lease, error) {
+	if id == "" {
+		return nil, invalid("INVALID_LEASE_ID", fmt.Errorf("%s is empty", field))
+	}
+	if !utf8.ValidString(id) {
+		return nil, invalid("INVALID_LEASE_ID", fmt.Errorf("%s is not valid UTF-8", field))
+	}
+	l, tomb, ok := s.tab.lookup(id)
+	if l == nil {
+		if ok && tomb.reason != endReleased {
+			return nil, lostError(tomb)
+		}
+		return nil, notFoundError()
+	}
+	switch r := l.endedWith(); r {
+	case endNone:
+	case endReleased:
+		return nil, notFoundError()
+	default:
+		return nil, lostError(tombstone{reason: r, token: l.hold.Token()})
+	}
+	if !l.hold.Valid() {
+		s.closeLease(l, endSessionLost)
+		return nil, lostError(tombstone{reason: endSessionLost, token: l.hold.Token()})
+	}
+	return l, nil
+}
+
+// Release implements LockService.Release.
+func (s *Service) Release(ctx context.Context, req *zklockv1.ReleaseRequest) (*zklockv1.ReleaseResponse, error) {
+	id := req.GetLeaseId()
+	if id == "" {
+		return nil, invalid("INVALID_LEASE_ID", errors.New("lease_id is empty"))
+	}
+	l, tomb, ok := s.tab.lookup(id)
+	if l == nil {
+		switch {
+		case !ok:
+			return nil, notFoundError()
+		case tomb.reason == endReleased:
+			return &zklockv1.ReleaseResponse{}, nil
+		}
+		return nil, lostError(tomb)
+	}
+	l.mu.Lock()
+	reason := l.reason
+	if reason == endNone {
+		l.releasing = true
+		if l.timer != nil {
+			l.timer.Stop()
+		}
+	}
+	l.mu.Unlock()
+	switch reason {
+	case endNone:
+	case endReleased:
+		// Released by its stream, or by another Release: wait for the delete.
+	default:
+		return nil, lostError(tombstone{reason: reason, token: l.hold.Token()})
+	}
+	err := l.hold.Release(ctx)
+	switch {
+	case err == nil:
+		if !l.end(endReleased) {
+			if r := l.endedWith(); r != endReleased {
+				return nil, lostError(tombstone{reason: r, token: l.hold.Token()})
+			}
+		}
+		s.tab.bury(l, time.Now())
+		return &zklockv1.ReleaseResponse{}, nil
+	case errors.Is(err, zkrecipes.ErrLost):
+		s.closeLease(l, endSessionLost)
+		return nil, lostError(tombstone{reason: endSessionLost, token: l.hold.Token()})
+	}
+	return nil, statusError(codes.Unavailable, "RELEASE_UNCONFIRMED", nil,
+		"ZooKeeper has not confirmed the delete yet (%v); the sidecar keeps trying: call Release again", err)
+}
+
+// Describe implements LockService.Describe.
+func (s *Service) Describe(ctx context.Context, req *zklockv1.DescribeRequest) (*zklockv1.DescribeResponse, error) {
+	if err := checkLockName(req.GetLock()); err != nil {
+		return nil, invalid("INVALID_LOCK_NAME", err)
+	}
+	cs, err := s.sess.Contenders(ctx, s.lockPath(req.GetLock()))
+	if errors.Is(err, zkrecipes.ErrNoSession) {
+		return nil, noSessionError()
+	}
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "describe %q: %v", req.GetLock(), err)
+	}
+	resp := &zklockv1.DescribeResponse{}
+	for _, c := range cs {
+		pc := &zklockv1.Contender{
+			FencingToken: c.Token,
+			CreateTime:   timestamppb.New(c.Created),
+			Mode:         zklockv1.Mode_MODE_EXCLUSIVE,
+			Node:         c.Node,
+		}
+		if utf8.Valid(c.Data) {
+			pc.Owner = string(c.Data)
+		}
+		if c.Shared {
+			pc.Mode = zklockv1.Mode_MODE_SHARED
+		}
+		if c.Holds {
+			resp.Holders = append(resp.Holders, pc)
+		} else {
+			resp.Waiters = append(resp.Waiters, pc)
+		}
+	}
+	return resp, nil
+}
+
+// Shutdown stops taking acquires, tells every holder Lost{SHUTDOWN},
+// deletes every lease's node and waits for the deletes until ctx ends.
+func (s *Service) Shutdown(ctx context.Context) {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	s.stop()
+	var wg sync.WaitGroup
+	for _, l := range s.tab.all() {
+		l.mu.Lock()
+		releasing := l.releasing
+		l.mu.Unlock()
+		if releasing || !l.end(endShutdown) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l.hold.Release(ctx); err != nil && !errors.Is(err, zkrecipes.ErrLost) {
+				s.log.Warn("lock node not deleted at shutdown", "lock", l.lock, "err", err)
+			}
+			s.tab.bury(l, time.Now())
+		}()
+	}
+	wg.Wait()
+	s.mu.Lock()
+	s.drained = true
+	s.mu.Unlock()
+	s.wg.Wait()
+}

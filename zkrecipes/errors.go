@@ -1,0 +1,18 @@
+package zkrecipes
+
+import "errors"
+
+// Errors returned by the recipes. They never carry gRPC codes: the sidecar
+// maps them.
+var (
+	// ErrNoSession means the Session has no live ZooKeeper session now.
+	ErrNoSession = errors.New("zkrecipes: no ZooKeeper session")
+	// ErrLost means a hold's session ended (expired, or would have by the
+	// local clock) before the operation finished: the lock may be held by
+	// another.
+	ErrLost = errors.New("zkrecipes: lock lost")
+	// ErrClosed means the Session was closed.
+	ErrClosed = errors.New("zkrecipes: session closed")
+	// ErrHeld means a lock tried once (WaitNone) is held by another.
+	ErrHeld = errors.New("zkrecipes: lock is held")
+)

@@ -1,0 +1,554 @@
+package zkrecipes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/google/uuid"
+)
+
+// LockOptions configures one Lock call.
+type LockOptions struct {
+	// Shared asks for a shared (read) hold instead of an exclusive one.
+	Shared bool
+	// Data is stored in the contender's node, for Describe. Default empty.
+	Data []byte
+	// TryOnce gives up at once with ErrHeld if the lock is held, instead of
+	// waiting.
+	TryOnce bool
+	// OnQueued, if set, is called from the Lock call's goroutine with the
+	// number of contenders ahead and the queue's length, first when the
+	// contender joins the queue and again whenever its position changes.
+	OnQueued func(position, length int)
+}
+
+// Hold is a granted lock. It stays held until Release, or until its epoch
+// ends (Done closes). It is NOT safe to assume the lock is held just because
+// Done has not closed: a paused process learns of the loss late. Pass Token
+// to the protected resource with every write.
+type Hold struct {
+	s     *Session
+	e     *Epoch
+	n     *node
+	token int64
+	once  sync.Once
+}
+
+// Token returns the fencing token: the czxid of the hold's node, which
+// strictly increases across successive holders of the lock.
+func (h *Hold) Token() int64 { return h.token }
+
+// Path returns the hold's node.
+func (h *Hold) Path() string { return h.n.path() }
+
+// Epoch returns the epoch the hold was granted in.
+func (h *Hold) Epoch() *Epoch { return h.e }
+
+// Done returns a channel closed when the hold's epoch ends: from then on the
+// lock may be held by another.
+func (h *Hold) Done() <-chan struct{} { return h.e.done }
+
+// Valid reports whether the hold is still held by the local clock.
+func (h *Hold) Valid() bool { return h.s.Valid(h.e) }
+
+// Release deletes the hold's node and returns once ZooKeeper confirmed it.
+// It may be called again, also after ctx ended: the delete is retried in the
+// background until confirmed. It returns ErrLost if the epoch ended before
+// the delete was confirmed.
+func (h *Hold) Release(ctx context.Context) error {
+	h.once.Do(func() { h.s.remove(h.n) })
+	select {
+	case <-h.n.gone:
+		return nil
+	default:
+	}
+	select {
+	case <-h.n.gone:
+		return nil
+	case <-h.e.done:
+		select {
+		case <-h.n.gone:
+			return nil
+		default:
+			return ErrLost
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// node is one contender node of this Session.
+type node struct {
+	parent string // the lock node
+	prefix string // the name before the sequence suffix, unique
+	epoch  *Epoch
+	gone   chan struct{} // closed once ZooKeeper confirmed the node absent
+	busy   bool          // a Lock call still works on it; guarded by Session.mu
+
+	mu   sync.Mutex
+	name string // the full name, once known
+}
+
+func (n *node) setName(name string) {
+	n.mu.Lock()
+	n.name = name
+	n.mu.Unlock()
+}
+
+func (n *node) getName() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.name
+}
+
+func (n *node) path() string { return n.parent + "/" + n.getName() }
+
+// errRequeue means the attempt must start over with a new node: its epoch
+// ended, or its node vanished.
+var errRequeue = errors.New("zkrecipes: requeue")
+
+// Lock joins the queue of the lock node lockPath (created, with missing
+// parents, as CONTAINER nodes) and returns once the lock is held.
+//
+// It returns ErrNoSession at once if the Session has no live epoch. If the
+// epoch ends while it waits, it joins the queue again in the next epoch,
+// keeping ctx's deadline. If ctx ends first it returns ctx's error and the
+// node is deleted (retried in the background until confirmed).
+func (s *Session) Lock(ctx context.Context, lockPath string, opts LockOptions) (*Hold, error) {
+	st, _ := s.State()
+	if st.Epoch == nil {
+		if s.isClosed() {
+			return nil, ErrClosed
+		}
+		return nil, ErrNoSession
+	}
+	e := st.Epoch
+	for {
+		h, err := s.lockIn(ctx, e, lockPath, opts)
+		if !errors.Is(err, errRequeue) {
+			return h, err
+		}
+		if opts.TryOnce {
+			return nil, ErrNoSession
+		}
+		if e, err = s.awaitEpoch(ctx); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (s *Session) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// awaitEpoch waits for a live epoch.
+func (s *Session) awaitEpoch(ctx context.Context) (*Epoch, error) {
+	for {
+		st, changed := s.State()
+		if st.Epoch != nil {
+			return st.Epoch, nil
+		}
+		if s.isClosed() {
+			return nil, ErrClosed
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
+// lockIn makes one attempt in epoch e.
+func (s *Session) lockIn(ctx context.Context, e *Epoch, lockPath string, opts LockOptions) (*Hold, error) {
+	n := &node{
+		parent: lockPath,
+		prefix: s.cfg.Layout.nodePrefix(uuid.NewString(), opts.Shared),
+		epoch:  e,
+		gone:   make(chan struct{}),
+	}
+	if !s.register(n) {
+		return nil, errRequeue
+	}
+	h, err := s.wait(ctx, n, opts)
+	if err != nil {
+		s.remove(n)
+		return nil, err
+	}
+	return h, nil
+}
+
+// wait creates n and waits until it holds the lock.
+func (s *Session) wait(ctx context.Context, n *node, opts LockOptions) (*Hold, error) {
+	e := n.epoch
+	if err := s.create(ctx, n, opts.Data); err != nil {
+		return nil, err
+	}
+	me := n.getName()
+
+	// Read our node's stat (token, owner) and the queue side by side.
+	var (
+		stat    *zk.Stat
+		statErr error
+		read    = make(chan struct{})
+	)
+	go func() {
+		defer close(read)
+		var ok bool
+		ok, stat, statErr = s.conn.Exists(n.path())
+		if statErr == nil && !ok {
+			statErr = zk.ErrNoNode
+		}
+	}()
+	children, err := s.children(ctx, e, n.parent)
+	<-read
+	if err != nil {
+		return nil, err
+	}
+	for statErr != nil {
+		if errors.Is(statErr, zk.ErrNoNode) {
+			return nil, errRequeue
+		}
+		if err := s.afterError(ctx, e, statErr); err != nil {
+			return nil, err
+		}
+		var ok bool
+		ok, stat, statErr = s.conn.Exists(n.path())
+		if statErr == nil && !ok {
+			statErr = zk.ErrNoNode
+		}
+	}
+	if stat.EphemeralOwner != e.sessionID {
+		// A node of an earlier session carrying our id: never ours.
+		return nil, errRequeue
+	}
+
+	lastPos := -1
+	for {
+		q := queue(children)
+		i := indexOf(q, me)
+		if i < 0 {
+			return nil, errRequeue
+		}
+		if opts.OnQueued != nil && i != lastPos {
+			opts.OnQueued(i, len(q))
+		}
+		lastPos = i
+		holds, watch, wakeHolds := decide(q, i)
+		if holds {
+			break
+		}
+		if opts.TryOnce {
+			return nil, ErrHeld
+		}
+		woke, err := s.watchGone(ctx, e, n.parent+"/"+watch)
+		if err != nil {
+			return nil, err
+		}
+		if woke && wakeHolds {
+			break
+		}
+		if children, err = s.children(ctx, e, n.parent); err != nil {
+			return nil, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if !s.Valid(e) || !s.settle(n) {
+		return nil, errRequeue
+	}
+	return &Hold{s: s, e: e, n: n, token: stat.Czxid}, nil
+}
+
+// watchGone watches p and waits for it to change. It returns true if p was
+// deleted, false if p must be looked at again (it was already gone, or
+// changed).
+func (s *Session) watchGone(ctx context.Context, e *Epoch, p string) (bool, error) {
+	for {
+		// A data watch, not an exists watch: an exists watch on a node that
+		// is already gone would stay registered until such a node is
+		// created, which never happens to a sequential node.
+		_, _, ch, err := s.conn.GetW(p)
+		if errors.Is(err, zk.ErrNoNode) {
+			return false, nil
+		}
+		if err != nil {
+			if err := s.afterError(ctx, e, err); err != nil {
+				return false, err
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-e.done:
+			return false, errRequeue
+		case ev := <-ch:
+			return ev.Type == zk.EventNodeDeleted, nil
+		}
+	}
+}
+
+// children reads the children of p, retrying while the connection is lost.
+func (s *Session) children(ctx context.Context, e *Epoch, p string) ([]string, error) {
+	for {
+		c, _, err := s.conn.Children(p)
+		if err == nil {
+			return c, nil
+		}
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil, errRequeue
+		}
+		if err := s.afterError(ctx, e, err); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// create creates n under its parent. A create whose reply was lost may have
+// happened: the node is then looked for by its unique prefix before trying
+// again, so that no second node is made.
+func (s *Session) create(ctx context.Context, n *node, data []byte) error {
+	e := n.epoch
+	maybeCreated := false
+	missingParent := 0
+	for {
+		if maybeCreated {
+			c, err := s.children(ctx, e, n.parent)
+			if err != nil {
+				return err
+			}
+			for _, name := range c {
+				if strings.HasPrefix(name, n.prefix) {
+					n.setName(name)
+					return nil
+				}
+			}
+			maybeCreated = false
+		}
+		if !s.Valid(e) {
+			return errRequeue
+		}
+		sent := s.now()
+		p, err := s.conn.Create(n.parent+"/"+n.prefix, data, zk.FlagEphemeralSequential, s.cfg.ACL)
+		switch {
+		case err == nil:
+			s.touch(sent)
+			n.setName(path.Base(p))
+			return nil
+		case errors.Is(err, zk.ErrNoNode):
+			if missingParent++; missingParent > 5 {
+				return fmt.Errorf("zkrecipes: create %s: parent keeps vanishing: %w", n.parent, err)
+			}
+			if err := s.ensurePath(ctx, e, n.parent); err != nil {
+				return err
+			}
+		case errors.Is(err, zk.ErrConnectionClosed):
+			maybeCreated = true
+			if err := s.afterError(ctx, e, err); err != nil {
+				return err
+			}
+		default:
+			if err := s.afterError(ctx, e, err); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// ensurePath creates p and its missing ancestors as CONTAINER nodes.
+func (s *Session) ensurePath(ctx context.Context, e *Epoch, p string) error {
+	for i := 1; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			continue
+		}
+		for {
+			_, err := s.conn.CreateContainer(p[:i], nil, zk.FlagContainer, s.cfg.ACL)
+			if err == nil || errors.Is(err, zk.ErrNodeExists) {
+				break
+			}
+			if err := s.afterError(ctx, e, err); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// afterError decides what a failed call means. It returns nil once the
+// call may be retried, after waiting for the connection if it was lost.
+func (s *Session) afterError(ctx context.Context, e *Epoch, err error) error {
+	switch {
+	case errors.Is(err, zk.ErrSessionExpired):
+		s.endEpoch(e, fmt.Errorf("%w: ZooKeeper session 0x%x expired", ErrLost, e.sessionID))
+		return errRequeue
+	case errors.Is(err, zk.ErrClosing):
+		return ErrClosed
+	case errors.Is(err, zk.ErrConnectionClosed), errors.Is(err, zk.ErrNoServer), errors.Is(err, zk.ErrSessionMoved):
+		t := time.NewTimer(50 * time.Millisecond)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-e.done:
+			return errRequeue
+		case <-t.C:
+			return nil
+		}
+	default:
+		return fmt.Errorf("zkrecipes: %w", err)
+	}
+}
+
+// register records n as a node of its epoch, so that it is deleted if the
+// epoch ends. It returns false if the epoch already ended.
+func (s *Session) register(n *node) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.epoch != n.epoch {
+		return false
+	}
+	n.busy = true
+	n.epoch.nodes[n] = struct{}{}
+	return true
+}
+
+// settle hands n from its Lock call to its epoch: if the epoch ends, its
+// nodes are deleted by the janitor, but a busy node is left to its Lock
+// call, which may still be creating it. It returns false if the epoch has
+// already ended.
+func (s *Session) settle(n *node) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n.busy = false
+	return s.epoch == n.epoch
+}
+
+// remove deletes n: once now, then by the janitor until confirmed.
+func (s *Session) remove(n *node) {
+	if n.getName() != "" {
+		sent := s.now()
+		err := s.conn.Delete(n.path(), -1)
+		if err == nil || errors.Is(err, zk.ErrNoNode) {
+			if err == nil {
+				s.touch(sent)
+			}
+			s.markGone(n)
+			return
+		}
+	}
+	s.mu.Lock()
+	n.busy = false
+	s.orphans = append(s.orphans, n)
+	s.mu.Unlock()
+	select {
+	case s.sweep <- struct{}{}:
+	default:
+	}
+}
+
+// markGone records that ZooKeeper confirmed n absent.
+func (s *Session) markGone(n *node) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-n.gone:
+		return
+	default:
+	}
+	if n.epoch.nodes != nil {
+		delete(n.epoch.nodes, n)
+	}
+	close(n.gone)
+}
+
+// janitor deletes the nodes handed to it until ZooKeeper confirms each.
+func (s *Session) janitor() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.sweep:
+		}
+		for {
+			s.mu.Lock()
+			work := s.orphans
+			s.orphans = nil
+			s.mu.Unlock()
+			var retry []*node
+			for _, n := range work {
+				if !s.deleteNode(n) {
+					retry = append(retry, n)
+				}
+			}
+			if len(retry) == 0 {
+				break
+			}
+			s.mu.Lock()
+			s.orphans = append(s.orphans, retry...)
+			s.mu.Unlock()
+			_, changed := s.State()
+			t := time.NewTimer(200 * time.Millisecond)
+			select {
+			case <-s.stop:
+				t.Stop()
+				return
+			case <-changed:
+			case <-t.C:
+			}
+			t.Stop()
+		}
+	}
+}
+
+// deleteNode makes one attempt to delete n, found by its name or, if the
+// create's reply was lost, by its unique prefix. It reports whether n is
+// now known to be gone.
+func (s *Session) deleteNode(n *node) bool {
+	select {
+	case <-n.gone:
+		return true
+	default:
+	}
+	if st, _ := s.State(); st.Epoch == nil || !st.Connected {
+		return false
+	}
+	names := []string{n.getName()}
+	if names[0] == "" {
+		c, _, err := s.conn.Children(n.parent)
+		if errors.Is(err, zk.ErrNoNode) {
+			s.markGone(n)
+			return true
+		}
+		if err != nil {
+			return false
+		}
+		names = names[:0]
+		for _, name := range c {
+			if strings.HasPrefix(name, n.prefix) {
+				names = append(names, name)
+			}
+		}
+	}
+	for _, name := range names {
+		err := s.conn.Delete(n.parent+"/"+name, -1)
+		if err != nil && !errors.Is(err, zk.ErrNoNode) {
+			if !errors.Is(err, zk.ErrConnectionClosed) && !errors.Is(err, zk.ErrNoServer) {
+				s.log.Warn("cannot delete lock node", "node", n.parent+"/"+name, "err", err)
+			}
+			return false
+		}
+	}
+	s.markGone(n)
+	return true
+}

@@ -1,0 +1,394 @@
+package zkrecipes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// Config configures a Session.
+type Config struct {
+	// Servers are the ZooKeeper servers, "host:port" each.
+	Servers []string
+	// SessionTimeout is the session timeout asked of ZooKeeper. Default 10 s.
+	// If ZooKeeper grants a shorter one, the shorter one is used.
+	SessionTimeout time.Duration
+	// Margin is how long before the session could expire, counted from the
+	// last confirmed contact, holders are told their locks are lost.
+	// Default SessionTimeout/5.
+	Margin time.Duration
+	// Layout names the contender nodes. Default LayoutCurator.
+	Layout Layout
+	// ACL is set on every node the recipes create. Default world:anyone
+	// with all permissions.
+	ACL []zk.ACL
+	// Logger receives the Session's logs, and the client library's.
+	// Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Session owns one ZooKeeper connection and decides, by its own clock,
+// whether the locks taken on it are still held. Its methods are safe for
+// concurrent use. Close releases it.
+type Session struct {
+	cfg  Config
+	conn *zk.Conn
+	log  *slog.Logger
+
+	// Times below are nanoseconds since base, a monotonic origin.
+	base        time.Time
+	lastContact atomic.Int64 // when the newest request ZooKeeper confirmed was sent
+	negotiated  atomic.Int64 // the session timeout ZooKeeper granted, 0 until known
+	expiredSeen atomic.Bool  // the library reported StateExpired
+	wantContact atomic.Bool  // a contact would change the state: kick the loop
+	kick        chan struct{}
+	beat        chan struct{}
+	sweep       chan struct{}
+	stop        chan struct{}
+	wg          sync.WaitGroup
+
+	mu        sync.Mutex
+	epoch     *Epoch // the live epoch, nil when there is none
+	epochs    uint64 // epochs begun so far
+	diedAt    int64  // when the last epoch ended
+	connected bool
+	closed    bool
+	changed   chan struct{} // closed and replaced on every state change
+	orphans   []*node       // nodes the janitor must delete
+}
+
+// Epoch is one stretch of a ZooKeeper session during which the Session
+// vouches for the locks taken in it.
+type Epoch struct {
+	id        uint64
+	sessionID int64
+	done      chan struct{}
+	err       error              // why it ended; set before done closes
+	nodes     map[*node]struct{} // live nodes created in it; guarded by Session.mu
+}
+
+// ID returns the epoch's number, counted from 1 in this Session.
+func (e *Epoch) ID() uint64 { return e.id }
+
+// SessionID returns the ZooKeeper session id of the epoch.
+func (e *Epoch) SessionID() int64 { return e.sessionID }
+
+// Done returns a channel closed when the epoch ends: every lock held in it
+// is lost from then on.
+func (e *Epoch) Done() <-chan struct{} { return e.done }
+
+// State is a snapshot of a Session's state.
+type State struct {
+	// Epoch is the live epoch, nil while there is no usable session.
+	Epoch *Epoch
+	// Connected is false while contact with ZooKeeper is in doubt
+	// (suspended): locks may be lost.
+	Connected bool
+}
+
+// Connect starts a Session. It returns at once: the Session connects, and
+// reconnects, in the background; State tells when it is usable.
+func Connect(cfg Config) (*Session, error) {
+	if len(cfg.Servers) == 0 {
+		return nil, errors.New("zkrecipes: no ZooKeeper servers given")
+	}
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = 10 * time.Second
+	}
+	if cfg.Margin <= 0 {
+		cfg.Margin = cfg.SessionTimeout / 5
+	}
+	if cfg.Margin >= cfg.SessionTimeout {
+		return nil, fmt.Errorf("zkrecipes: margin %v not below session timeout %v", cfg.Margin, cfg.SessionTimeout)
+	}
+	if cfg.ACL == nil {
+		cfg.ACL = zk.WorldACL(zk.PermAll)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Session{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		base:    time.Now(),
+		kick:    make(chan struct{}, 1),
+		beat:    make(chan struct{}, 1),
+		sweep:   make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		changed: make(chan struct{}),
+	}
+	s.wantContact.Store(true)
+	conn, _, err := zk.Connect(cfg.Servers, cfg.SessionTimeout,
+		zk.WithEventCallback(s.onEvent),
+		zk.WithLogger(zkLogger{s}))
+	if err != nil {
+		return nil, fmt.Errorf("zkrecipes: %w", err)
+	}
+	s.conn = conn
+	s.wg.Add(3)
+	go s.run()
+	go s.heartbeat()
+	go s.janitor()
+	return s, nil
+}
+
+// Close ends the Session: every epoch ends, waiting Lock calls return
+// ErrClosed, and the ZooKeeper session is closed, which deletes its
+// ephemeral nodes. Release locks first to have their deletes confirmed.
+func (s *Session) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	if s.epoch != nil {
+		s.endEpochLocked(s.epoch, ErrClosed)
+	}
+	s.broadcastLocked()
+	s.mu.Unlock()
+	close(s.stop)
+	s.conn.Close()
+	s.wg.Wait()
+}
+
+// State returns the current state and a channel closed at the next change.
+func (s *Session) State() (State, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return State{Epoch: s.epoch, Connected: s.epoch != nil && s.connected}, s.changed
+}
+
+// Timeout returns the session timeout in force: the one ZooKeeper granted
+// if shorter than the one asked for.
+func (s *Session) Timeout() time.Duration {
+	to := s.cfg.SessionTimeout
+	if n := time.Duration(s.negotiated.Load()); n > 0 && n < to {
+		to = n
+	}
+	return to
+}
+
+// Valid reports whether e is still the live epoch by the local clock. It
+// ends the epoch if its deadline has passed, so that a process resumed
+// after a long pause learns of the loss before it answers anyone.
+func (s *Session) Valid(e *Epoch) bool {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.epoch != e {
+		return false
+	}
+	if now >= s.deadline() {
+		s.endEpochLocked(e, fmt.Errorf("%w: no contact with ZooKeeper for %v", ErrLost, s.Timeout()-s.cfg.Margin))
+		return false
+	}
+	return true
+}
+
+// now returns nanoseconds since base on the monotonic clock.
+func (s *Session) now() int64 { return int64(time.Since(s.base)) }
+
+// deadline returns when the current session could expire, less the margin.
+func (s *Session) deadline() int64 {
+	return s.lastContact.Load() + int64(s.Timeout()-s.cfg.Margin)
+}
+
+// touch records that ZooKeeper confirmed a request sent at sent.
+func (s *Session) touch(sent int64) {
+	for {
+		old := s.lastContact.Load()
+		if sent <= old || s.lastContact.CompareAndSwap(old, sent) {
+			break
+		}
+	}
+	if s.wantContact.Load() {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// onEvent takes the client library's session events. It must not block.
+func (s *Session) onEvent(ev zk.Event) {
+	if ev.Type != zk.EventSession {
+		return
+	}
+	if ev.State == zk.StateExpired {
+		s.expiredSeen.Store(true)
+	}
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run owns the state: it ends and begins epochs and tracks suspension.
+func (s *Session) run() {
+	defer s.wg.Done()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.kick:
+		case <-t.C:
+		}
+		t.Reset(s.evaluate())
+	}
+}
+
+// evaluate brings the state up to date and returns when to look again.
+func (s *Session) evaluate() time.Duration {
+	libState := s.conn.State()
+	sid := s.conn.SessionID()
+	expired := s.expiredSeen.Swap(false)
+	now := s.now()
+	last := s.lastContact.Load()
+	to := int64(s.Timeout())
+	deadline := s.deadline()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return time.Hour
+	}
+	changed := false
+	if e := s.epoch; e != nil {
+		switch {
+		case expired || sid != e.sessionID:
+			s.endEpochLocked(e, fmt.Errorf("%w: ZooKeeper session 0x%x expired", ErrLost, e.sessionID))
+		case now >= deadline:
+			s.endEpochLocked(e, fmt.Errorf("%w: no contact with ZooKeeper for %v", ErrLost, time.Duration(now-last)))
+		}
+	}
+	hasSession := libState == zk.StateHasSession && sid != 0
+	if s.epoch == nil && hasSession && last > s.diedAt && now < deadline {
+		s.epochs++
+		s.epoch = &Epoch{id: s.epochs, sessionID: sid, done: make(chan struct{}), nodes: make(map[*node]struct{})}
+		s.log.Info("zookeeper session usable", "session", fmt.Sprintf("0x%x", sid), "epoch", s.epochs, "timeout", s.Timeout())
+		changed = true
+	}
+	connected := s.epoch != nil && hasSession && now-last < to/2
+	if connected != s.connected {
+		s.connected = connected
+		changed = true
+		if s.epoch != nil && !connected {
+			s.log.Warn("zookeeper contact in doubt: holders suspended", "since_contact", time.Duration(now-last))
+		}
+	}
+	if changed {
+		s.broadcastLocked()
+	}
+	s.wantContact.Store(s.epoch == nil || !s.connected)
+	if hasSession && !s.connected {
+		select {
+		case s.beat <- struct{}{}:
+		default:
+		}
+	}
+	next := time.Duration(to / 10)
+	if s.epoch != nil {
+		if d := time.Duration(deadline - now); d < next {
+			next = d
+		}
+		if s.connected {
+			if d := time.Duration(last + to/2 - now); d < next {
+				next = d
+			}
+		}
+	}
+	return max(next, time.Millisecond)
+}
+
+// endEpochLocked ends e: its holders are lost and its nodes go to the
+// janitor. s.mu must be held.
+func (s *Session) endEpochLocked(e *Epoch, err error) {
+	if s.epoch != e {
+		return
+	}
+	e.err = err
+	close(e.done)
+	s.epoch = nil
+	s.diedAt = s.now()
+	s.connected = false
+	for n := range e.nodes {
+		if !n.busy {
+			s.orphans = append(s.orphans, n)
+		}
+	}
+	e.nodes = nil
+	s.wantContact.Store(true)
+	s.broadcastLocked()
+	s.log.Warn("zookeeper epoch ended: holders lost", "epoch", e.id, "err", err)
+	select {
+	case s.sweep <- struct{}{}:
+	default:
+	}
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// endEpoch ends e if it is still the live epoch.
+func (s *Session) endEpoch(e *Epoch, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.endEpochLocked(e, err)
+}
+
+func (s *Session) broadcastLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// heartbeat confirms the session regularly with a sync, which passes
+// through the leader: a follower that has not applied the session's expiry
+// cannot vouch for it.
+func (s *Session) heartbeat() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.SessionTimeout / 5)
+	defer t.Stop()
+	for {
+		if s.conn.State() == zk.StateHasSession {
+			sent := s.now()
+			if _, err := s.conn.Sync("/"); err == nil {
+				s.touch(sent)
+			}
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		case <-s.beat:
+		}
+	}
+}
+
+// zkLogger routes the client library's logs to slog, and learns the
+// session timeout ZooKeeper granted.
+type zkLogger struct{ s *Session }
+
+func (l zkLogger) Printf(format string, args ...any) {
+	if strings.HasPrefix(format, "authenticated: id=%d, timeout=%d") && len(args) == 2 {
+		if ms, ok := args[1].(int32); ok {
+			l.s.negotiated.Store(int64(ms) * int64(time.Millisecond))
+		}
+	}
+	level := slog.LevelWarn
+	if strings.HasPrefix(format, "authenticated") || strings.HasPrefix(format, "connected to") ||
+		strings.Contains(format, "loop terminated") {
+		level = slog.LevelDebug
+	}
+	l.s.log.Log(context.Background(), level, "zookeeper client: "+fmt.Sprintf(format, args...))
+}

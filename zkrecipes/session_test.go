@@ -1,0 +1,223 @@
+package zkrecipes
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zklock/zklock/internal/tcpproxy"
+)
+
+// proxied starts a fault-injection proxy in front of a ZooKeeper server.
+func proxied(t *testing.T, addr string) *tcpproxy.Proxy {
+	t.Helper()
+	p, err := tcpproxy.New(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+func TestCreateAfterConnectionLossFindsItsOwnNode(t *testing.T) {
+	zkc := startZK(t)
+	p := proxied(t, zkc.Servers()[0])
+	s := newSession(t, p.Addr(), 6*time.Second)
+	ins := inspector(t, zkc.ConnectString())
+	const lockPath = "/zklock/lostreply"
+	// Make the lock node exist, so that the create below is the only write.
+	h, err := s.Lock(ctxFor(t, time.Minute), lockPath, LockOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := h.n.getName()
+
+	// The server applies the waiter's create, but its reply never arrives.
+	p.SetMode(tcpproxy.DropReplies)
+	done := make(chan error, 1)
+	var hold *Hold
+	go func() {
+		var err error
+		hold, err = s.Lock(context.Background(), lockPath, LockOptions{TryOnce: false})
+		done <- err
+	}()
+	eventually(t, 10*time.Second, "the waiter's node is created", func() bool {
+		return len(childrenOf(t, ins, lockPath)) == 2
+	})
+	p.Cut()
+	p.SetMode(tcpproxy.Pass)
+
+	// Once reconnected, the waiter must find its node rather than make a
+	// second one.
+	time.Sleep(time.Second)
+	if c := childrenOf(t, ins, lockPath); len(c) != 2 {
+		t.Fatalf("nodes after reconnecting: %v, want the holder's and one waiter's", c)
+	}
+	if err := h.Release(ctxFor(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("waiter's Lock: %v", err)
+	}
+	c := childrenOf(t, ins, lockPath)
+	if len(c) != 1 || c[0] == holder || c[0] != hold.n.getName() {
+		t.Errorf("nodes once the waiter holds: %v, want only its node %s", c, hold.n.getName())
+	}
+	if err := hold.Release(ctxFor(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLostBeforeAnotherIsGranted checks the safety rule of the session's
+// own clock: when ZooKeeper is cut off, the holder is told Suspended, then
+// Lost, before ZooKeeper can grant the lock to anyone else.
+func TestLostBeforeAnotherIsGranted(t *testing.T) {
+	zkc := startZK(t)
+	p := proxied(t, zkc.Servers()[0])
+	const timeout = 3 * time.Second
+	a := newSession(t, p.Addr(), timeout)
+	b := newSession(t, zkc.ConnectString(), timeout)
+	const lockPath = "/zklock/partition"
+	ha, err := a.Lock(ctxFor(t, time.Minute), lockPath, LockOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	granted := make(chan time.Time, 1)
+	go func() {
+		hb, err := b.Lock(ctxFor(t, time.Minute), lockPath, LockOptions{})
+		granted <- time.Now()
+		if err != nil {
+			t.Errorf("B's Lock: %v", err)
+			return
+		}
+		hb.Release(context.Background())
+	}()
+
+	var (
+		mu        sync.Mutex
+		suspended time.Time
+	)
+	st, changed := a.State()
+	stallAt := time.Now()
+	p.SetMode(tcpproxy.Stall)
+	for st.Connected {
+		<-changed
+		st, changed = a.State()
+	}
+	mu.Lock()
+	suspended = time.Now()
+	mu.Unlock()
+	<-ha.Done()
+	lostAt := time.Now()
+	grantedAt := <-granted
+	p.SetMode(tcpproxy.Pass)
+
+	t.Logf("suspended after %v, lost after %v, other granted after %v",
+		suspended.Sub(stallAt), lostAt.Sub(stallAt), grantedAt.Sub(stallAt))
+	if !lostAt.Before(grantedAt) {
+		t.Errorf("holder lost at %v after the cut, but another was granted at %v: two holders", lostAt.Sub(stallAt), grantedAt.Sub(stallAt))
+	}
+	if ha.Valid() {
+		t.Error("hold still valid after its epoch ended")
+	}
+	if err := ha.Release(ctxFor(t, time.Second)); !errors.Is(err, ErrLost) {
+		t.Errorf("Release of a lost hold = %v, want ErrLost", err)
+	}
+	// A gets a new session and can lock again.
+	waitEpoch(t, a, ha.Epoch().ID())
+	h, err := a.Lock(ctxFor(t, time.Minute), lockPath, LockOptions{})
+	if err != nil {
+		t.Fatalf("Lock after the new session: %v", err)
+	}
+	if h.Epoch().SessionID() == ha.Epoch().SessionID() {
+		t.Errorf("same session 0x%x after expiry", h.Epoch().SessionID())
+	}
+	if err := h.Release(ctxFor(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEpochEndedOnSurvivingSessionLeavesNoOrphan covers a session that
+// outlives the epoch its holders were told was lost (a pause shorter than
+// the session timeout but longer than the margin allows): the Session must
+// delete the old nodes itself, and re-queue its waiters.
+func TestEpochEndedOnSurvivingSessionLeavesNoOrphan(t *testing.T) {
+	zkc := startZK(t)
+	p := proxied(t, zkc.Servers()[0])
+	const timeout = 6 * time.Second
+	a := newSession(t, p.Addr(), timeout)
+	b := newSession(t, zkc.ConnectString(), timeout)
+	ins := inspector(t, zkc.ConnectString())
+	const lockPath = "/zklock/survivor"
+	ctx := ctxFor(t, 2*time.Minute)
+
+	hb, err := b.Lock(ctx, lockPath, LockOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ha, err := a.Lock(ctx, "/zklock/survivor-held", LockOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A waiter of A's, queued behind B.
+	queued := make(chan struct{})
+	var once sync.Once
+	waited := make(chan *Hold, 1)
+	go func() {
+		h, err := a.Lock(ctx, lockPath, LockOptions{OnQueued: func(int, int) { once.Do(func() { close(queued) }) }})
+		if err != nil {
+			t.Errorf("A's waiter: %v", err)
+		}
+		waited <- h
+	}()
+	<-queued
+	oldWaiter := childrenOf(t, ins, lockPath)
+	sid := ha.Epoch().SessionID()
+
+	p.SetMode(tcpproxy.Stall)
+	<-ha.Done() // lost by A's clock, before ZooKeeper expires the session
+	p.SetMode(tcpproxy.Pass)
+
+	e := waitEpoch(t, a, ha.Epoch().ID())
+	if e.SessionID() != sid {
+		t.Skipf("session 0x%x expired too (new 0x%x): the pause was too long for this machine", sid, e.SessionID())
+	}
+	eventually(t, 10*time.Second, "the lost hold's node is deleted", func() bool {
+		ok, _, err := ins.Exists(ha.Path())
+		return err == nil && !ok
+	})
+	// The waiter queued again on the new epoch; its old node is gone.
+	eventually(t, 10*time.Second, "the waiter re-queues with a new node", func() bool {
+		c := childrenOf(t, ins, lockPath)
+		return len(c) == 2 && !slicesContainAll(c, oldWaiter)
+	})
+	if err := hb.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h := <-waited
+	if h == nil {
+		return
+	}
+	if h.Epoch() != e {
+		t.Errorf("waiter granted in epoch %d, want %d", h.Epoch().ID(), e.ID())
+	}
+	if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c := childrenOf(t, ins, lockPath); len(c) != 0 {
+		t.Errorf("orphans: %v", c)
+	}
+}
+
+func slicesContainAll(have, want []string) bool {
+	all := strings.Join(have, "\n") + "\n"
+	for _, w := range want {
+		if !strings.Contains(all, w+"\n") {
+			return false
+		}
+	}
+	return true
+}
