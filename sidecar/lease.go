@@ -118,11 +118,11 @@ func newLeaseID() string {
 func (t *table) admit(lock string, maxPerLock, maxActive int) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.active >= maxActive {
-		return "leases"
-	}
 	if t.waiters[lock] >= maxPerLock {
 		return "waiters"
+	}
+	if t.active >= maxActive {
+		return "leases"
 	}
 	t.active++
 	t.waiters[lock]++

@@ -1,0 +1,338 @@
+package sidecar
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
+	"github.com/zklock/zklock/internal/tcpproxy"
+)
+
+const wait = 10 * time.Second
+
+func TestAcquireQueuesAndGrantsInTurn(t *testing.T) {
+	zkc := startZK(t)
+	a := startInstance(t, zkc.ConnectString(), instanceOpts{})
+	b := startInstance(t, zkc.ConnectString(), instanceOpts{})
+	a.waitUsable(t)
+	b.waitUsable(t)
+
+	ea := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "demo", Owner: "a"})
+	if q := ea.queued(wait); q.GetPosition() != 0 || q.GetQueueLength() != 1 {
+		t.Errorf("first Queued = %v, want position 0 of 1", q)
+	}
+	ga := ea.granted(wait)
+	if ga.GetExpiresAt() != nil {
+		t.Errorf("stream-bound lease has expires_at %v", ga.GetExpiresAt())
+	}
+
+	eb := acquire(t, b.client, &zklockv1.AcquireRequest{Lock: "demo", Owner: "b"})
+	if q := eb.queued(wait); q.GetPosition() != 1 || q.GetQueueLength() != 2 {
+		t.Errorf("second Queued = %v, want position 1 of 2", q)
+	}
+	eb.none(300 * time.Millisecond)
+
+	d, err := b.client.Describe(ctxT(t), &zklockv1.DescribeRequest{Lock: "demo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.GetHolders()) != 1 || d.GetHolders()[0].GetOwner() != "a" || d.GetHolders()[0].GetFencingToken() != ga.GetFencingToken() ||
+		len(d.GetWaiters()) != 1 || d.GetWaiters()[0].GetOwner() != "b" {
+		t.Errorf("Describe = %v, want holder a (token %d) and waiter b", d, ga.GetFencingToken())
+	}
+
+	if _, err := a.client.Release(ctxT(t), &zklockv1.ReleaseRequest{LeaseId: ga.GetLeaseId()}); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	if r := ea.next(wait); r.GetReleased() == nil {
+		t.Errorf("holder's stream got %v, want Released", r)
+	}
+	if err := ea.end(wait); err != nil {
+		t.Errorf("holder's stream ended with %v", err)
+	}
+	gb := eb.granted(wait)
+	if gb.GetFencingToken() <= ga.GetFencingToken() {
+		t.Errorf("next holder's token %d not above %d", gb.GetFencingToken(), ga.GetFencingToken())
+	}
+	// Releasing twice is fine; a released lease cannot be renewed.
+	if _, err := a.client.Release(ctxT(t), &zklockv1.ReleaseRequest{LeaseId: ga.GetLeaseId()}); err != nil {
+		t.Errorf("second Release: %v", err)
+	}
+	_, err = a.client.Renew(ctxT(t), &zklockv1.RenewRequest{LeaseIds: []string{ga.GetLeaseId()}})
+	wantCode(t, err, codes.NotFound, "LEASE_NOT_FOUND")
+}
+
+func TestClosingStreamReleasesAtOnce(t *testing.T) {
+	zkc := startZK(t)
+	// A long session timeout: a grant within it can only come from the
+	// release, not from the session expiring.
+	a := startInstance(t, zkc.ConnectString(), instanceOpts{timeout: 30 * time.Second})
+	b := startInstance(t, zkc.ConnectString(), instanceOpts{timeout: 30 * time.Second})
+	a.waitUsable(t)
+	b.waitUsable(t)
+	ins := inspector(t, zkc.ConnectString())
+
+	ea := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "orders/42"})
+	ga := ea.granted(wait)
+	eb := acquire(t, b.client, &zklockv1.AcquireRequest{Lock: "orders/42"})
+	eb.queued(wait)
+
+	ea.cancel() // the app crashed, or dropped its stream
+	gb := eb.granted(5 * time.Second)
+	if gb.GetFencingToken() <= ga.GetFencingToken() {
+		t.Errorf("token %d not above %d", gb.GetFencingToken(), ga.GetFencingToken())
+	}
+	if n := len(childrenOf(t, ins, "/zklock/orders/42")); n != 1 {
+		t.Errorf("%d nodes, want the new holder's only", n)
+	}
+	// The dropped lease is released, not lost.
+	if _, err := a.client.Release(ctxT(t), &zklockv1.ReleaseRequest{LeaseId: ga.GetLeaseId()}); err != nil {
+		t.Errorf("Release after the stream closed: %v", err)
+	}
+}
+
+func TestDetachedLease(t *testing.T) {
+	zkc := startZK(t)
+	a := startInstance(t, zkc.ConnectString(), instanceOpts{})
+	b := startInstance(t, zkc.ConnectString(), instanceOpts{})
+	a.waitUsable(t)
+	b.waitUsable(t)
+
+	t.Run("renewed, it is kept; released, it is gone", func(t *testing.T) {
+		ea := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "job", Detach: true, Ttl: dur(time.Second)})
+		g := ea.granted(wait)
+		if g.GetExpiresAt() == nil {
+			t.Fatal("detached lease without expires_at")
+		}
+		if err := ea.end(wait); err != nil {
+			t.Fatalf("detached stream ended with %v", err)
+		}
+		for range 6 {
+			r, err := a.client.Renew(ctxT(t), &zklockv1.RenewRequest{LeaseIds: []string{g.GetLeaseId()}})
+			if err != nil {
+				t.Fatalf("Renew: %v", err)
+			}
+			if got := r.GetLeases()[0].GetExpiresAt().AsTime(); !got.After(g.GetExpiresAt().AsTime()) {
+				t.Errorf("Renew moved expiry to %v, not after %v", got, g.GetExpiresAt().AsTime())
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+		eb := acquire(t, b.client, &zklockv1.AcquireRequest{Lock: "job", Wait: dur(0)})
+		eb.queued(wait)
+		wantCode(t, eb.end(wait), codes.DeadlineExceeded, "LOCK_HELD")
+		if _, err := a.client.Release(ctxT(t), &zklockv1.ReleaseRequest{LeaseId: g.GetLeaseId()}); err != nil {
+			t.Fatalf("Release: %v", err)
+		}
+		eb = acquire(t, b.client, &zklockv1.AcquireRequest{Lock: "job", Wait: dur(0)})
+		eb.granted(wait)
+	})
+
+	t.Run("not renewed, it expires and frees the lock", func(t *testing.T) {
+		ea := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "expiring", Detach: true, Ttl: dur(time.Second)})
+		g := ea.granted(wait)
+		eb := acquire(t, b.client, &zklockv1.AcquireRequest{Lock: "expiring"})
+		eb.queued(wait)
+		gb := eb.granted(wait)
+		if gb.GetFencingToken() <= g.GetFencingToken() {
+			t.Errorf("token %d not above %d", gb.GetFencingToken(), g.GetFencingToken())
+		}
+		_, err := a.client.Renew(ctxT(t), &zklockv1.RenewRequest{LeaseIds: []string{g.GetLeaseId()}})
+		wantCode(t, err, codes.Aborted, "LEASE_LOST")
+		if !strings.Contains(err.Error(), "LEASE_EXPIRED") {
+			t.Errorf("Renew error %q does not name LEASE_EXPIRED", err)
+		}
+		_, err = a.client.Release(ctxT(t), &zklockv1.ReleaseRequest{LeaseId: g.GetLeaseId()})
+		wantCode(t, err, codes.Aborted, "LEASE_LOST")
+	})
+}
+
+func TestCancelBeforeGrantLeavesNoNode(t *testing.T) {
+	zkc := startZK(t)
+	a := startInstance(t, zkc.ConnectString(), instanceOpts{})
+	a.waitUsable(t)
+	ins := inspector(t, zkc.ConnectString())
+	ea := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "c"})
+	ea.granted(wait)
+
+	ew := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "c"})
+	ew.queued(wait)
+	if n := len(childrenOf(t, ins, "/zklock/c")); n != 2 {
+		t.Fatalf("%d nodes, want 2", n)
+	}
+	ew.cancel()
+	eventually(t, 5*time.Second, "the cancelled waiter's node is deleted", func() bool {
+		return len(childrenOf(t, ins, "/zklock/c")) == 1
+	})
+
+	et := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "c", Wait: dur(200 * time.Millisecond)})
+	et.queued(wait)
+	wantCode(t, et.end(wait), codes.DeadlineExceeded, "WAIT_EXPIRED")
+	if n := len(childrenOf(t, ins, "/zklock/c")); n != 1 {
+		t.Errorf("%d nodes after the wait ran out, want 1", n)
+	}
+}
+
+func TestBadInputChangesNothing(t *testing.T) {
+	zkc := startZK(t)
+	a := startInstance(t, zkc.ConnectString(), instanceOpts{cfg: Config{MaxTTL: time.Minute}})
+	a.waitUsable(t)
+	ins := inspector(t, zkc.ConnectString())
+
+	acquires := map[string]struct {
+		req    *zklockv1.AcquireRequest
+		reason string
+		msg    string
+	}{
+		"empty name":     {&zklockv1.AcquireRequest{}, "INVALID_LOCK_NAME", "empty"},
+		"dotdot":         {&zklockv1.AcquireRequest{Lock: "../etc"}, "INVALID_LOCK_NAME", `".." segment`},
+		"leading slash":  {&zklockv1.AcquireRequest{Lock: "/etc"}, "INVALID_LOCK_NAME", "starts with /"},
+		"too long":       {&zklockv1.AcquireRequest{Lock: strings.Repeat("x", 513)}, "INVALID_LOCK_NAME", "513 bytes"},
+		"control char":   {&zklockv1.AcquireRequest{Lock: "a\tb"}, "INVALID_LOCK_NAME", "control character"},
+		"ttl zero":       {&zklockv1.AcquireRequest{Lock: "x", Ttl: dur(0)}, "INVALID_TTL", "between"},
+		"ttl negative":   {&zklockv1.AcquireRequest{Lock: "x", Ttl: dur(-time.Second)}, "INVALID_TTL", "between"},
+		"ttl over max":   {&zklockv1.AcquireRequest{Lock: "x", Ttl: dur(2 * time.Minute)}, "INVALID_TTL", "between"},
+		"wait negative":  {&zklockv1.AcquireRequest{Lock: "x", Wait: dur(-time.Second)}, "INVALID_WAIT", "negative"},
+		"unknown mode":   {&zklockv1.AcquireRequest{Lock: "x", Mode: 7}, "INVALID_MODE", "mode 7"},
+		"owner too long": {&zklockv1.AcquireRequest{Lock: "x", Owner: strings.Repeat("o", 257)}, "INVALID_OWNER", "257 bytes"},
+	}
+	for name, tc := range acquires {
+		t.Run("Acquire "+name, func(t *testing.T) {
+			e := acquire(t, a.client, tc.req)
+			err := e.end(wait)
+			wantCode(t, err, codes.InvalidArgument, tc.reason)
+			if !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("message %q does not say %q", err, tc.msg)
+			}
+		})
+	}
+	t.Run("Renew", func(t *testing.T) {
+		_, err := a.client.Renew(ctxT(t), &zklockv1.RenewRequest{})
+		wantCode(t, err, codes.InvalidArgument, "INVALID_LEASE_ID")
+		_, err = a.client.Renew(ctxT(t), &zklockv1.RenewRequest{LeaseIds: []string{"0123456789abcdef0123456789abcdef"}})
+		wantCode(t, err, codes.NotFound, "LEASE_NOT_FOUND")
+		_, err = a.client.Renew(ctxT(t), &zklockv1.RenewRequest{LeaseIds: []string{"x"}, Ttl: dur(0)})
+		wantCode(t, err, codes.InvalidArgument, "INVALID_TTL")
+	})
+	t.Run("Release", func(t *testing.T) {
+		_, err := a.client.Release(ctxT(t), &zklockv1.ReleaseRequest{})
+		wantCode(t, err, codes.InvalidArgument, "INVALID_LEASE_ID")
+		_, err = a.client.Release(ctxT(t), &zklockv1.ReleaseRequest{LeaseId: "nope"})
+		wantCode(t, err, codes.NotFound, "LEASE_NOT_FOUND")
+	})
+	t.Run("Describe", func(t *testing.T) {
+		_, err := a.client.Describe(ctxT(t), &zklockv1.DescribeRequest{Lock: "a//b"})
+		wantCode(t, err, codes.InvalidArgument, "INVALID_LOCK_NAME")
+	})
+	if c := childrenOf(t, ins, "/zklock"); len(c) != 0 {
+		t.Errorf("bad input left nodes under /zklock: %v", c)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	zkc := startZK(t)
+	a := startInstance(t, zkc.ConnectString(), instanceOpts{cfg: Config{MaxWaitersPerLock: 1, MaxLeases: 2}})
+	a.waitUsable(t)
+	e1 := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "l"})
+	e1.granted(wait)
+	e2 := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "l"})
+	e2.queued(wait)
+	e3 := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "l"})
+	wantCode(t, e3.end(wait), codes.ResourceExhausted, "TOO_MANY_WAITERS")
+	e4 := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "other"})
+	wantCode(t, e4.end(wait), codes.ResourceExhausted, "TOO_MANY_LEASES")
+	e1.cancel()
+	e2.granted(wait)
+	eventually(t, wait, "the cancelled lease is no longer counted", func() bool {
+		a.svc.tab.mu.Lock()
+		defer a.svc.tab.mu.Unlock()
+		return a.svc.tab.active == 1
+	})
+	e5 := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "other"})
+	e5.granted(wait)
+}
+
+func TestShutdownReleasesEveryLease(t *testing.T) {
+	zkc := startZK(t)
+	a := startInstance(t, zkc.ConnectString(), instanceOpts{timeout: 30 * time.Second})
+	b := startInstance(t, zkc.ConnectString(), instanceOpts{})
+	a.waitUsable(t)
+	b.waitUsable(t)
+	ins := inspector(t, zkc.ConnectString())
+
+	held := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "s1"})
+	held.granted(wait)
+	det := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "s2", Detach: true})
+	det.granted(wait)
+	waiting := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "s1"})
+	waiting.queued(wait)
+	other := acquire(t, b.client, &zklockv1.AcquireRequest{Lock: "s2"})
+	other.queued(wait)
+
+	a.stop(t)
+	if r := held.next(wait); r.GetLost().GetReason() != zklockv1.LostReason_LOST_REASON_SHUTDOWN {
+		t.Errorf("holder got %v, want Lost{SHUTDOWN}", r)
+	}
+	wantCode(t, waiting.end(wait), codes.Unavailable, "SHUTTING_DOWN")
+	other.granted(5 * time.Second)
+	for _, p := range []string{"/zklock/s1", "/zklock/s2"} {
+		if n := len(childrenOf(t, ins, p)); p == "/zklock/s1" && n != 0 {
+			t.Errorf("%s: %d nodes after shutdown, want 0", p, n)
+		}
+	}
+}
+
+func TestSuspendedResumedThenLost(t *testing.T) {
+	zkc := startZK(t)
+	p, err := tcpproxy.New(zkc.Servers()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	a := startInstance(t, p.Addr(), instanceOpts{timeout: 4 * time.Second})
+	a.waitUsable(t)
+	e := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "flaky"})
+	g := e.granted(wait)
+
+	p.SetMode(tcpproxy.Stall)
+	if r := e.next(wait); r.GetSuspended() == nil {
+		t.Fatalf("got %v, want Suspended", r)
+	}
+	_, err = a.client.Renew(ctxT(t), &zklockv1.RenewRequest{LeaseIds: []string{g.GetLeaseId()}})
+	wantCode(t, err, codes.Unavailable, "SUSPENDED")
+	p.SetMode(tcpproxy.Pass)
+	if r := e.next(wait); r.GetResumed() == nil {
+		t.Fatalf("got %v, want Resumed", r)
+	}
+
+	p.SetMode(tcpproxy.Stall)
+	if r := e.next(wait); r.GetSuspended() == nil {
+		t.Fatalf("got %v, want Suspended", r)
+	}
+	if r := e.next(wait); r.GetLost().GetReason() != zklockv1.LostReason_LOST_REASON_SESSION_EXPIRED {
+		t.Fatalf("got %v, want Lost{SESSION_EXPIRED}", r)
+	}
+	if err := e.end(wait); err != nil {
+		t.Errorf("stream ended with %v", err)
+	}
+	p.SetMode(tcpproxy.Pass)
+	_, err = a.client.Renew(ctxT(t), &zklockv1.RenewRequest{LeaseIds: []string{g.GetLeaseId()}})
+	wantCode(t, err, codes.Aborted, "LEASE_LOST")
+}
+
+func TestUnavailableWithoutSession(t *testing.T) {
+	a := startInstance(t, "127.0.0.1:1", instanceOpts{})
+	e := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "x"})
+	wantCode(t, e.end(wait), codes.Unavailable, "NO_SESSION")
+	h, err := healthpb.NewHealthClient(a.conn).Check(context.Background(), &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("health %v, want NOT_SERVING", h.GetStatus())
+	}
+}
