@@ -387,7 +387,7 @@ func (l zkLogger) Printf(format string, args ...any) {
 	}
 	level := slog.LevelWarn
 	if strings.HasPrefix(format, "authenticated") || strings.HasPrefix(format, "connected to") ||
-		strings.Contains(format, "loop terminated") {
+		strings.Contains(format, "loop terminated") || strings.HasPrefix(format, "re-submitting") {
 		level = slog.LevelDebug
 	}
 	l.s.log.Log(context.Background(), level, "zookeeper client: "+fmt.Sprintf(format, args...))

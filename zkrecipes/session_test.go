@@ -59,8 +59,14 @@ func TestCreateAfterConnectionLossFindsItsOwnNode(t *testing.T) {
 	if err := h.Release(ctxFor(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-done; err != nil {
-		t.Fatalf("waiter's Lock: %v", err)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("waiter's Lock: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("waiter not granted 20s after the holder released: a second node of its own blocks it? nodes: %v",
+			childrenOf(t, ins, lockPath))
 	}
 	c := childrenOf(t, ins, lockPath)
 	if len(c) != 1 || c[0] == holder || c[0] != hold.n.getName() {

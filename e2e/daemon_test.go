@@ -1,0 +1,513 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
+)
+
+// Deadlines of the waits the tests do.
+const (
+	startTimeout = 30 * time.Second // a zklockd serves (SERVING) within
+	exitTimeout  = 15 * time.Second // a signalled zklockd has exited within
+	wait         = 10 * time.Second // an expected event arrives within
+)
+
+// syncBuffer collects a process's output; exec writes it from its own
+// goroutine while the test may read it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// daemonOpts says how to run a zklockd.
+type daemonOpts struct {
+	sessionTimeout  time.Duration // --session-timeout; default 10s
+	shutdownTimeout time.Duration // --shutdown-timeout; default the daemon's
+	unixSocket      string        // listen on unix://<unixSocket> instead of a loopback port
+	viaEnv          bool          // pass --zk, --listen and --session-timeout as ZKLOCK_* variables
+	args            []string      // more flags
+}
+
+// daemon is one zklockd process with a gRPC client connected to it.
+type daemon struct {
+	t      *testing.T
+	name   string
+	listen string // the --listen value
+	cmd    *exec.Cmd
+	out    *syncBuffer // stdout and stderr
+	exited chan struct{}
+	err    error // cmd.Wait's error, set before exited is closed
+
+	conn   *grpc.ClientConn
+	client zklockv1.LockServiceClient
+}
+
+// startDaemon runs a zklockd against the ZooKeeper servers zkAddr and
+// returns once its health check reports SERVING, which it does once it has
+// a ZooKeeper session. The process is killed (if still running) and waited
+// for when the test ends; its output is logged if the test failed.
+func startDaemon(t *testing.T, name, zkAddr string, o daemonOpts) *daemon {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		listen := "unix://" + o.unixSocket
+		if o.unixSocket == "" {
+			listen = freeLoopbackAddr(t)
+		}
+		d := spawn(t, name, zkAddr, listen, o)
+		err := d.waitServing(startTimeout)
+		if err == nil {
+			return d
+		}
+		// A port picked free may have been taken before zklockd bound it.
+		if d.hasExited() && strings.Contains(d.out.String(), "address already in use") && o.unixSocket == "" && attempt < 3 {
+			t.Logf("%s: %s was taken, trying another port", name, listen)
+			continue
+		}
+		t.Fatalf("%s did not serve: %v", name, err)
+	}
+}
+
+// freeLoopbackAddr returns a loopback address that was free a moment ago.
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// spawn starts a zklockd listening on listen, without waiting for it to
+// serve.
+func spawn(t *testing.T, name, zkAddr, listen string, o daemonOpts) *daemon {
+	t.Helper()
+	if o.sessionTimeout == 0 {
+		o.sessionTimeout = 10 * time.Second
+	}
+	args := []string{"--log-level", "debug"}
+	var env []string
+	gorace := "atexit_sleep_ms=0" // a -race binary otherwise lingers 1s at exit
+	for _, kv := range os.Environ() {
+		switch {
+		case strings.HasPrefix(kv, "ZKLOCK_"): // the caller's settings must not change the daemon's
+		case strings.HasPrefix(kv, "GORACE="):
+			gorace = strings.TrimPrefix(kv, "GORACE=") + " " + gorace
+		default:
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "GORACE="+gorace)
+	if o.viaEnv {
+		env = append(env, "ZKLOCK_ZK="+zkAddr, "ZKLOCK_LISTEN="+listen, "ZKLOCK_SESSION_TIMEOUT="+o.sessionTimeout.String())
+	} else {
+		args = append(args, "--zk", zkAddr, "--listen", listen, "--session-timeout", o.sessionTimeout.String())
+	}
+	if o.shutdownTimeout != 0 {
+		args = append(args, "--shutdown-timeout", o.shutdownTimeout.String())
+	}
+	args = append(args, o.args...)
+
+	d := &daemon{t: t, name: name, listen: listen, out: &syncBuffer{}, exited: make(chan struct{})}
+	d.cmd = exec.Command(zklockdPath, args...)
+	d.cmd.Env = env
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	d.cmd.SysProcAttr = sysProcAttr()
+	started := make(chan error, 1)
+	go func() {
+		// Never unlocked: the thread, the parent of the process for
+		// Pdeathsig, must live as long as the process; it ends with this
+		// goroutine, after the process has.
+		runtime.LockOSThread()
+		if err := d.cmd.Start(); err != nil {
+			started <- err
+			close(d.exited)
+			return
+		}
+		started <- nil
+		d.err = d.cmd.Wait()
+		close(d.exited)
+	}()
+	if err := <-started; err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	t.Cleanup(d.stop)
+
+	d.conn = d.dial()
+	d.client = zklockv1.NewLockServiceClient(d.conn)
+	return d
+}
+
+// dial makes a new client connection to the daemon.
+func (d *daemon) dial() *grpc.ClientConn {
+	d.t.Helper()
+	target := d.listen
+	if !strings.HasPrefix(target, "unix://") {
+		target = "passthrough:///" + target
+	}
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// Retry soon while the process starts up, not after gRPC's 1s
+		// backoff.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: 5 * time.Second,
+		}))
+	if err != nil {
+		d.t.Fatalf("%s: grpc.NewClient(%s): %v", d.name, target, err)
+	}
+	return conn
+}
+
+// otherApp returns the daemon as seen by another application: the same
+// process, reached over a connection of its own, closed when the test ends
+// (or before, by the test).
+func (d *daemon) otherApp(name string) *daemon {
+	d.t.Helper()
+	o := &daemon{t: d.t, name: name, listen: d.listen, conn: d.dial()}
+	o.client = zklockv1.NewLockServiceClient(o.conn)
+	d.t.Cleanup(func() { o.conn.Close() })
+	return o
+}
+
+// stop kills the process if it still runs, waits for it, and checks and
+// logs its output. It runs in the test's cleanup.
+func (d *daemon) stop() {
+	if !d.hasExited() {
+		d.cmd.Process.Kill()
+	}
+	select {
+	case <-d.exited:
+	case <-time.After(exitTimeout):
+		d.t.Errorf("%s (pid %d) still running %v after SIGKILL", d.name, d.cmd.Process.Pid, exitTimeout)
+	}
+	if d.conn != nil {
+		d.conn.Close()
+	}
+	out := d.out.String()
+	for _, bad := range []string{"WARNING: DATA RACE", "panic:", "fatal error:"} {
+		if strings.Contains(out, bad) {
+			d.t.Errorf("%s's output shows %q", d.name, bad)
+		}
+	}
+	if d.t.Failed() {
+		d.t.Logf("output of %s (zklockd --listen %s, %v):\n%s", d.name, d.listen, d.cmd.ProcessState, out)
+	}
+}
+
+func (d *daemon) hasExited() bool {
+	select {
+	case <-d.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitServing polls grpc.health.v1 until it reports SERVING.
+func (d *daemon) waitServing(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	h := healthpb.NewHealthClient(d.conn)
+	var last error
+	for time.Now().Before(deadline) {
+		if d.hasExited() {
+			return fmt.Errorf("exited (%v) before serving", d.err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		r, err := h.Check(ctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		if err == nil && r.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			return nil
+		}
+		last = err
+		if err == nil {
+			last = fmt.Errorf("health %v", r.GetStatus())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("not SERVING after %v (last: %v)", timeout, last)
+}
+
+// signal sends sig to the process and returns when it was sent.
+func (d *daemon) signal(sig os.Signal) time.Time {
+	d.t.Helper()
+	at := time.Now()
+	if err := d.cmd.Process.Signal(sig); err != nil {
+		d.t.Fatalf("%s: signal %v: %v", d.name, sig, err)
+	}
+	return at
+}
+
+// waitExit waits for the process to exit and returns its state.
+func (d *daemon) waitExit(timeout time.Duration) *os.ProcessState {
+	d.t.Helper()
+	select {
+	case <-d.exited:
+		return d.cmd.ProcessState
+	case <-time.After(timeout):
+		d.t.Fatalf("%s still running after %v", d.name, timeout)
+	}
+	return nil
+}
+
+// stream reads an Acquire stream in the background, noting when each event
+// arrived.
+type stream struct {
+	t      *testing.T
+	name   string
+	cancel context.CancelFunc
+	ch     chan event // closed once final is set
+	final  error      // the stream's end: io.EOF if it ended with OK
+}
+
+type event struct {
+	*zklockv1.AcquireResponse
+	at time.Time
+}
+
+// acquire calls Acquire; the stream is cancelled when the test ends.
+func (d *daemon) acquire(name string, req *zklockv1.AcquireRequest) *stream {
+	d.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := d.client.Acquire(ctx, req)
+	if err != nil {
+		cancel()
+		d.t.Fatalf("%s: Acquire: %v", name, err)
+	}
+	st := &stream{t: d.t, name: name, cancel: cancel, ch: make(chan event, 100)}
+	go func() {
+		for {
+			r, err := s.Recv()
+			if err != nil {
+				st.final = err
+				close(st.ch)
+				return
+			}
+			st.ch <- event{r, time.Now()}
+		}
+	}()
+	d.t.Cleanup(func() {
+		cancel()
+		for range st.ch {
+		}
+	})
+	return st
+}
+
+// next returns the next event, failing the test if none comes within d or
+// the stream ends.
+func (s *stream) next(d time.Duration) event {
+	s.t.Helper()
+	select {
+	case e, ok := <-s.ch:
+		if !ok {
+			s.t.Fatalf("%s: stream ended (%v), want an event", s.name, s.final)
+		}
+		return e
+	case <-time.After(d):
+		s.t.Fatalf("%s: no event after %v", s.name, d)
+	}
+	return event{}
+}
+
+// none checks that no event comes within d.
+func (s *stream) none(d time.Duration) {
+	s.t.Helper()
+	select {
+	case e, ok := <-s.ch:
+		if ok {
+			s.t.Fatalf("%s: unexpected event %v", s.name, e.AcquireResponse)
+		}
+		s.t.Fatalf("%s: stream ended (%v), want it open", s.name, s.final)
+	case <-time.After(d):
+	}
+}
+
+// end waits for the stream to end, with no more event, and returns its
+// status: nil if it ended with OK.
+func (s *stream) end(d time.Duration) error {
+	s.t.Helper()
+	select {
+	case e, ok := <-s.ch:
+		if ok {
+			s.t.Fatalf("%s: event %v, want the stream to end", s.name, e.AcquireResponse)
+		}
+		if errors.Is(s.final, io.EOF) {
+			return nil
+		}
+		return s.final
+	case <-time.After(d):
+		s.t.Fatalf("%s: stream still open after %v", s.name, d)
+	}
+	return nil
+}
+
+// queued expects a Queued event next.
+func (s *stream) queued(d time.Duration) *zklockv1.Queued {
+	s.t.Helper()
+	e := s.next(d)
+	if e.GetQueued() == nil {
+		s.t.Fatalf("%s: event %v, want Queued", s.name, e.AcquireResponse)
+	}
+	return e.GetQueued()
+}
+
+// granted expects Granted, after any number of Queued events whose position
+// only goes down; it returns the event and when it arrived.
+func (s *stream) granted(d time.Duration) (*zklockv1.Granted, time.Time) {
+	s.t.Helper()
+	deadline := time.Now().Add(d)
+	pos := int32(1 << 30)
+	for {
+		e := s.next(time.Until(deadline))
+		if q := e.GetQueued(); q != nil {
+			if q.GetPosition() > pos {
+				s.t.Errorf("%s: Queued position went up to %v", s.name, q)
+			}
+			pos = q.GetPosition()
+			continue
+		}
+		g := e.GetGranted()
+		if g == nil {
+			s.t.Fatalf("%s: event %v, want Granted", s.name, e.AcquireResponse)
+		}
+		if g.GetLeaseId() == "" || g.GetFencingToken() <= 0 {
+			s.t.Errorf("%s: Granted %v: want a lease id and a positive fencing token", s.name, g)
+		}
+		return g, e.at
+	}
+}
+
+// inspector is a plain ZooKeeper client to look at what zklockd left in
+// ZooKeeper.
+func inspector(t *testing.T, zkAddr string) *zk.Conn {
+	t.Helper()
+	c, _, err := zk.Connect(strings.Split(zkAddr, ","), 10*time.Second, zk.WithLogger(silent{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+type silent struct{}
+
+func (silent) Printf(string, ...any) {}
+
+// children lists p's children; none if p does not exist.
+func children(t *testing.T, c *zk.Conn, p string) []string {
+	t.Helper()
+	ch, _, err := c.Children(p)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("Children(%s): %v", p, err)
+	}
+	return ch
+}
+
+// exists reports whether p exists, and its stat.
+func exists(t *testing.T, c *zk.Conn, p string) (bool, *zk.Stat) {
+	t.Helper()
+	ok, st, err := c.Exists(p)
+	if err != nil {
+		t.Fatalf("Exists(%s): %v", p, err)
+	}
+	return ok, st
+}
+
+// ephemeralsOf lists the nodes under root, at any depth, whose
+// ephemeralOwner is session.
+func ephemeralsOf(t *testing.T, c *zk.Conn, root string, session int64) []string {
+	t.Helper()
+	var found []string
+	var walk func(p string)
+	walk = func(p string) {
+		for _, ch := range children(t, c, p) {
+			cp := path.Join(p, ch)
+			ok, st := exists(t, c, cp)
+			if !ok {
+				continue
+			}
+			if st.EphemeralOwner == session {
+				found = append(found, cp)
+			}
+			walk(cp)
+		}
+	}
+	walk(root)
+	return found
+}
+
+// holderNode returns the znode path of the lock's single holder, as
+// Describe reports it, and the session that owns that node.
+func holderNode(t *testing.T, d *daemon, c *zk.Conn, lock string) (string, int64) {
+	t.Helper()
+	r, err := d.client.Describe(ctxT(t), &zklockv1.DescribeRequest{Lock: lock})
+	if err != nil {
+		t.Fatalf("Describe(%s): %v", lock, err)
+	}
+	if len(r.GetHolders()) != 1 {
+		t.Fatalf("Describe(%s) = %v, want one holder", lock, r)
+	}
+	p := path.Join("/zklock", lock, r.GetHolders()[0].GetNode())
+	ok, st := exists(t, c, p)
+	if !ok {
+		t.Fatalf("holder node %s does not exist", p)
+	}
+	if st.EphemeralOwner == 0 {
+		t.Fatalf("holder node %s is not ephemeral", p)
+	}
+	return p, st.EphemeralOwner
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// eventually polls cond every 20ms until it holds, failing the test after d.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
