@@ -309,12 +309,18 @@ func TestSuspendedResumedThenLost(t *testing.T) {
 		t.Fatalf("got %v, want Resumed", r)
 	}
 
+	stalled := time.Now()
 	p.SetMode(tcpproxy.Stall)
 	if r := e.next(wait); r.GetSuspended() == nil {
 		t.Fatalf("got %v, want Suspended", r)
 	}
 	if r := e.next(wait); r.GetLost().GetReason() != zklockv1.LostReason_LOST_REASON_SESSION_EXPIRED {
 		t.Fatalf("got %v, want Lost{SESSION_EXPIRED}", r)
+	}
+	// Safety, not speed: the holder must hear Lost before ZooKeeper could
+	// expire the session and grant the lock to another.
+	if d := time.Since(stalled); d >= 4*time.Second {
+		t.Errorf("Lost arrived %v after contact stopped, not before the 4s session timeout", d)
 	}
 	if err := e.end(wait); err != nil {
 		t.Errorf("stream ended with %v", err)

@@ -433,9 +433,10 @@ func (s *Session) settle(n *node) bool {
 	return s.epoch == n.epoch
 }
 
-// remove deletes n: once now, then by the janitor until confirmed.
+// remove deletes n: once now if ZooKeeper is in reach, then by the janitor
+// until confirmed. It does not wait for a connection that is in doubt.
 func (s *Session) remove(n *node) {
-	if n.getName() != "" {
+	if st, _ := s.State(); st.Epoch == n.epoch && st.Connected && n.getName() != "" {
 		sent := s.now()
 		err := s.conn.Delete(n.path(), -1)
 		if err == nil || errors.Is(err, zk.ErrNoNode) {
