@@ -249,11 +249,14 @@ func (s *Session) wait(ctx context.Context, n *node, opts LockOptions) (*Hold, e
 		if opts.TryOnce {
 			return nil, ErrHeld
 		}
-		woke, err := s.watchGone(ctx, e, n.parent+"/"+watch)
+		watchPath := n.parent + "/" + watch
+		s.handoffs.watch(watchPath)
+		woke, err := s.watchGone(ctx, e, watchPath)
+		wasHeld := s.handoffs.unwatch(watchPath)
 		if err != nil {
 			return nil, err
 		}
-		if woke && wakeHolds {
+		if woke && (wakeHolds || wasHeld) {
 			break
 		}
 		if children, err = s.children(ctx, e, n.parent); err != nil {
@@ -265,6 +268,9 @@ func (s *Session) wait(ctx context.Context, n *node, opts LockOptions) (*Hold, e
 	}
 	if !s.Valid(e) || !s.settle(n) {
 		return nil, errRequeue
+	}
+	if !opts.Shared {
+		s.handoffs.held(n.path())
 	}
 	return &Hold{s: s, e: e, n: n, token: stat.Czxid}, nil
 }
@@ -470,6 +476,9 @@ func (s *Session) markGone(n *node) {
 		delete(n.epoch.nodes, n)
 	}
 	close(n.gone)
+	if n.getName() != "" {
+		s.handoffs.gone(n.path())
+	}
 }
 
 // janitor deletes the nodes handed to it until ZooKeeper confirms each.

@@ -42,7 +42,8 @@ func TestLockExcludesConcurrentContenders(t *testing.T) {
 		ss = append(ss, newSession(t, zkc.ConnectString(), 4*time.Second))
 	}
 	var (
-		inside   atomic.Int32
+		writers  atomic.Int32
+		readers  atomic.Int32
 		res      fencedResource
 		wg       sync.WaitGroup
 		errs     = make(chan error, sessions*perSession*rounds)
@@ -54,20 +55,35 @@ func TestLockExcludesConcurrentContenders(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			s := ss[i%sessions]
+			shared := i >= sessions*perSession-2 // two readers among the writers
 			for range rounds {
-				h, err := s.Lock(ctx, lockPath, LockOptions{})
+				h, err := s.Lock(ctx, lockPath, LockOptions{Shared: shared})
 				if err != nil {
 					errs <- fmt.Errorf("contender %d: Lock: %w", i, err)
 					return
 				}
-				if n := inside.Add(1); n != 1 {
-					errs <- fmt.Errorf("contender %d: %d holders at once", i, n)
-				}
-				if err := res.write(h.Token()); err != nil {
-					errs <- fmt.Errorf("contender %d: fenced write refused: %w", i, err)
+				if shared {
+					readers.Add(1)
+					if n := writers.Load(); n != 0 {
+						errs <- fmt.Errorf("reader %d: %d writers hold too", i, n)
+					}
+				} else {
+					if n := writers.Add(1); n != 1 {
+						errs <- fmt.Errorf("writer %d: %d writers at once", i, n)
+					}
+					if n := readers.Load(); n != 0 {
+						errs <- fmt.Errorf("writer %d: %d readers hold too", i, n)
+					}
+					if err := res.write(h.Token()); err != nil {
+						errs <- fmt.Errorf("writer %d: fenced write refused: %w", i, err)
+					}
 				}
 				time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
-				inside.Add(-1)
+				if shared {
+					readers.Add(-1)
+				} else {
+					writers.Add(-1)
+				}
 				if err := h.Release(ctx); err != nil {
 					errs <- fmt.Errorf("contender %d: Release: %w", i, err)
 					return
@@ -80,7 +96,7 @@ func TestLockExcludesConcurrentContenders(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if got, want := len(res.writes), sessions*perSession*rounds; got != want {
+	if got, want := len(res.writes), (sessions*perSession-2)*rounds; got != want {
 		t.Errorf("%d critical sections, want %d", got, want)
 	}
 	for i := 1; i < len(res.writes); i++ {
@@ -90,6 +106,11 @@ func TestLockExcludesConcurrentContenders(t *testing.T) {
 	}
 	if c := childrenOf(t, inspector(t, zkc.ConnectString()), lockPath); len(c) != 0 {
 		t.Errorf("nodes left after every release: %v", c)
+	}
+	for i, s := range ss {
+		if n := s.handoffs.size(); n != 0 {
+			t.Errorf("session %d keeps %d handoff records after every release", i, n)
+		}
 	}
 }
 
@@ -341,10 +362,18 @@ func TestSharedHoldersExcludeExclusive(t *testing.T) {
 	if _, err := s.Lock(ctx, lockPath, LockOptions{Shared: true, TryOnce: true}); !errors.Is(err, ErrHeld) {
 		t.Fatalf("shared try behind a queued writer = %v, want ErrHeld", err)
 	}
-	for _, h := range []*Hold{r1, r2} {
-		if err := h.Release(ctx); err != nil {
-			t.Fatal(err)
-		}
+	// The writer waits on r2, the reader just before it. r2 leaving does
+	// not grant it while r1 still holds.
+	if err := r2.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-got:
+		t.Fatal("writer granted while a reader still holds")
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := r1.Release(ctx); err != nil {
+		t.Fatal(err)
 	}
 	w := <-got
 	if w == nil {

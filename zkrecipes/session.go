@@ -48,6 +48,7 @@ type Session struct {
 	negotiated  atomic.Int64 // the session timeout ZooKeeper granted, 0 until known
 	expiredSeen atomic.Bool  // the library reported StateExpired
 	wantContact atomic.Bool  // a contact would change the state: kick the loop
+	handoffs    handoffs
 	kick        chan struct{}
 	beat        chan struct{}
 	sweep       chan struct{}
