@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# deps.sh: makes sure the machine has what the build and the tests need:
+# ZooKeeper's jars (/usr/share/java/zookeeper.jar) and java (the tests and
+# scripts/run.sh start real ZooKeeper servers), and protoc.
+#
+# A machine that has them all is left alone, quickly and quietly. Otherwise
+# it says what is missing and installs Debian's zookeeper and
+# protobuf-compiler (and default-jre-headless without java) with apt-get,
+# through sudo when not root.
+set -euo pipefail
+
+zk_jar=/usr/share/java/zookeeper.jar
+missing=()
+[[ -f $zk_jar ]] || missing+=("$zk_jar")
+command -v java >/dev/null 2>&1 || missing+=(java)
+command -v protoc >/dev/null 2>&1 || missing+=(protoc)
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+	exit 0
+fi
+
+# zookeeper brings the jars (and a JRE), protobuf-compiler protoc.
+# Reinstalling a present package is a no-op, so name both.
+pkgs=(zookeeper protobuf-compiler)
+command -v java >/dev/null 2>&1 || pkgs+=(default-jre-headless)
+echo "deps: missing: ${missing[*]}"
+
+if ! command -v apt-get >/dev/null 2>&1; then
+	echo "deps: no apt-get here: install ${pkgs[*]} (or equivalents) by hand" >&2
+	exit 1
+fi
+
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+	if ! command -v sudo >/dev/null 2>&1; then
+		echo "deps: need root to install ${pkgs[*]}, and sudo is not installed" >&2
+		exit 1
+	fi
+	sudo=(sudo)
+fi
+
+echo "deps: installing Debian packages: ${pkgs[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+	apt-get install -y -q --no-install-recommends -o Dpkg::Use-Pty=0 "${pkgs[@]}" </dev/null
+
+for f in "$zk_jar"; do
+	[[ -f $f ]] || { echo "deps: $f still missing after installing ${pkgs[*]}" >&2; exit 1; }
+done
+for c in java protoc; do
+	command -v "$c" >/dev/null 2>&1 || { echo "deps: $c still missing after installing ${pkgs[*]}" >&2; exit 1; }
+done
+echo "deps: done"
