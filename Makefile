@@ -98,8 +98,8 @@ test: deps gen-tools ## vet, buf lint, generated-code check, go test -race
 		scripts/test.sh
 
 .PHONY: bench
-bench: deps ## run the benchmarks
-	go test -run '^$$' -bench . -benchmem $(GO_TEST_PKGS)
+bench: deps ## benchmark the sidecar against a direct go-zookeeper client, as ratios
+	scripts/bench.sh
 
 .PHONY: run
 run: deps build tool-grpcurl ## start a local ZooKeeper and zklockd (Ctrl-C stops both)
