@@ -57,30 +57,30 @@ func (h *Hold) Done() <-chan struct{} { return h.e.done }
 // Valid reports whether the hold is still held by the local clock.
 func (h *Hold) Valid() bool { return h.s.Valid(h.e) }
 
-// Release deletes the hold's node and returns once ZooKeeper confirmed it.
-// It may be called again, also after ctx ended: the delete is retried in the
-// background until confirmed. It returns ErrLost if the epoch ended before
-// the delete was confirmed.
+// Release deletes the hold's node and returns nil once ZooKeeper confirmed
+// the delete while the hold's epoch was live. It returns ErrLost if the
+// epoch ended first: the lock may have been held by another meanwhile (the
+// node is still deleted). It may be called again, also after ctx ended: the
+// delete is retried in the background until confirmed.
 func (h *Hold) Release(ctx context.Context) error {
 	h.once.Do(func() { h.s.remove(h.n) })
 	select {
 	case <-h.n.gone:
-		return nil
-	default:
-	}
-	select {
-	case <-h.n.gone:
-		return nil
+		return h.releaseResult()
 	case <-h.e.done:
-		select {
-		case <-h.n.gone:
-			return nil
-		default:
-			return ErrLost
-		}
+		return h.releaseResult()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+func (h *Hold) releaseResult() error {
+	h.s.mu.Lock()
+	defer h.s.mu.Unlock()
+	if h.n.deletedLive {
+		return nil
+	}
+	return ErrLost
 }
 
 // node is one contender node of this Session.
@@ -90,6 +90,9 @@ type node struct {
 	epoch  *Epoch
 	gone   chan struct{} // closed once ZooKeeper confirmed the node absent
 	busy   bool          // a Lock call still works on it; guarded by Session.mu
+	// deletedLive is set when ZooKeeper confirmed the delete while the
+	// node's epoch was live; guarded by Session.mu.
+	deletedLive bool
 
 	mu   sync.Mutex
 	name string // the full name, once known
@@ -129,6 +132,7 @@ func (s *Session) Lock(ctx context.Context, lockPath string, opts LockOptions) (
 		return nil, ErrNoSession
 	}
 	e := st.Epoch
+	backoff := 10 * time.Millisecond
 	for {
 		h, err := s.lockIn(ctx, e, lockPath, opts)
 		if !errors.Is(err, errRequeue) {
@@ -137,8 +141,20 @@ func (s *Session) Lock(ctx context.Context, lockPath string, opts LockOptions) (
 		if opts.TryOnce {
 			return nil, ErrNoSession
 		}
+		prev := e
 		if e, err = s.awaitEpoch(ctx); err != nil {
 			return nil, err
+		}
+		if e == prev {
+			// Our node vanished, or the epoch is about to end: do not spin.
+			t := time.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, ctx.Err()
+			case <-t.C:
+			}
+			backoff = min(2*backoff, time.Second)
 		}
 	}
 }
@@ -329,6 +345,14 @@ func (s *Session) create(ctx context.Context, n *node, data []byte) error {
 	missingParent := 0
 	for {
 		if maybeCreated {
+			// Read what the leader knows: a lagging follower might not show
+			// a create that was committed.
+			if _, err := s.conn.Sync(n.parent); err != nil {
+				if err := s.afterError(ctx, e, err); err != nil {
+					return err
+				}
+				continue
+			}
 			c, err := s.children(ctx, e, n.parent)
 			if err != nil {
 				return err
@@ -358,12 +382,9 @@ func (s *Session) create(ctx context.Context, n *node, data []byte) error {
 			if err := s.ensurePath(ctx, e, n.parent); err != nil {
 				return err
 			}
-		case errors.Is(err, zk.ErrConnectionClosed):
-			maybeCreated = true
-			if err := s.afterError(ctx, e, err); err != nil {
-				return err
-			}
 		default:
+			// Unless ZooKeeper answered, the create may have happened.
+			maybeCreated = !serverAnswered(err)
 			if err := s.afterError(ctx, e, err); err != nil {
 				return err
 			}
@@ -371,8 +392,11 @@ func (s *Session) create(ctx context.Context, n *node, data []byte) error {
 	}
 }
 
-// ensurePath creates p and its missing ancestors as CONTAINER nodes.
+// ensurePath creates p and its missing ancestors as CONTAINER nodes. An
+// ancestor that ZooKeeper removes meanwhile (an empty container) makes it
+// start again from the top.
 func (s *Session) ensurePath(ctx context.Context, e *Epoch, p string) error {
+	restarts := 0
 	for i := 1; i <= len(p); i++ {
 		if i < len(p) && p[i] != '/' {
 			continue
@@ -380,6 +404,11 @@ func (s *Session) ensurePath(ctx context.Context, e *Epoch, p string) error {
 		for {
 			_, err := s.conn.CreateContainer(p[:i], nil, zk.FlagContainer, s.cfg.ACL)
 			if err == nil || errors.Is(err, zk.ErrNodeExists) {
+				break
+			}
+			if errors.Is(err, zk.ErrNoNode) && restarts < 5 {
+				restarts++
+				i = 0
 				break
 			}
 			if err := s.afterError(ctx, e, err); err != nil {
@@ -399,20 +428,38 @@ func (s *Session) afterError(ctx context.Context, e *Epoch, err error) error {
 		return errRequeue
 	case errors.Is(err, zk.ErrClosing):
 		return ErrClosed
-	case errors.Is(err, zk.ErrConnectionClosed), errors.Is(err, zk.ErrNoServer), errors.Is(err, zk.ErrSessionMoved):
-		t := time.NewTimer(50 * time.Millisecond)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-e.done:
-			return errRequeue
-		case <-t.C:
-			return nil
-		}
-	default:
+	case serverAnswered(err):
 		return fmt.Errorf("zkrecipes: %w", err)
 	}
+	// The connection failed (also a raw network error from the client
+	// library): wait a little, then retry on the reconnected session.
+	t := time.NewTimer(50 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-e.done:
+		return errRequeue
+	case <-t.C:
+		return nil
+	}
+}
+
+// serverAnswered reports whether err is ZooKeeper's answer to a request,
+// as opposed to a failed connection, which leaves its outcome unknown.
+func serverAnswered(err error) bool {
+	for _, answer := range []error{
+		zk.ErrNoNode, zk.ErrNodeExists, zk.ErrNoAuth, zk.ErrBadVersion, zk.ErrNotEmpty,
+		zk.ErrNoChildrenForEphemerals, zk.ErrInvalidACL, zk.ErrAuthFailed, zk.ErrAPIError,
+		zk.ErrBadArguments, zk.ErrInvalidFlags, zk.ErrReconfigDisabled, zk.ErrUnknown,
+		// Refused by the client library before sending: as final.
+		zk.ErrInvalidPath, zk.ErrShortBuffer, zk.ErrPtrExpected, zk.ErrUnhandledFieldType,
+	} {
+		if errors.Is(err, answer) {
+			return true
+		}
+	}
+	return false
 }
 
 // register records n as a node of its epoch, so that it is deleted if the
@@ -475,6 +522,7 @@ func (s *Session) markGone(n *node) {
 	if n.epoch.nodes != nil {
 		delete(n.epoch.nodes, n)
 	}
+	n.deletedLive = s.epoch == n.epoch
 	close(n.gone)
 	if n.getName() != "" {
 		s.handoffs.gone(n.path())

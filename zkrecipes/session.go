@@ -20,10 +20,6 @@ type Config struct {
 	// SessionTimeout is the session timeout asked of ZooKeeper. Default 10 s.
 	// If ZooKeeper grants a shorter one, the shorter one is used.
 	SessionTimeout time.Duration
-	// Margin is how long before the session could expire, counted from the
-	// last confirmed contact, holders are told their locks are lost.
-	// Default SessionTimeout/5.
-	Margin time.Duration
 	// Layout names the contender nodes. Default LayoutCurator.
 	Layout Layout
 	// ACL is set on every node the recipes create. Default world:anyone
@@ -103,12 +99,6 @@ func Connect(cfg Config) (*Session, error) {
 	if cfg.SessionTimeout <= 0 {
 		cfg.SessionTimeout = 10 * time.Second
 	}
-	if cfg.Margin <= 0 {
-		cfg.Margin = cfg.SessionTimeout / 5
-	}
-	if cfg.Margin >= cfg.SessionTimeout {
-		return nil, fmt.Errorf("zkrecipes: margin %v not below session timeout %v", cfg.Margin, cfg.SessionTimeout)
-	}
 	if cfg.ACL == nil {
 		cfg.ACL = zk.WorldACL(zk.PermAll)
 	}
@@ -187,8 +177,12 @@ func (s *Session) Valid(e *Epoch) bool {
 	if s.epoch != e {
 		return false
 	}
+	if s.conn.SessionID() != e.sessionID || s.expiredSeen.Load() {
+		s.endEpochLocked(e, fmt.Errorf("%w: ZooKeeper session 0x%x expired", ErrLost, e.sessionID))
+		return false
+	}
 	if now >= s.deadline() {
-		s.endEpochLocked(e, fmt.Errorf("%w: no contact with ZooKeeper for %v", ErrLost, s.Timeout()-s.cfg.Margin))
+		s.endEpochLocked(e, fmt.Errorf("%w: no contact with ZooKeeper for %v", ErrLost, time.Duration(now-s.lastContact.Load())))
 		return false
 	}
 	return true
@@ -197,9 +191,26 @@ func (s *Session) Valid(e *Epoch) bool {
 // now returns nanoseconds since base on the monotonic clock.
 func (s *Session) now() int64 { return int64(time.Since(s.base)) }
 
+// The Session's clock, as fractions of the session timeout in force:
+//
+//   - a sync confirms the session every tenth of it (heartbeatDiv);
+//   - holders are suspended after a third of it without contact
+//     (suspendDiv);
+//   - they are lost a quarter of it before the session could expire
+//     (marginDiv), counted from the last contact. ZooKeeper's leader
+//     learns of a client's requests to a follower only at its next ping of
+//     that follower, so the margin must cover a heartbeat interval, the
+//     leader's ping interval (half a tick) and the delivery of the news.
+const (
+	heartbeatDiv = 10
+	suspendDiv   = 3
+	marginDiv    = 4
+)
+
 // deadline returns when the current session could expire, less the margin.
 func (s *Session) deadline() int64 {
-	return s.lastContact.Load() + int64(s.Timeout()-s.cfg.Margin)
+	to := s.Timeout()
+	return s.lastContact.Load() + int64(to-to/marginDiv)
 }
 
 // touch records that ZooKeeper confirmed a request sent at sent.
@@ -279,7 +290,7 @@ func (s *Session) evaluate() time.Duration {
 		s.log.Info("zookeeper session usable", "session", fmt.Sprintf("0x%x", sid), "epoch", s.epochs, "timeout", s.Timeout())
 		changed = true
 	}
-	connected := s.epoch != nil && hasSession && now-last < to/2
+	connected := s.epoch != nil && hasSession && now-last < to/suspendDiv
 	if connected != s.connected {
 		s.connected = connected
 		changed = true
@@ -303,7 +314,7 @@ func (s *Session) evaluate() time.Duration {
 			next = d
 		}
 		if s.connected {
-			if d := time.Duration(last + to/2 - now); d < next {
+			if d := time.Duration(last + to/suspendDiv - now); d < next {
 				next = d
 			}
 		}
@@ -330,7 +341,11 @@ func (s *Session) endEpochLocked(e *Epoch, err error) {
 	e.nodes = nil
 	s.wantContact.Store(true)
 	s.broadcastLocked()
-	s.log.Warn("zookeeper epoch ended: holders lost", "epoch", e.id, "err", err)
+	level := slog.LevelWarn
+	if errors.Is(err, ErrClosed) {
+		level = slog.LevelDebug
+	}
+	s.log.Log(context.Background(), level, "zookeeper epoch ended: holders lost", "epoch", e.id, "err", err)
 	select {
 	case s.sweep <- struct{}{}:
 	default:
@@ -358,21 +373,22 @@ func (s *Session) broadcastLocked() {
 // cannot vouch for it.
 func (s *Session) heartbeat() {
 	defer s.wg.Done()
-	t := time.NewTicker(s.cfg.SessionTimeout / 5)
+	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
-		if s.conn.State() == zk.StateHasSession {
-			sent := s.now()
-			if _, err := s.conn.Sync("/"); err == nil {
-				s.touch(sent)
-			}
-		}
 		select {
 		case <-s.stop:
 			return
 		case <-t.C:
 		case <-s.beat:
 		}
+		if s.conn.State() == zk.StateHasSession {
+			sent := s.now()
+			if _, err := s.conn.Sync("/"); err == nil {
+				s.touch(sent)
+			}
+		}
+		t.Reset(s.Timeout() / heartbeatDiv)
 	}
 }
 

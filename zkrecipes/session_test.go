@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/zklock/zklock/internal/tcpproxy"
+	"github.com/zklock/zklock/internal/zktest"
 )
 
 // proxied starts a fault-injection proxy in front of a ZooKeeper server.
@@ -195,6 +196,10 @@ func TestEpochEndedOnSurvivingSessionLeavesNoOrphan(t *testing.T) {
 		ok, _, err := ins.Exists(ha.Path())
 		return err == nil && !ok
 	})
+	// Its node is gone, but not by a release within its epoch.
+	if err := ha.Release(ctxFor(t, time.Second)); !errors.Is(err, ErrLost) {
+		t.Errorf("Release of a hold whose epoch ended = %v, want ErrLost", err)
+	}
 	// The waiter queued again on the new epoch; its old node is gone.
 	eventually(t, 10*time.Second, "the waiter re-queues with a new node", func() bool {
 		c := childrenOf(t, ins, lockPath)
@@ -226,4 +231,20 @@ func slicesContainAll(have, want []string) bool {
 		}
 	}
 	return true
+}
+
+// TestShorterGrantedTimeoutIsUsed asks for a longer session than the server
+// allows: the Session must judge by the timeout granted, and hold its epoch
+// steadily.
+func TestShorterGrantedTimeoutIsUsed(t *testing.T) {
+	zkc := zktest.StartStandalone(t, zktest.WithMaxSessionTimeout(2*time.Second))
+	s := newSession(t, zkc.ConnectString(), 10*time.Second)
+	if got := s.Timeout(); got != 2*time.Second {
+		t.Fatalf("Timeout() = %v, want the 2s granted", got)
+	}
+	st, _ := s.State()
+	time.Sleep(3 * time.Second)
+	if now, _ := s.State(); now.Epoch != st.Epoch || !now.Connected {
+		t.Errorf("epoch %v connected %v after 3s, want epoch %d still live", now.Epoch, now.Connected, st.Epoch.ID())
+	}
 }
