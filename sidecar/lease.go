@@ -47,6 +47,7 @@ type lease struct {
 	expires   time.Time   // detached leases only
 	timer     *time.Timer // detached leases only
 	releasing bool        // a Release claimed it: ttl expiry no longer applies
+	finishing bool        // a background wait for its delete runs
 	reason    endReason
 	ended     chan struct{} // closed when reason is set
 }
@@ -56,6 +57,11 @@ type lease struct {
 func (l *lease) end(reason endReason) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.endLocked(reason)
+}
+
+// endLocked is end with l.mu held.
+func (l *lease) endLocked(reason endReason) bool {
 	if l.reason != endNone {
 		return false
 	}

@@ -200,7 +200,7 @@ func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockServ
 		defer cancelWait()
 	}
 	var sendErr error
-	hold, err := s.sess.Lock(waitCtx, s.lockPath(lock), zkrecipes.LockOptions{
+	opts := zkrecipes.LockOptions{
 		Shared:  shared,
 		Data:    []byte(req.GetOwner()),
 		TryOnce: req.GetWait() != nil && wait == 0,
@@ -213,9 +213,22 @@ func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockServ
 				}
 			}
 		},
-	})
-	s.tab.unwait(lock, err == nil)
+	}
+	var hold *zkrecipes.Hold
+	for {
+		hold, err = s.sess.Lock(waitCtx, s.lockPath(lock), opts)
+		if err != nil || hold.Valid() {
+			break
+		}
+		// The session's epoch ended between the grant and now: the caller
+		// never saw this grant, so queue again without telling it.
+		hold.Release(context.Background())
+		if err = s.awaitSession(waitCtx); err != nil {
+			break
+		}
+	}
 	if err != nil {
+		s.tab.unwait(lock, false)
 		switch {
 		case sendErr != nil:
 			return sendErr
@@ -234,10 +247,12 @@ func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockServ
 		granted.ExpiresAt = timestamppb.New(l.expires)
 		l.mu.Unlock()
 	}
-	s.tab.add(l)
-	if !hold.Valid() {
-		s.closeLease(l, endSessionLost)
-		return s.follow(stream, l)
+	added := s.addLease(l)
+	s.tab.unwait(lock, added)
+	if !added {
+		l.end(endShutdown)
+		s.dropLease(l)
+		return statusError(codes.Unavailable, "SHUTTING_DOWN", nil, "sidecar is shutting down")
 	}
 	if err := stream.Send(&zklockv1.AcquireResponse{Event: &zklockv1.AcquireResponse_Granted{Granted: granted}}); err != nil {
 		// The caller never learnt the lease id: nobody could release it.
@@ -250,12 +265,46 @@ func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockServ
 	return s.follow(stream, l)
 }
 
+// addLease adds l to the table unless the Service is shutting down. Done
+// under s.mu, so that Shutdown sees every lease added before it began.
+func (s *Service) addLease(l *lease) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.tab.add(l)
+	return true
+}
+
+// awaitSession waits until the Session has a live epoch.
+func (s *Service) awaitSession(ctx context.Context) error {
+	for {
+		st, changed := s.sess.State()
+		if st.Epoch != nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
 // follow relays a stream-bound lease's life to its stream until it ends.
 // The lease is released when the stream ends.
 func (s *Service) follow(stream zklockv1.LockService_AcquireServer, l *lease) error {
 	ctx := stream.Context()
 	st, changed := s.sess.State()
 	suspended := false
+	if st.Epoch == l.hold.Epoch() && !st.Connected {
+		suspended = true
+		if err := stream.Send(&zklockv1.AcquireResponse{Event: &zklockv1.AcquireResponse_Suspended{Suspended: &zklockv1.Suspended{}}}); err != nil {
+			s.closeLease(l, endReleased)
+			return err
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -291,18 +340,41 @@ func (s *Service) follow(stream zklockv1.LockService_AcquireServer, l *lease) er
 }
 
 // closeLease ends l for reason, unless it already ended, and deletes its
-// node, waiting at most ReleaseTimeout for ZooKeeper to confirm (the delete
-// goes on in the background after).
+// node.
 func (s *Service) closeLease(l *lease, reason endReason) {
-	if !l.end(reason) {
-		return
+	if l.end(reason) {
+		s.dropLease(l)
 	}
+}
+
+// dropLease deletes an ended lease's node and moves the lease to the
+// tombstones once ZooKeeper confirmed the delete, or once the lease's epoch
+// ended. It waits at most ReleaseTimeout, then goes on waiting in the
+// background: until then a Release of the lease waits for the confirmation.
+func (s *Service) dropLease(l *lease) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ReleaseTimeout)
 	defer cancel()
-	if err := l.hold.Release(ctx); err != nil && !errors.Is(err, zkrecipes.ErrLost) {
-		s.log.Warn("lock node not deleted yet; retrying in the background", "lock", l.lock, "err", err)
+	if err := l.hold.Release(ctx); err == nil || errors.Is(err, zkrecipes.ErrLost) {
+		s.tab.bury(l, time.Now())
+		return
 	}
-	s.tab.bury(l, time.Now())
+	s.log.Warn("lock node not deleted yet; retrying in the background", "lock", l.lock)
+	s.background(func(ctx context.Context) {
+		if err := l.hold.Release(ctx); err == nil || errors.Is(err, zkrecipes.ErrLost) {
+			s.tab.bury(l, time.Now())
+		}
+	})
+}
+
+// background runs f in a goroutine that Shutdown cancels and waits for.
+func (s *Service) background(f func(ctx context.Context)) {
+	if !s.enter() {
+		return
+	}
+	go func() {
+		defer s.wg.Done()
+		f(s.stopCtx)
+	}()
 }
 
 // expire ends a detached lease whose ttl passed without a Renew.
@@ -311,18 +383,18 @@ func (s *Service) expire(l *lease) {
 		return
 	}
 	defer s.wg.Done()
+	// The check and the end are one step, so that a Renew cannot slip in
+	// between and answer for a lease about to be deleted.
 	l.mu.Lock()
 	due := !l.releasing && l.reason == endNone && !time.Now().Before(l.expires)
+	if due {
+		l.endLocked(endExpired)
+	}
 	l.mu.Unlock()
-	if !due {
-		return
+	if due {
+		s.log.Debug("lease expired", "lock", l.lock)
+		s.dropLease(l)
 	}
-	reason := endExpired
-	if !l.hold.Valid() {
-		reason = endSessionLost
-	}
-	s.log.Debug("lease expired", "lock", l.lock, "reason", reason)
-	s.closeLease(l, reason)
 }
 
 // enter counts a background task unless the Service has drained.
@@ -369,7 +441,15 @@ func (s *Service) Renew(ctx context.Context, req *zklockv1.RenewRequest) (*zkloc
 	for i, l := range leases {
 		e := &zklockv1.LeaseExpiry{LeaseId: l.id}
 		l.mu.Lock()
-		if l.detached && l.reason == endNone {
+		reason, releasing := l.reason, l.releasing
+		if reason != endNone || releasing {
+			l.mu.Unlock()
+			if reason == endNone || reason == endReleased {
+				return nil, notFoundError()
+			}
+			return nil, lostError(tombstone{reason: reason, token: l.hold.Token()})
+		}
+		if l.detached {
 			if ttl > 0 {
 				l.ttl = ttl
 			}
@@ -399,8 +479,14 @@ func (s *Service) liveLease(id, field string) (*lease, error) {
 		}
 		return nil, notFoundError()
 	}
-	switch r := l.endedWith(); r {
+	l.mu.Lock()
+	r, releasing := l.reason, l.releasing
+	l.mu.Unlock()
+	switch r {
 	case endNone:
+		if releasing {
+			return nil, notFoundError()
+		}
 	case endReleased:
 		return nil, notFoundError()
 	default:
@@ -428,6 +514,9 @@ func (s *Service) Release(ctx context.Context, req *zklockv1.ReleaseRequest) (*z
 			return &zklockv1.ReleaseResponse{}, nil
 		}
 		return nil, lostError(tomb)
+	}
+	if !l.hold.Valid() {
+		s.closeLease(l, endSessionLost)
 	}
 	l.mu.Lock()
 	reason := l.reason
@@ -457,8 +546,34 @@ func (s *Service) Release(ctx context.Context, req *zklockv1.ReleaseRequest) (*z
 		return &zklockv1.ReleaseResponse{}, nil
 	case errors.Is(err, zkrecipes.ErrLost):
 		s.closeLease(l, endSessionLost)
-		return nil, lostError(tombstone{reason: endSessionLost, token: l.hold.Token()})
+		if r := l.endedWith(); r != endReleased {
+			return nil, lostError(tombstone{reason: r, token: l.hold.Token()})
+		}
+		// Its stream had released it already.
+		s.tab.bury(l, time.Now())
+		return &zklockv1.ReleaseResponse{}, nil
 	}
+	// Keep waiting for the confirmation in the background; meanwhile the
+	// lease counts as released for Renew, and a new Release waits again.
+	l.mu.Lock()
+	waiting := l.finishing
+	l.finishing = true
+	l.mu.Unlock()
+	if waiting {
+		return nil, statusError(codes.Unavailable, "RELEASE_UNCONFIRMED", nil,
+			"ZooKeeper has not confirmed the delete yet (%v); the sidecar keeps trying: call Release again", err)
+	}
+	s.background(func(ctx context.Context) {
+		switch err := l.hold.Release(ctx); {
+		case err == nil:
+			l.end(endReleased)
+		case errors.Is(err, zkrecipes.ErrLost):
+			l.end(endSessionLost)
+		default:
+			return
+		}
+		s.tab.bury(l, time.Now())
+	})
 	return nil, statusError(codes.Unavailable, "RELEASE_UNCONFIRMED", nil,
 		"ZooKeeper has not confirmed the delete yet (%v); the sidecar keeps trying: call Release again", err)
 }
@@ -469,10 +584,12 @@ func (s *Service) Describe(ctx context.Context, req *zklockv1.DescribeRequest) (
 		return nil, invalid("INVALID_LOCK_NAME", err)
 	}
 	cs, err := s.sess.Contenders(ctx, s.lockPath(req.GetLock()))
-	if errors.Is(err, zkrecipes.ErrNoSession) {
+	switch {
+	case errors.Is(err, zkrecipes.ErrNoSession):
 		return nil, noSessionError()
-	}
-	if err != nil {
+	case ctx.Err() != nil:
+		return nil, status.FromContextError(ctx.Err()).Err()
+	case err != nil:
 		return nil, status.Errorf(codes.Unavailable, "describe %q: %v", req.GetLock(), err)
 	}
 	resp := &zklockv1.DescribeResponse{}

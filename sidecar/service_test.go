@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
 	"github.com/zklock/zklock/internal/tcpproxy"
@@ -340,5 +341,85 @@ func TestUnavailableWithoutSession(t *testing.T) {
 	}
 	if h.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Errorf("health %v, want NOT_SERVING", h.GetStatus())
+	}
+}
+
+// TestReleaseOfLeaseLostWithItsEpoch: a detached lease whose epoch ended
+// (the session itself survived, so the sidecar deleted the node itself)
+// must answer ABORTED, not OK: the lock may have been held by another.
+func TestReleaseOfLeaseLostWithItsEpoch(t *testing.T) {
+	zkc := startZK(t)
+	p, err := tcpproxy.New(zkc.Servers()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	a := startInstance(t, p.Addr(), instanceOpts{timeout: 6 * time.Second})
+	a.waitUsable(t)
+	g := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "epoch", Detach: true, Ttl: dur(time.Minute)}).granted(wait)
+
+	st, changed := a.sess.State()
+	p.SetMode(tcpproxy.Stall)
+	<-st.Epoch.Done()
+	p.SetMode(tcpproxy.Pass)
+	for {
+		now, _ := a.sess.State()
+		if now.Epoch != nil && now.Epoch != st.Epoch {
+			break
+		}
+		select {
+		case <-changed:
+			_, changed = a.sess.State()
+		case <-time.After(wait):
+			t.Fatal("no new epoch")
+		}
+	}
+	// The sidecar deletes the old epoch's node itself.
+	ins := inspector(t, zkc.ConnectString())
+	eventually(t, wait, "the lost lease's node is deleted", func() bool {
+		return len(childrenOf(t, ins, "/zklock/epoch")) == 0
+	})
+	_, err = a.client.Release(ctxT(t), &zklockv1.ReleaseRequest{LeaseId: g.GetLeaseId()})
+	wantCode(t, err, codes.Aborted, "LEASE_LOST")
+}
+
+// TestReleaseWhileSuspended: a Release that ZooKeeper cannot confirm yet
+// does not answer OK; the lease is no longer renewable; once contact is
+// back a Release confirms the delete.
+func TestReleaseWhileSuspended(t *testing.T) {
+	zkc := startZK(t)
+	p, err := tcpproxy.New(zkc.Servers()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	a := startInstance(t, p.Addr(), instanceOpts{timeout: 20 * time.Second})
+	a.waitUsable(t)
+	ins := inspector(t, zkc.ConnectString())
+	g := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "susp", Detach: true, Ttl: dur(time.Minute)}).granted(wait)
+
+	st, changed := a.sess.State()
+	p.SetMode(tcpproxy.Stall)
+	for st.Connected {
+		<-changed
+		st, changed = a.sess.State()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	_, err = a.client.Release(ctx, &zklockv1.ReleaseRequest{LeaseId: g.GetLeaseId()})
+	cancel()
+	if c := status.Code(err); c != codes.DeadlineExceeded && c != codes.Unavailable {
+		t.Fatalf("Release while suspended = %v, want DEADLINE_EXCEEDED or UNAVAILABLE", err)
+	}
+	_, err = a.client.Renew(ctxT(t), &zklockv1.RenewRequest{LeaseIds: []string{g.GetLeaseId()}})
+	wantCode(t, err, codes.NotFound, "LEASE_NOT_FOUND")
+	if n := len(childrenOf(t, ins, "/zklock/susp")); n != 1 {
+		t.Fatalf("%d nodes while the delete waits, want 1", n)
+	}
+	p.SetMode(tcpproxy.Pass)
+	if _, err := a.client.Release(ctxT(t), &zklockv1.ReleaseRequest{LeaseId: g.GetLeaseId()}); err != nil {
+		t.Fatalf("Release once contact is back: %v", err)
+	}
+	if n := len(childrenOf(t, ins, "/zklock/susp")); n != 0 {
+		t.Errorf("%d nodes after the confirmed Release, want 0", n)
 	}
 }
