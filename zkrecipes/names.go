@@ -10,16 +10,20 @@ import (
 type Layout int
 
 const (
-	// LayoutCurator names nodes as Apache Curator does:
-	// _c_<uuid>-lock-<seq> for an exclusive lock, _c_<uuid>-__READ__<seq> and
-	// _c_<uuid>-__WRIT__<seq> for the shared and exclusive sides of a
-	// read-write lock. Curator's InterProcessMutex and
-	// InterProcessReadWriteLock see these nodes. This is the default.
+	// LayoutCurator names nodes as Apache Curator's InterProcessMutex does:
+	// _c_<uuid>-lock-<seq>, so that an InterProcessMutex on the same path
+	// and zklock exclude each other. Shared contenders are named
+	// _c_<uuid>-__READ__<seq>; InterProcessMutex does not see them. This is
+	// the default.
 	LayoutCurator Layout = iota
 	// LayoutKazoo names nodes as Kazoo does: <uuid>__lock__<seq> and
 	// <uuid>__rlock__<seq>. Kazoo's Lock, ReadLock and WriteLock see these
 	// nodes; Curator does not.
 	LayoutKazoo
+	// LayoutCuratorRW names nodes as Curator's InterProcessReadWriteLock
+	// does: _c_<uuid>-__WRIT__<seq> exclusive, _c_<uuid>-__READ__<seq>
+	// shared, for paths shared with that lock.
+	LayoutCuratorRW
 )
 
 // seqDigits is the width of the sequence suffix ZooKeeper appends.
@@ -32,15 +36,20 @@ func (l Layout) String() string {
 		return "curator"
 	case LayoutKazoo:
 		return "kazoo"
+	case LayoutCuratorRW:
+		return "curator-rw"
 	}
 	return "unknown"
 }
 
-// ParseLayout parses a layout flag value: "curator" or "kazoo".
+// ParseLayout parses a layout flag value: "curator", "curator-rw" or
+// "kazoo".
 func ParseLayout(s string) (Layout, bool) {
 	switch s {
 	case "curator":
 		return LayoutCurator, true
+	case "curator-rw":
+		return LayoutCuratorRW, true
 	case "kazoo":
 		return LayoutKazoo, true
 	}
@@ -58,6 +67,9 @@ func (l Layout) nodePrefix(id string, shared bool) string {
 	}
 	if shared {
 		return "_c_" + id + "-__READ__"
+	}
+	if l == LayoutCuratorRW {
+		return "_c_" + id + "-__WRIT__"
 	}
 	return "_c_" + id + "-lock-"
 }

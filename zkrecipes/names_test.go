@@ -109,6 +109,8 @@ func TestNodePrefix(t *testing.T) {
 	}{
 		"curator exclusive": {LayoutCurator, false, "_c_" + id + "-lock-"},
 		"curator shared":    {LayoutCurator, true, "_c_" + id + "-__READ__"},
+		"curator-rw excl":   {LayoutCuratorRW, false, "_c_" + id + "-__WRIT__"},
+		"curator-rw shared": {LayoutCuratorRW, true, "_c_" + id + "-__READ__"},
 		"kazoo exclusive":   {LayoutKazoo, false, strings.ReplaceAll(id, "-", "") + "__lock__"},
 		"kazoo shared":      {LayoutKazoo, true, strings.ReplaceAll(id, "-", "") + "__rlock__"},
 	}

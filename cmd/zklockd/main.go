@@ -64,7 +64,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.IntVar(&o.maxWaiters, "max-waiters-per-lock", 10000, "callers of this sidecar that may wait on one lock")
 	fs.IntVar(&o.maxLeases, "max-leases", 100000, "acquires, waiting or granted, this sidecar takes at once")
 	fs.IntVar(&o.maxMessageBytes, "max-message-bytes", 64<<10, "largest request accepted, in bytes")
-	fs.StringVar(&o.nodeLayout, "node-layout", "curator", "how queue nodes are named: curator or kazoo (to share lock paths with Kazoo)")
+	fs.StringVar(&o.nodeLayout, "node-layout", "curator", "how queue nodes are named: curator (Curator's InterProcessMutex), curator-rw (its InterProcessReadWriteLock) or kazoo")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM may take to release every lease")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -122,7 +122,7 @@ func run(args []string, stderr io.Writer) error {
 	}
 	layout, ok := zkrecipes.ParseLayout(o.nodeLayout)
 	if !ok {
-		return fmt.Errorf("--node-layout %q: want curator or kazoo", o.nodeLayout)
+		return fmt.Errorf("--node-layout %q: want curator, curator-rw or kazoo", o.nodeLayout)
 	}
 	if err := sidecar.CheckRoot(o.root); err != nil {
 		return fmt.Errorf("--root: %w", err)
