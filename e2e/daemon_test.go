@@ -23,6 +23,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
+	"github.com/zklock/zklock/internal/zktest"
 )
 
 // Deadlines of the waits the tests do.
@@ -410,45 +411,6 @@ func (s *stream) granted(d time.Duration) (*zklockv1.Granted, time.Time) {
 	}
 }
 
-// inspector is a plain ZooKeeper client to look at what zklockd left in
-// ZooKeeper.
-func inspector(t *testing.T, zkAddr string) *zk.Conn {
-	t.Helper()
-	c, _, err := zk.Connect(strings.Split(zkAddr, ","), 10*time.Second, zk.WithLogger(silent{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
-
-type silent struct{}
-
-func (silent) Printf(string, ...any) {}
-
-// children lists p's children; none if p does not exist.
-func children(t *testing.T, c *zk.Conn, p string) []string {
-	t.Helper()
-	ch, _, err := c.Children(p)
-	if errors.Is(err, zk.ErrNoNode) {
-		return nil
-	}
-	if err != nil {
-		t.Fatalf("Children(%s): %v", p, err)
-	}
-	return ch
-}
-
-// exists reports whether p exists, and its stat.
-func exists(t *testing.T, c *zk.Conn, p string) (bool, *zk.Stat) {
-	t.Helper()
-	ok, st, err := c.Exists(p)
-	if err != nil {
-		t.Fatalf("Exists(%s): %v", p, err)
-	}
-	return ok, st
-}
-
 // ephemeralsOf lists the nodes under root, at any depth, whose
 // ephemeralOwner is session.
 func ephemeralsOf(t *testing.T, c *zk.Conn, root string, session int64) []string {
@@ -456,7 +418,7 @@ func ephemeralsOf(t *testing.T, c *zk.Conn, root string, session int64) []string
 	var found []string
 	var walk func(p string)
 	walk = func(p string) {
-		for _, ch := range children(t, c, p) {
+		for _, ch := range zktest.Children(t, c, p) {
 			cp := path.Join(p, ch)
 			ok, st := exists(t, c, cp)
 			if !ok {
@@ -500,14 +462,12 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// eventually polls cond every 20ms until it holds, failing the test after d.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+// exists reports whether p exists, and its stat.
+func exists(t *testing.T, c *zk.Conn, p string) (bool, *zk.Stat) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	ok, st, err := c.Exists(p)
+	if err != nil {
+		t.Fatalf("Exists(%s): %v", p, err)
 	}
+	return ok, st
 }

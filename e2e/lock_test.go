@@ -119,7 +119,7 @@ func TestClosingHolderStreamFreesLockAtOnce(t *testing.T) {
 	// A grant within the 30 s session timeout can only come from the release.
 	a := startDaemon(t, "a", zkc.ConnectString(), daemonOpts{sessionTimeout: 30 * time.Second})
 	b := startDaemon(t, "b", zkc.ConnectString(), daemonOpts{sessionTimeout: 30 * time.Second})
-	ins := inspector(t, zkc.ConnectString())
+	ins := zktest.Client(t, zkc.ConnectString())
 
 	ea := a.acquire("a", &zklockv1.AcquireRequest{Lock: "orders/42"})
 	ga, _ := ea.granted(wait)
@@ -135,7 +135,7 @@ func TestClosingHolderStreamFreesLockAtOnce(t *testing.T) {
 		t.Errorf("b's token %d not above a's %d", gb.GetFencingToken(), ga.GetFencingToken())
 	}
 	holder, _ := holderNode(t, b, ins, "orders/42")
-	if c := children(t, ins, "/zklock/orders/42"); len(c) != 1 || "/zklock/orders/42/"+c[0] != holder {
+	if c := zktest.Children(t, ins, "/zklock/orders/42"); len(c) != 1 || "/zklock/orders/42/"+c[0] != holder {
 		t.Errorf("children of /zklock/orders/42 = %v, want b's node %s only", c, holder)
 	}
 	// The dropped lease was released, not lost: releasing it again is fine.
@@ -216,7 +216,7 @@ func TestCancelBeforeGrantLeavesNoNode(t *testing.T) {
 	zkc := zktest.StartStandalone(t)
 	a := startDaemon(t, "a", zkc.ConnectString(), daemonOpts{})
 	b := startDaemon(t, "b", zkc.ConnectString(), daemonOpts{})
-	ins := inspector(t, zkc.ConnectString())
+	ins := zktest.Client(t, zkc.ConnectString())
 
 	ea := a.acquire("a", &zklockv1.AcquireRequest{Lock: "c"})
 	ga, _ := ea.granted(wait)
@@ -226,25 +226,25 @@ func TestCancelBeforeGrantLeavesNoNode(t *testing.T) {
 		t.Errorf("holder node's czxid %d, but fencing token %d", st.Czxid, ga.GetFencingToken())
 	}
 	onlyHolder := func() bool {
-		c := children(t, ins, "/zklock/c")
+		c := zktest.Children(t, ins, "/zklock/c")
 		return len(c) == 1 && "/zklock/c/"+c[0] == holder
 	}
 
 	ew := b.acquire("b", &zklockv1.AcquireRequest{Lock: "c"})
 	ew.queued(wait)
-	if c := children(t, ins, "/zklock/c"); len(c) != 2 {
+	if c := zktest.Children(t, ins, "/zklock/c"); len(c) != 2 {
 		t.Fatalf("children of /zklock/c = %v, want the holder's and the waiter's", c)
 	}
 	cancelled := time.Now()
 	ew.cancel()
-	eventually(t, 5*time.Second, "the cancelled waiter's node is deleted", onlyHolder)
+	zktest.Eventually(t, 5*time.Second, "the cancelled waiter's node is deleted", onlyHolder)
 	t.Logf("waiter's node gone %v after the cancel", time.Since(cancelled).Round(time.Millisecond))
 
 	et := b.acquire("b, wait 300ms", &zklockv1.AcquireRequest{Lock: "c", Wait: dur(300 * time.Millisecond)})
 	et.queued(wait)
 	wantStatus(t, et.end(wait), codes.DeadlineExceeded, "WAIT_EXPIRED")
 	if !onlyHolder() {
-		t.Errorf("children of /zklock/c = %v after the wait ran out, want the holder's %s only", children(t, ins, "/zklock/c"), holder)
+		t.Errorf("children of /zklock/c = %v after the wait ran out, want the holder's %s only", zktest.Children(t, ins, "/zklock/c"), holder)
 	}
 	ea.none(100 * time.Millisecond) // the holder was not disturbed
 }
@@ -256,7 +256,7 @@ func TestBadRequestsLeaveNoNode(t *testing.T) {
 	t.Parallel()
 	zkc := zktest.StartStandalone(t)
 	a := startDaemon(t, "a", zkc.ConnectString(), daemonOpts{})
-	ins := inspector(t, zkc.ConnectString())
+	ins := zktest.Client(t, zkc.ConnectString())
 	unknown := "0123456789abcdef0123456789abcdef"
 
 	_, err := a.client.Renew(ctxT(t), &zklockv1.RenewRequest{LeaseIds: []string{unknown}})
@@ -280,10 +280,10 @@ func TestBadRequestsLeaveNoNode(t *testing.T) {
 	_, err = a.client.Describe(ctxT(t), &zklockv1.DescribeRequest{Lock: "../etc"})
 	wantStatus(t, err, codes.InvalidArgument, "INVALID_LOCK_NAME")
 
-	if c := children(t, ins, "/zklock"); len(c) != 0 {
+	if c := zktest.Children(t, ins, "/zklock"); len(c) != 0 {
 		t.Errorf("bad requests left nodes under /zklock: %v", c)
 	}
-	if c := children(t, ins, "/"); slices.ContainsFunc(c, func(n string) bool { return n != "zookeeper" && n != "zklock" }) {
+	if c := zktest.Children(t, ins, "/"); slices.ContainsFunc(c, func(n string) bool { return n != "zookeeper" && n != "zklock" }) {
 		t.Errorf("bad requests left nodes outside the root: / has %v", c)
 	}
 }
@@ -297,7 +297,7 @@ func TestKilledHolderFreesLockAfterSessionTimeout(t *testing.T) {
 	zkc := zktest.StartStandalone(t)
 	a := startDaemon(t, "a", zkc.ConnectString(), daemonOpts{sessionTimeout: sessionTimeout})
 	b := startDaemon(t, "b", zkc.ConnectString(), daemonOpts{sessionTimeout: sessionTimeout})
-	ins := inspector(t, zkc.ConnectString())
+	ins := zktest.Client(t, zkc.ConnectString())
 
 	ea := a.acquire("a", &zklockv1.AcquireRequest{Lock: "k"})
 	ga, _ := ea.granted(wait)
@@ -371,7 +371,7 @@ func TestTerminatedSidecarReleasesEverything(t *testing.T) {
 	zkc := zktest.StartStandalone(t)
 	a := startDaemon(t, "a", zkc.ConnectString(), daemonOpts{sessionTimeout: 30 * time.Second, shutdownTimeout: shutdownTimeout})
 	b := startDaemon(t, "b", zkc.ConnectString(), daemonOpts{sessionTimeout: 30 * time.Second})
-	ins := inspector(t, zkc.ConnectString())
+	ins := zktest.Client(t, zkc.ConnectString())
 
 	held := a.acquire("a holder s1", &zklockv1.AcquireRequest{Lock: "s1", Owner: "a"})
 	gHeld, _ := held.granted(wait)
@@ -423,7 +423,7 @@ func TestTerminatedSidecarReleasesEverything(t *testing.T) {
 		t.Errorf("b's tokens s1 %d, s2 %d not above a's s1 %d, s2 %d", g1.GetFencingToken(), g2.GetFencingToken(), gHeld.GetFencingToken(), gDet.GetFencingToken())
 	}
 	for _, lock := range []string{"s1", "s2"} {
-		if c := children(t, ins, "/zklock/"+lock); len(c) != 1 {
+		if c := zktest.Children(t, ins, "/zklock/"+lock); len(c) != 1 {
 			t.Errorf("children of /zklock/%s = %v, want b's node only", lock, c)
 		}
 	}

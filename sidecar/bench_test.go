@@ -26,7 +26,7 @@ import (
 // benchSidecar starts a Session, Service and gRPC server for a benchmark.
 func benchSidecar(b *testing.B, zkAddr string) (zklockv1.LockServiceClient, func()) {
 	b.Helper()
-	sess, err := zkrecipes.Connect(zkrecipes.Config{Servers: strings.Split(zkAddr, ","), SessionTimeout: 10 * time.Second, Logger: testLogger()})
+	sess, err := zkrecipes.Connect(zkrecipes.Config{Servers: strings.Split(zkAddr, ","), SessionTimeout: 10 * time.Second, Logger: zktest.Logger()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -37,11 +37,11 @@ func benchSidecar(b *testing.B, zkAddr string) (zklockv1.LockServiceClient, func
 		}
 		<-changed
 	}
-	svc, err := New(sess, Config{Logger: testLogger()})
+	svc, err := New(sess, Config{Logger: zktest.Logger()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := NewServer(svc, ServerOptions{Logger: testLogger()})
+	srv := NewServer(svc, ServerOptions{Logger: zktest.Logger()})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -83,11 +83,7 @@ func BenchmarkLockCycle(b *testing.B) {
 	zkc := zktest.StartStandalone(b)
 
 	b.Run("direct-zk", func(b *testing.B) {
-		conn, _, err := zk.Connect(zkc.Servers(), 10*time.Second, zk.WithLogger(silent{}))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer conn.Close()
+		conn := zktest.Client(b, zkc.ConnectString())
 		if _, err := conn.Create("/direct", nil, 0, zk.WorldACL(zk.PermAll)); err != nil && err != zk.ErrNodeExists {
 			b.Fatal(err)
 		}
@@ -137,11 +133,7 @@ func BenchmarkContended(b *testing.B) {
 	b.Run("direct-zk", func(b *testing.B) {
 		var locks []*zk.Lock
 		for range callers {
-			conn, _, err := zk.Connect(zkc.Servers(), 10*time.Second, zk.WithLogger(silent{}))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer conn.Close()
+			conn := zktest.Client(b, zkc.ConnectString())
 			conn.Create("/direct", nil, 0, zk.WorldACL(zk.PermAll))
 			locks = append(locks, zk.NewLock(conn, "/direct/contended", zk.WorldACL(zk.PermAll)))
 		}

@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-zookeeper/zk"
 	"go.uber.org/goleak"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -27,13 +24,6 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-func testLogger() *slog.Logger {
-	if os.Getenv("ZKLOCK_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
 // instance is one in-process zklockd: a Session, a Service and a gRPC
@@ -57,8 +47,8 @@ func startInstance(t *testing.T, zkAddr string, o instanceOpts) *instance {
 	if o.timeout == 0 {
 		o.timeout = 6 * time.Second
 	}
-	o.cfg.Logger = testLogger()
-	sess, err := zkrecipes.Connect(zkrecipes.Config{Servers: strings.Split(zkAddr, ","), SessionTimeout: o.timeout, Logger: testLogger()})
+	o.cfg.Logger = zktest.Logger()
+	sess, err := zkrecipes.Connect(zkrecipes.Config{Servers: strings.Split(zkAddr, ","), SessionTimeout: o.timeout, Logger: zktest.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +61,7 @@ func startInstance(t *testing.T, zkAddr string, o instanceOpts) *instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := &instance{sess: sess, svc: svc, srv: NewServer(svc, ServerOptions{Logger: testLogger()}), served: make(chan error, 1)}
+	in := &instance{sess: sess, svc: svc, srv: NewServer(svc, ServerOptions{Logger: zktest.Logger()}), served: make(chan error, 1)}
 	go func() { in.served <- in.srv.Serve(lis) }()
 	in.conn, err = grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -248,52 +238,15 @@ func wantCode(t *testing.T, err error, code codes.Code, reason string) {
 	t.Fatalf("no ErrorInfo in %v, want reason %s", st, reason)
 }
 
-func inspector(t *testing.T, servers string) *zk.Conn {
-	t.Helper()
-	c, _, err := zk.Connect(strings.Split(servers, ","), 10*time.Second, zk.WithLogger(silent{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
-
-type silent struct{}
-
-func (silent) Printf(string, ...any) {}
-
-func childrenOf(t *testing.T, c *zk.Conn, p string) []string {
-	t.Helper()
-	ch, _, err := c.Children(p)
-	if err == zk.ErrNoNode {
-		return nil
-	}
-	if err != nil {
-		t.Fatalf("Children(%s): %v", p, err)
-	}
-	return ch
-}
-
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func startZK(t *testing.T) *zktest.Cluster {
-	t.Helper()
-	return zktest.StartStandalone(t)
-}
-
 func dur(d time.Duration) *durationpb.Duration { return durationpb.New(d) }
 
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+func startZK(t *testing.T) *zktest.Cluster {
+	t.Helper()
+	return zktest.StartStandalone(t)
 }

@@ -12,6 +12,7 @@ import (
 
 	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
 	"github.com/zklock/zklock/internal/tcpproxy"
+	"github.com/zklock/zklock/internal/zktest"
 )
 
 const wait = 10 * time.Second
@@ -76,7 +77,7 @@ func TestClosingStreamReleasesAtOnce(t *testing.T) {
 	b := startInstance(t, zkc.ConnectString(), instanceOpts{timeout: 30 * time.Second})
 	a.waitUsable(t)
 	b.waitUsable(t)
-	ins := inspector(t, zkc.ConnectString())
+	ins := zktest.Client(t, zkc.ConnectString())
 
 	ea := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "orders/42"})
 	ga := ea.granted(wait)
@@ -88,7 +89,7 @@ func TestClosingStreamReleasesAtOnce(t *testing.T) {
 	if gb.GetFencingToken() <= ga.GetFencingToken() {
 		t.Errorf("token %d not above %d", gb.GetFencingToken(), ga.GetFencingToken())
 	}
-	if n := len(childrenOf(t, ins, "/zklock/orders/42")); n != 1 {
+	if n := len(zktest.Children(t, ins, "/zklock/orders/42")); n != 1 {
 		t.Errorf("%d nodes, want the new holder's only", n)
 	}
 	// The dropped lease is released, not lost.
@@ -156,24 +157,24 @@ func TestCancelBeforeGrantLeavesNoNode(t *testing.T) {
 	zkc := startZK(t)
 	a := startInstance(t, zkc.ConnectString(), instanceOpts{})
 	a.waitUsable(t)
-	ins := inspector(t, zkc.ConnectString())
+	ins := zktest.Client(t, zkc.ConnectString())
 	ea := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "c"})
 	ea.granted(wait)
 
 	ew := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "c"})
 	ew.queued(wait)
-	if n := len(childrenOf(t, ins, "/zklock/c")); n != 2 {
+	if n := len(zktest.Children(t, ins, "/zklock/c")); n != 2 {
 		t.Fatalf("%d nodes, want 2", n)
 	}
 	ew.cancel()
-	eventually(t, 5*time.Second, "the cancelled waiter's node is deleted", func() bool {
-		return len(childrenOf(t, ins, "/zklock/c")) == 1
+	zktest.Eventually(t, 5*time.Second, "the cancelled waiter's node is deleted", func() bool {
+		return len(zktest.Children(t, ins, "/zklock/c")) == 1
 	})
 
 	et := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "c", Wait: dur(200 * time.Millisecond)})
 	et.queued(wait)
 	wantCode(t, et.end(wait), codes.DeadlineExceeded, "WAIT_EXPIRED")
-	if n := len(childrenOf(t, ins, "/zklock/c")); n != 1 {
+	if n := len(zktest.Children(t, ins, "/zklock/c")); n != 1 {
 		t.Errorf("%d nodes after the wait ran out, want 1", n)
 	}
 }
@@ -182,7 +183,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	zkc := startZK(t)
 	a := startInstance(t, zkc.ConnectString(), instanceOpts{cfg: Config{MaxTTL: time.Minute}})
 	a.waitUsable(t)
-	ins := inspector(t, zkc.ConnectString())
+	ins := zktest.Client(t, zkc.ConnectString())
 
 	acquires := map[string]struct {
 		req    *zklockv1.AcquireRequest
@@ -229,7 +230,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		_, err := a.client.Describe(ctxT(t), &zklockv1.DescribeRequest{Lock: "a//b"})
 		wantCode(t, err, codes.InvalidArgument, "INVALID_LOCK_NAME")
 	})
-	if c := childrenOf(t, ins, "/zklock"); len(c) != 0 {
+	if c := zktest.Children(t, ins, "/zklock"); len(c) != 0 {
 		t.Errorf("bad input left nodes under /zklock: %v", c)
 	}
 }
@@ -248,7 +249,7 @@ func TestLimits(t *testing.T) {
 	wantCode(t, e4.end(wait), codes.ResourceExhausted, "TOO_MANY_LEASES")
 	e1.cancel()
 	e2.granted(wait)
-	eventually(t, wait, "the cancelled lease is no longer counted", func() bool {
+	zktest.Eventually(t, wait, "the cancelled lease is no longer counted", func() bool {
 		a.svc.tab.mu.Lock()
 		defer a.svc.tab.mu.Unlock()
 		return a.svc.tab.active == 1
@@ -263,7 +264,7 @@ func TestShutdownReleasesEveryLease(t *testing.T) {
 	b := startInstance(t, zkc.ConnectString(), instanceOpts{})
 	a.waitUsable(t)
 	b.waitUsable(t)
-	ins := inspector(t, zkc.ConnectString())
+	ins := zktest.Client(t, zkc.ConnectString())
 
 	held := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "s1"})
 	held.granted(wait)
@@ -281,7 +282,7 @@ func TestShutdownReleasesEveryLease(t *testing.T) {
 	wantCode(t, waiting.end(wait), codes.Unavailable, "SHUTTING_DOWN")
 	other.granted(5 * time.Second)
 	for _, p := range []string{"/zklock/s1", "/zklock/s2"} {
-		if n := len(childrenOf(t, ins, p)); p == "/zklock/s1" && n != 0 {
+		if n := len(zktest.Children(t, ins, p)); p == "/zklock/s1" && n != 0 {
 			t.Errorf("%s: %d nodes after shutdown, want 0", p, n)
 		}
 	}
@@ -375,9 +376,9 @@ func TestReleaseOfLeaseLostWithItsEpoch(t *testing.T) {
 		}
 	}
 	// The sidecar deletes the old epoch's node itself.
-	ins := inspector(t, zkc.ConnectString())
-	eventually(t, wait, "the lost lease's node is deleted", func() bool {
-		return len(childrenOf(t, ins, "/zklock/epoch")) == 0
+	ins := zktest.Client(t, zkc.ConnectString())
+	zktest.Eventually(t, wait, "the lost lease's node is deleted", func() bool {
+		return len(zktest.Children(t, ins, "/zklock/epoch")) == 0
 	})
 	_, err = a.client.Release(ctxT(t), &zklockv1.ReleaseRequest{LeaseId: g.GetLeaseId()})
 	wantCode(t, err, codes.Aborted, "LEASE_LOST")
@@ -395,7 +396,7 @@ func TestReleaseWhileSuspended(t *testing.T) {
 	defer p.Close()
 	a := startInstance(t, p.Addr(), instanceOpts{timeout: 20 * time.Second})
 	a.waitUsable(t)
-	ins := inspector(t, zkc.ConnectString())
+	ins := zktest.Client(t, zkc.ConnectString())
 	g := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "susp", Detach: true, Ttl: dur(time.Minute)}).granted(wait)
 
 	st, changed := a.sess.State()
@@ -412,14 +413,14 @@ func TestReleaseWhileSuspended(t *testing.T) {
 	}
 	_, err = a.client.Renew(ctxT(t), &zklockv1.RenewRequest{LeaseIds: []string{g.GetLeaseId()}})
 	wantCode(t, err, codes.NotFound, "LEASE_NOT_FOUND")
-	if n := len(childrenOf(t, ins, "/zklock/susp")); n != 1 {
+	if n := len(zktest.Children(t, ins, "/zklock/susp")); n != 1 {
 		t.Fatalf("%d nodes while the delete waits, want 1", n)
 	}
 	p.SetMode(tcpproxy.Pass)
 	if _, err := a.client.Release(ctxT(t), &zklockv1.ReleaseRequest{LeaseId: g.GetLeaseId()}); err != nil {
 		t.Fatalf("Release once contact is back: %v", err)
 	}
-	if n := len(childrenOf(t, ins, "/zklock/susp")); n != 0 {
+	if n := len(zktest.Children(t, ins, "/zklock/susp")); n != 0 {
 		t.Errorf("%d nodes after the confirmed Release, want 0", n)
 	}
 }

@@ -104,7 +104,7 @@ func TestLockExcludesConcurrentContenders(t *testing.T) {
 			t.Errorf("token %d after %d: tokens must strictly increase", res.writes[i], res.writes[i-1])
 		}
 	}
-	if c := childrenOf(t, inspector(t, zkc.ConnectString()), lockPath); len(c) != 0 {
+	if c := zktest.Children(t, zktest.Client(t, zkc.ConnectString()), lockPath); len(c) != 0 {
 		t.Errorf("nodes left after every release: %v", c)
 	}
 	for i, s := range ss {
@@ -196,8 +196,8 @@ func TestWaitersWatchOnlyTheirPredecessor(t *testing.T) {
 		}()
 		<-queued
 	}
-	ins := inspector(t, zkc.ConnectString())
-	queue := queue(childrenOf(t, ins, lockPath))
+	ins := zktest.Client(t, zkc.ConnectString())
+	queue := queue(zktest.Children(t, ins, lockPath))
 	if len(queue) != waiters+1 {
 		t.Fatalf("queue has %d nodes, want %d", len(queue), waiters+1)
 	}
@@ -208,7 +208,7 @@ func TestWaitersWatchOnlyTheirPredecessor(t *testing.T) {
 		want = append(want, lockPath+"/"+c.name)
 	}
 	var got []string
-	eventually(t, 10*time.Second, "watches settle", func() bool {
+	zktest.Eventually(t, 10*time.Second, "watches settle", func() bool {
 		got = watchedPaths(t, zkc.Servers()[0])
 		return len(got) >= waiters
 	})
@@ -223,8 +223,8 @@ func TestWaitersWatchOnlyTheirPredecessor(t *testing.T) {
 	if err := h0.Release(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "cancelled waiters leave no node", func() bool {
-		return len(childrenOf(t, ins, lockPath)) == 0
+	zktest.Eventually(t, 10*time.Second, "cancelled waiters leave no node", func() bool {
+		return len(zktest.Children(t, ins, lockPath)) == 0
 	})
 }
 
@@ -252,7 +252,7 @@ func watchedPaths(t *testing.T, addr string) []string {
 func TestCancelledWaiterLeavesNoNode(t *testing.T) {
 	zkc := startZK(t)
 	s := newSession(t, zkc.ConnectString(), 4*time.Second)
-	ins := inspector(t, zkc.ConnectString())
+	ins := zktest.Client(t, zkc.ConnectString())
 	const lockPath = "/zklock/cancel"
 	h, err := s.Lock(ctxFor(t, time.Minute), lockPath, LockOptions{})
 	if err != nil {
@@ -269,14 +269,14 @@ func TestCancelledWaiterLeavesNoNode(t *testing.T) {
 			done <- err
 		}()
 		<-queued
-		if n := len(childrenOf(t, ins, lockPath)); n != 2 {
+		if n := len(zktest.Children(t, ins, lockPath)); n != 2 {
 			t.Fatalf("%d nodes while waiting, want 2", n)
 		}
 		cancel()
 		if err := <-done; !errors.Is(err, context.Canceled) {
 			t.Fatalf("Lock = %v, want context.Canceled", err)
 		}
-		if c := childrenOf(t, ins, lockPath); len(c) != 1 || c[0] != h.n.getName() {
+		if c := zktest.Children(t, ins, lockPath); len(c) != 1 || c[0] != h.n.getName() {
 			t.Errorf("nodes after cancel: %v, want only the holder's", c)
 		}
 	})
@@ -286,7 +286,7 @@ func TestCancelledWaiterLeavesNoNode(t *testing.T) {
 		if _, err := s.Lock(ctx, lockPath, LockOptions{}); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Lock = %v, want context.DeadlineExceeded", err)
 		}
-		if c := childrenOf(t, ins, lockPath); len(c) != 1 {
+		if c := zktest.Children(t, ins, lockPath); len(c) != 1 {
 			t.Errorf("nodes after deadline: %v, want only the holder's", c)
 		}
 	})
@@ -294,7 +294,7 @@ func TestCancelledWaiterLeavesNoNode(t *testing.T) {
 		if _, err := s.Lock(context.Background(), lockPath, LockOptions{TryOnce: true}); !errors.Is(err, ErrHeld) {
 			t.Fatalf("Lock = %v, want ErrHeld", err)
 		}
-		if c := childrenOf(t, ins, lockPath); len(c) != 1 {
+		if c := zktest.Children(t, ins, lockPath); len(c) != 1 {
 			t.Errorf("nodes after a failed try: %v, want only the holder's", c)
 		}
 	})
@@ -306,7 +306,7 @@ func TestCancelledWaiterLeavesNoNode(t *testing.T) {
 func TestTokensIncreaseAcrossRecreatedLockNode(t *testing.T) {
 	zkc := startZK(t)
 	s := newSession(t, zkc.ConnectString(), 4*time.Second)
-	ins := inspector(t, zkc.ConnectString())
+	ins := zktest.Client(t, zkc.ConnectString())
 	ctx := ctxFor(t, time.Minute)
 	const lockPath = "/zklock/recreated"
 	var last int64
@@ -326,7 +326,7 @@ func TestTokensIncreaseAcrossRecreatedLockNode(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The lock node is a container: ZooKeeper deletes it once empty.
-		eventually(t, 20*time.Second, "empty lock node is deleted", func() bool {
+		zktest.Eventually(t, 20*time.Second, "empty lock node is deleted", func() bool {
 			ok, _, err := ins.Exists(lockPath)
 			return err == nil && !ok
 		})

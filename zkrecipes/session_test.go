@@ -27,7 +27,7 @@ func TestCreateAfterConnectionLossFindsItsOwnNode(t *testing.T) {
 	zkc := startZK(t)
 	p := proxied(t, zkc.Servers()[0])
 	s := newSession(t, p.Addr(), 6*time.Second)
-	ins := inspector(t, zkc.ConnectString())
+	ins := zktest.Client(t, zkc.ConnectString())
 	const lockPath = "/zklock/lostreply"
 	// Make the lock node exist, so that the create below is the only write.
 	h, err := s.Lock(ctxFor(t, time.Minute), lockPath, LockOptions{})
@@ -45,8 +45,8 @@ func TestCreateAfterConnectionLossFindsItsOwnNode(t *testing.T) {
 		hold, err = s.Lock(context.Background(), lockPath, LockOptions{TryOnce: false})
 		done <- err
 	}()
-	eventually(t, 10*time.Second, "the waiter's node is created", func() bool {
-		return len(childrenOf(t, ins, lockPath)) == 2
+	zktest.Eventually(t, 10*time.Second, "the waiter's node is created", func() bool {
+		return len(zktest.Children(t, ins, lockPath)) == 2
 	})
 	p.Cut()
 	p.SetMode(tcpproxy.Pass)
@@ -54,7 +54,7 @@ func TestCreateAfterConnectionLossFindsItsOwnNode(t *testing.T) {
 	// Once reconnected, the waiter must find its node rather than make a
 	// second one.
 	time.Sleep(time.Second)
-	if c := childrenOf(t, ins, lockPath); len(c) != 2 {
+	if c := zktest.Children(t, ins, lockPath); len(c) != 2 {
 		t.Fatalf("nodes after reconnecting: %v, want the holder's and one waiter's", c)
 	}
 	if err := h.Release(ctxFor(t, 10*time.Second)); err != nil {
@@ -67,9 +67,9 @@ func TestCreateAfterConnectionLossFindsItsOwnNode(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatalf("waiter not granted 20s after the holder released: a second node of its own blocks it? nodes: %v",
-			childrenOf(t, ins, lockPath))
+			zktest.Children(t, ins, lockPath))
 	}
-	c := childrenOf(t, ins, lockPath)
+	c := zktest.Children(t, ins, lockPath)
 	if len(c) != 1 || c[0] == holder || c[0] != hold.n.getName() {
 		t.Errorf("nodes once the waiter holds: %v, want only its node %s", c, hold.n.getName())
 	}
@@ -157,7 +157,7 @@ func TestEpochEndedOnSurvivingSessionLeavesNoOrphan(t *testing.T) {
 	const timeout = 6 * time.Second
 	a := newSession(t, p.Addr(), timeout)
 	b := newSession(t, zkc.ConnectString(), timeout)
-	ins := inspector(t, zkc.ConnectString())
+	ins := zktest.Client(t, zkc.ConnectString())
 	const lockPath = "/zklock/survivor"
 	ctx := ctxFor(t, 2*time.Minute)
 
@@ -181,7 +181,7 @@ func TestEpochEndedOnSurvivingSessionLeavesNoOrphan(t *testing.T) {
 		waited <- h
 	}()
 	<-queued
-	oldWaiter := childrenOf(t, ins, lockPath)
+	oldWaiter := zktest.Children(t, ins, lockPath)
 	sid := ha.Epoch().SessionID()
 
 	p.SetMode(tcpproxy.Stall)
@@ -192,7 +192,7 @@ func TestEpochEndedOnSurvivingSessionLeavesNoOrphan(t *testing.T) {
 	if e.SessionID() != sid {
 		t.Skipf("session 0x%x expired too (new 0x%x): the pause was too long for this machine", sid, e.SessionID())
 	}
-	eventually(t, 10*time.Second, "the lost hold's node is deleted", func() bool {
+	zktest.Eventually(t, 10*time.Second, "the lost hold's node is deleted", func() bool {
 		ok, _, err := ins.Exists(ha.Path())
 		return err == nil && !ok
 	})
@@ -201,8 +201,8 @@ func TestEpochEndedOnSurvivingSessionLeavesNoOrphan(t *testing.T) {
 		t.Errorf("Release of a hold whose epoch ended = %v, want ErrLost", err)
 	}
 	// The waiter queued again on the new epoch; its old node is gone.
-	eventually(t, 10*time.Second, "the waiter re-queues with a new node", func() bool {
-		c := childrenOf(t, ins, lockPath)
+	zktest.Eventually(t, 10*time.Second, "the waiter re-queues with a new node", func() bool {
+		c := zktest.Children(t, ins, lockPath)
 		return len(c) == 2 && !slicesContainAll(c, oldWaiter)
 	})
 	if err := hb.Release(ctx); err != nil {
@@ -218,7 +218,7 @@ func TestEpochEndedOnSurvivingSessionLeavesNoOrphan(t *testing.T) {
 	if err := h.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if c := childrenOf(t, ins, lockPath); len(c) != 0 {
+	if c := zktest.Children(t, ins, lockPath); len(c) != 0 {
 		t.Errorf("orphans: %v", c)
 	}
 }
