@@ -63,7 +63,7 @@ type daemonOpts struct {
 
 // daemon is one zklockd process with a gRPC client connected to it.
 type daemon struct {
-	t      *testing.T
+	t      testing.TB
 	name   string
 	listen string // the --listen value
 	cmd    *exec.Cmd
@@ -79,7 +79,7 @@ type daemon struct {
 // returns once its health check reports SERVING, which it does once it has
 // a ZooKeeper session. The process is killed (if still running) and waited
 // for when the test ends; its output is logged if the test failed.
-func startDaemon(t *testing.T, name, zkAddr string, o daemonOpts) *daemon {
+func startDaemon(t testing.TB, name, zkAddr string, o daemonOpts) *daemon {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
 		listen := "unix://" + o.unixSocket
@@ -101,7 +101,7 @@ func startDaemon(t *testing.T, name, zkAddr string, o daemonOpts) *daemon {
 }
 
 // freeLoopbackAddr returns a loopback address that was free a moment ago.
-func freeLoopbackAddr(t *testing.T) string {
+func freeLoopbackAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -114,7 +114,7 @@ func freeLoopbackAddr(t *testing.T) string {
 
 // spawn starts a zklockd listening on listen, without waiting for it to
 // serve.
-func spawn(t *testing.T, name, zkAddr, listen string, o daemonOpts) *daemon {
+func spawn(t testing.TB, name, zkAddr, listen string, o daemonOpts) *daemon {
 	t.Helper()
 	if o.sessionTimeout == 0 {
 		o.sessionTimeout = 10 * time.Second
@@ -286,7 +286,7 @@ func (d *daemon) waitExit(timeout time.Duration) *os.ProcessState {
 // stream reads an Acquire stream in the background, noting when each event
 // arrived.
 type stream struct {
-	t      *testing.T
+	t      testing.TB
 	name   string
 	cancel context.CancelFunc
 	ch     chan event // closed once final is set

@@ -9,6 +9,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 mkdir -p bin
 out=bin/bench.txt
 go test -run '^$' -bench . -benchmem -benchtime "${BENCH_TIME:-3s}" -count "${BENCH_COUNT:-1}" ./sidecar | tee "$out"
+# 10,000 waiters on one lock of a zklockd process: its resident memory.
+go test -run '^$' -bench WaitersMemory -benchtime 1x ./e2e | tee -a "$out"
 echo
 echo "ratio to the direct go-zookeeper client (time per lock cycle; lower is better):"
 awk '

@@ -224,7 +224,7 @@ func (s *Session) wait(ctx context.Context, n *node, opts LockOptions) (*Hold, e
 			statErr = zk.ErrNoNode
 		}
 	}()
-	children, err := s.children(ctx, e, n.parent)
+	q, err := s.queue(ctx, e, n.parent)
 	<-read
 	if err != nil {
 		return nil, err
@@ -249,7 +249,6 @@ func (s *Session) wait(ctx context.Context, n *node, opts LockOptions) (*Hold, e
 
 	lastPos := -1
 	for {
-		q := queue(children)
 		i := indexOf(q, me)
 		if i < 0 {
 			return nil, errRequeue
@@ -275,7 +274,7 @@ func (s *Session) wait(ctx context.Context, n *node, opts LockOptions) (*Hold, e
 		if woke && (wakeHolds || wasHeld) {
 			break
 		}
-		if children, err = s.children(ctx, e, n.parent); err != nil {
+		if q, err = s.queue(ctx, e, n.parent); err != nil {
 			return nil, err
 		}
 	}
@@ -320,10 +319,15 @@ func (s *Session) watchGone(ctx context.Context, e *Epoch, p string) (bool, erro
 	}
 }
 
-// children reads the children of p, retrying while the connection is lost.
-func (s *Session) children(ctx context.Context, e *Epoch, p string) ([]string, error) {
+// queue reads the queue of the lock node p, retrying while the connection
+// is lost. Local callers reading the same lock node at once share reads,
+// and the queue they get: they must not change it.
+func (s *Session) queue(ctx context.Context, e *Epoch, p string) ([]contender, error) {
 	for {
-		c, _, err := s.conn.Children(p)
+		c, err := s.reads.queue(ctx, p)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		if err == nil {
 			return c, nil
 		}
@@ -353,13 +357,13 @@ func (s *Session) create(ctx context.Context, n *node, data []byte) error {
 				}
 				continue
 			}
-			c, err := s.children(ctx, e, n.parent)
+			q, err := s.queue(ctx, e, n.parent)
 			if err != nil {
 				return err
 			}
-			for _, name := range c {
-				if strings.HasPrefix(name, n.prefix) {
-					n.setName(name)
+			for _, c := range q {
+				if strings.HasPrefix(c.name, n.prefix) {
+					n.setName(c.name)
 					return nil
 				}
 			}

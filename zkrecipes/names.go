@@ -132,12 +132,18 @@ func queue(children []string) []contender {
 	return q
 }
 
-// indexOf returns the position of the named contender in q, or -1.
+// indexOf returns the position of the named contender in q, a queue in
+// queue order, or -1.
 func indexOf(q []contender, name string) int {
-	for i := range q {
-		if q[i].name == name {
-			return i
-		}
+	seq, ok := parseSeq(name)
+	if !ok {
+		return -1
+	}
+	i := sort.Search(len(q), func(i int) bool {
+		return q[i].seq > seq || (q[i].seq == seq && q[i].name >= name)
+	})
+	if i < len(q) && q[i].name == name {
+		return i
 	}
 	return -1
 }

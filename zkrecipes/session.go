@@ -45,6 +45,7 @@ type Session struct {
 	expiredSeen atomic.Bool  // the library reported StateExpired
 	wantContact atomic.Bool  // a contact would change the state: kick the loop
 	handoffs    handoffs
+	reads       queueReads
 	kick        chan struct{}
 	beat        chan struct{}
 	sweep       chan struct{}
@@ -123,6 +124,7 @@ func Connect(cfg Config) (*Session, error) {
 		return nil, fmt.Errorf("zkrecipes: %w", err)
 	}
 	s.conn = conn
+	s.reads = queueReads{conn: conn, wg: &s.wg}
 	s.wg.Add(3)
 	go s.run()
 	go s.heartbeat()
@@ -146,6 +148,7 @@ func (s *Session) Close() {
 	s.broadcastLocked()
 	s.mu.Unlock()
 	close(s.stop)
+	s.reads.close()
 	s.conn.Close()
 	s.wg.Wait()
 }
