@@ -39,6 +39,9 @@ type read struct {
 // queue returns the queue of the lock node p from a read sent after the
 // call began, or ctx's error. Callers share the slice: it is read-only.
 func (q *queueReads) queue(ctx context.Context, p string) ([]contender, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
