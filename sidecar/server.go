@@ -29,7 +29,8 @@ type ServerOptions struct {
 	// within KeepaliveTimeout loses its connection, and so its stream-bound
 	// leases. Defaults 10 s and 5 s.
 	KeepaliveTime, KeepaliveTimeout time.Duration
-	// Logger receives the call logs: failed calls at warn, others at debug.
+	// Logger receives the call logs: internal failures at warn, UNAVAILABLE
+	// at info, others at debug.
 	// Default slog.Default().
 	Logger *slog.Logger
 }
@@ -93,12 +94,15 @@ func NewServer(svc *Service, opts ServerOptions) *Server {
 	return s
 }
 
-// callLevel logs calls that failed on the server's side at warn, and the
-// rest (the hot path among them) at debug.
+// callLevel logs calls that failed on the server's side at warn, calls
+// refused while ZooKeeper is out of reach or the sidecar stops at info, and
+// the rest (the hot path among them) at debug.
 func callLevel(c codes.Code) logging.Level {
 	switch c {
-	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unavailable, codes.Unimplemented:
+	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unimplemented:
 		return logging.LevelWarn
+	case codes.Unavailable:
+		return logging.LevelInfo
 	}
 	return logging.LevelDebug
 }
