@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -171,69 +169,4 @@ func BenchmarkContended(b *testing.B) {
 			}
 		})
 	})
-}
-
-// BenchmarkWaiters queues 10,000 callers on one lock through one sidecar and
-// reports the memory they take (client and server together, since both run
-// in this process: an upper bound for the sidecar), then checks that a
-// release wakes exactly one of them.
-func BenchmarkWaiters(b *testing.B) {
-	const waiters = 10000
-	zkc := zktest.StartStandalone(b)
-	c, stop := benchSidecar(b, zkc.ConnectString())
-	defer stop()
-	for b.Loop() {
-		holderID, holderCancel := acquireOnce(b, c, "crowd")
-		var before runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-
-		ctx, cancel := context.WithCancel(context.Background())
-		queued := make(chan struct{}, waiters)
-		granted := make(chan struct{}, waiters)
-		var wg sync.WaitGroup
-		for range waiters {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				stream, err := c.Acquire(ctx, &zklockv1.AcquireRequest{Lock: "crowd"})
-				if err != nil {
-					return
-				}
-				for {
-					r, err := stream.Recv()
-					if err != nil {
-						return
-					}
-					if r.GetQueued() != nil {
-						queued <- struct{}{}
-					}
-					if r.GetGranted() != nil {
-						granted <- struct{}{}
-					}
-				}
-			}()
-		}
-		for range waiters {
-			<-queued
-		}
-		var after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		used := (after.HeapInuse + after.StackInuse) - (before.HeapInuse + before.StackInuse)
-		b.ReportMetric(float64(used)/(1<<20), "MB/10k-waiters")
-
-		if _, err := c.Release(context.Background(), &zklockv1.ReleaseRequest{LeaseId: holderID}); err != nil {
-			b.Fatal(err)
-		}
-		holderCancel()
-		<-granted
-		select {
-		case <-granted:
-			b.Fatal("one release granted two waiters")
-		case <-time.After(500 * time.Millisecond):
-		}
-		cancel()
-		wg.Wait()
-	}
 }
