@@ -1,0 +1,241 @@
+// Package zklock is the Go client of the zklock sidecar (zklockd): fair,
+// fenced distributed locks over gRPC, without a ZooKeeper client.
+//
+// A Lease holds the sidecar's Acquire stream open for its whole life: the
+// stream is the lock, so there is no renew loop to write. If the stream
+// breaks (the sidecar or the connection went away) the lease is lost.
+//
+// A Lease is not proof that no one else holds the lock: a paused process
+// may learn of a loss late. Send Lease.Token with every write to the
+// protected resource, and have the resource refuse tokens lower than the
+// highest it has seen.
+package zklock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
+)
+
+// ErrLocked is returned by TryLock when another holds the lock.
+var ErrLocked = errors.New("zklock: lock is held by another")
+
+// ErrLost is the cause of a lost lease: the reason is in its message.
+var ErrLost = errors.New("zklock: lease lost")
+
+// Client takes locks through one zklockd.
+type Client struct {
+	api zklockv1.LockServiceClient
+}
+
+// New returns a Client using conn, a connection to a zklockd (for example
+// grpc.NewClient("127.0.0.1:7878", grpc.WithTransportCredentials(insecure.NewCredentials()))).
+func New(conn grpc.ClientConnInterface) *Client {
+	return &Client{api: zklockv1.NewLockServiceClient(conn)}
+}
+
+// Option changes how a lock is taken.
+type Option func(*zklockv1.AcquireRequest, *options)
+
+type options struct {
+	onQueued  func(position, length int)
+	onSuspend func(suspended bool)
+}
+
+// Shared asks for a shared (read) hold: any number of shared holders hold
+// together while no exclusive contender precedes them.
+func Shared() Option {
+	return func(r *zklockv1.AcquireRequest, _ *options) { r.Mode = zklockv1.Mode_MODE_SHARED }
+}
+
+// Owner labels the hold for humans (Describe shows it). Default none.
+func Owner(owner string) Option {
+	return func(r *zklockv1.AcquireRequest, _ *options) { r.Owner = owner }
+}
+
+// Wait bounds the wait in the queue. Default: until ctx ends.
+func Wait(d time.Duration) Option {
+	return func(r *zklockv1.AcquireRequest, _ *options) { r.Wait = durationpb.New(d) }
+}
+
+// OnQueued is called with the number of contenders ahead and the queue's
+// length, when the caller joins the queue and whenever its place changes.
+func OnQueued(f func(position, length int)) Option {
+	return func(_ *zklockv1.AcquireRequest, o *options) { o.onQueued = f }
+}
+
+// OnSuspended is called with true when the sidecar lost contact with
+// ZooKeeper (the lock may be lost: stop writes without a fencing token) and
+// with false when contact came back in time.
+func OnSuspended(f func(suspended bool)) Option {
+	return func(_ *zklockv1.AcquireRequest, o *options) { o.onSuspend = f }
+}
+
+// Lock waits until it holds the lock name, then returns its lease. If ctx
+// ends first it returns ctx's error and leaves the queue.
+func (c *Client) Lock(ctx context.Context, name string, opts ...Option) (*Lease, error) {
+	return c.acquire(ctx, name, opts)
+}
+
+// TryLock takes the lock name if nobody holds it, and returns ErrLocked
+// otherwise, without waiting.
+func (c *Client) TryLock(ctx context.Context, name string, opts ...Option) (*Lease, error) {
+	return c.acquire(ctx, name, append(opts, Wait(0)))
+}
+
+func (c *Client) acquire(ctx context.Context, name string, opts []Option) (*Lease, error) {
+	req := &zklockv1.AcquireRequest{Lock: name}
+	var o options
+	for _, opt := range opts {
+		opt(req, &o)
+	}
+	// The stream outlives ctx: it is the lease.
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, cancel) // until granted, ctx ends the wait
+	stream, err := c.api.Acquire(sctx, req)
+	if err != nil {
+		stop()
+		cancel()
+		return nil, err
+	}
+	for {
+		ev, err := stream.Recv()
+		if err != nil {
+			stop()
+			cancel()
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if st, ok := status.FromError(err); ok && st.Code() == codes.DeadlineExceeded && req.Wait != nil && req.Wait.AsDuration() == 0 {
+				return nil, fmt.Errorf("%w: %s", ErrLocked, st.Message())
+			}
+			return nil, err
+		}
+		switch e := ev.Event.(type) {
+		case *zklockv1.AcquireResponse_Queued:
+			if o.onQueued != nil {
+				o.onQueued(int(e.Queued.GetPosition()), int(e.Queued.GetQueueLength()))
+			}
+		case *zklockv1.AcquireResponse_Granted:
+			if !stop() {
+				// ctx ended as the grant came: give the lock back.
+				cancel()
+				return nil, ctx.Err()
+			}
+			l := &Lease{
+				api:    c.api,
+				id:     e.Granted.GetLeaseId(),
+				token:  e.Granted.GetFencingToken(),
+				cancel: cancel,
+				lost:   make(chan struct{}),
+				done:   make(chan struct{}),
+				opts:   o,
+			}
+			go l.follow(stream)
+			return l, nil
+		}
+	}
+}
+
+// Lease is a held lock. Release it when done; it is lost if the sidecar
+// says so or its stream breaks.
+type Lease struct {
+	api    zklockv1.LockServiceClient
+	id     string
+	token  int64
+	cancel context.CancelFunc
+	opts   options
+	lost   chan struct{} // closed when the lease is lost
+	done   chan struct{} // closed when follow returned
+
+	mu       sync.Mutex
+	err      error // why it was lost
+	released bool
+}
+
+// Token returns the fencing token: it strictly increases across successive
+// holders of the lock.
+func (l *Lease) Token() int64 { return l.token }
+
+// ID returns the lease's id, a secret that renews or releases it.
+func (l *Lease) ID() string { return l.id }
+
+// Lost returns a channel closed when the lease is lost: the lock may be
+// held by another from then on. Err says why.
+func (l *Lease) Lost() <-chan struct{} { return l.lost }
+
+// Err returns why the lease was lost (wrapping ErrLost), or nil.
+func (l *Lease) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// Release releases the lock and returns once the sidecar confirmed that
+// ZooKeeper deleted its node. If ctx ends first, the lease's stream is
+// closed, which makes the sidecar release it anyway.
+func (l *Lease) Release(ctx context.Context) error {
+	l.mu.Lock()
+	l.released = true
+	l.mu.Unlock()
+	defer func() {
+		l.cancel()
+		<-l.done
+	}()
+	_, err := l.api.Release(ctx, &zklockv1.ReleaseRequest{LeaseId: l.id})
+	if status.Code(err) == codes.Aborted {
+		return fmt.Errorf("%w: %s", ErrLost, status.Convert(err).Message())
+	}
+	return err
+}
+
+// follow reads the stream's events until it ends.
+func (l *Lease) follow(stream zklockv1.LockService_AcquireClient) {
+	defer close(l.done)
+	for {
+		ev, err := stream.Recv()
+		if err != nil {
+			l.mu.Lock()
+			released := l.released
+			l.mu.Unlock()
+			if !released {
+				if errors.Is(err, io.EOF) {
+					err = errors.New("stream ended")
+				}
+				l.lose(fmt.Errorf("%w: %v", ErrLost, err))
+			}
+			return
+		}
+		switch e := ev.Event.(type) {
+		case *zklockv1.AcquireResponse_Suspended:
+			if l.opts.onSuspend != nil {
+				l.opts.onSuspend(true)
+			}
+		case *zklockv1.AcquireResponse_Resumed:
+			if l.opts.onSuspend != nil {
+				l.opts.onSuspend(false)
+			}
+		case *zklockv1.AcquireResponse_Lost:
+			l.lose(fmt.Errorf("%w: %s", ErrLost, e.Lost.GetReason()))
+		}
+	}
+}
+
+func (l *Lease) lose(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err == nil {
+		l.err = err
+		close(l.lost)
+	}
+}
