@@ -264,7 +264,7 @@ func TestBadRequestsLeaveNoNode(t *testing.T) {
 	_, err = a.client.Release(ctxT(t), &zklockv1.ReleaseRequest{LeaseId: unknown})
 	wantStatus(t, err, codes.NotFound, "LEASE_NOT_FOUND")
 	_, err = a.client.Release(ctxT(t), &zklockv1.ReleaseRequest{LeaseId: "../etc"})
-	wantStatus(t, err, codes.NotFound, "LEASE_NOT_FOUND")
+	wantStatus(t, err, codes.InvalidArgument, "INVALID_LEASE_ID")
 
 	for _, req := range []*zklockv1.AcquireRequest{
 		{Lock: "../etc"},

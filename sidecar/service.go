@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -235,7 +236,7 @@ func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockServ
 		case s.stopCtx.Err() != nil && streamCtx.Err() == nil:
 			return statusError(codes.Unavailable, "SHUTTING_DOWN", nil, "sidecar is shutting down")
 		}
-		return acquireError(lock, err, streamCtx, waitCtx)
+		return acquireError(lock, wait, err, streamCtx, waitCtx)
 	}
 
 	l := &lease{id: newLeaseID(), lock: lock, hold: hold, detached: req.GetDetach(), ttl: ttl, ended: make(chan struct{})}
@@ -445,7 +446,7 @@ func (s *Service) Renew(ctx context.Context, req *zklockv1.RenewRequest) (*zkloc
 		if reason != endNone || releasing {
 			l.mu.Unlock()
 			if reason == endNone || reason == endReleased {
-				return nil, notFoundError()
+				return nil, notFoundError(fmt.Sprintf("lease_ids[%d]", i), true)
 			}
 			return nil, lostError(tombstone{reason: reason, token: l.hold.Token()})
 		}
@@ -466,18 +467,15 @@ func (s *Service) Renew(ctx context.Context, req *zklockv1.RenewRequest) (*zkloc
 // liveLease returns the live lease with id, or the status that says why
 // there is none. field names the id in messages: the id itself is secret.
 func (s *Service) liveLease(id, field string) (*lease, error) {
-	if id == "" {
-		return nil, invalid("INVALID_LEASE_ID", fmt.Errorf("%s is empty", field))
-	}
-	if !utf8.ValidString(id) {
-		return nil, invalid("INVALID_LEASE_ID", fmt.Errorf("%s is not valid UTF-8", field))
+	if err := checkLeaseID(id, field); err != nil {
+		return nil, err
 	}
 	l, tomb, ok := s.tab.lookup(id)
 	if l == nil {
 		if ok && tomb.reason != endReleased {
 			return nil, lostError(tomb)
 		}
-		return nil, notFoundError()
+		return nil, notFoundError(field, ok)
 	}
 	l.mu.Lock()
 	r, releasing := l.reason, l.releasing
@@ -485,10 +483,10 @@ func (s *Service) liveLease(id, field string) (*lease, error) {
 	switch r {
 	case endNone:
 		if releasing {
-			return nil, notFoundError()
+			return nil, notFoundError(field, true)
 		}
 	case endReleased:
-		return nil, notFoundError()
+		return nil, notFoundError(field, true)
 	default:
 		return nil, lostError(tombstone{reason: r, token: l.hold.Token()})
 	}
@@ -499,17 +497,29 @@ func (s *Service) liveLease(id, field string) (*lease, error) {
 	return l, nil
 }
 
+// checkLeaseID returns INVALID_ARGUMENT unless id looks like a lease id
+// (32 hex digits). field names the request field: the id is not echoed.
+func checkLeaseID(id, field string) error {
+	if id == "" {
+		return invalid("INVALID_LEASE_ID", fmt.Errorf("%s is empty", field))
+	}
+	if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
+		return invalid("INVALID_LEASE_ID", fmt.Errorf("%s is not a lease id (32 hex digits, as Granted.lease_id)", field))
+	}
+	return nil
+}
+
 // Release implements LockService.Release.
 func (s *Service) Release(ctx context.Context, req *zklockv1.ReleaseRequest) (*zklockv1.ReleaseResponse, error) {
 	id := req.GetLeaseId()
-	if id == "" {
-		return nil, invalid("INVALID_LEASE_ID", errors.New("lease_id is empty"))
+	if err := checkLeaseID(id, "lease_id"); err != nil {
+		return nil, err
 	}
 	l, tomb, ok := s.tab.lookup(id)
 	if l == nil {
 		switch {
 		case !ok:
-			return nil, notFoundError()
+			return nil, notFoundError("lease_id", false)
 		case tomb.reason == endReleased:
 			return &zklockv1.ReleaseResponse{}, nil
 		}

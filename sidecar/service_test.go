@@ -223,7 +223,9 @@ func TestBadInputChangesNothing(t *testing.T) {
 	t.Run("Release", func(t *testing.T) {
 		_, err := a.client.Release(ctxT(t), &zklockv1.ReleaseRequest{})
 		wantCode(t, err, codes.InvalidArgument, "INVALID_LEASE_ID")
-		_, err = a.client.Release(ctxT(t), &zklockv1.ReleaseRequest{LeaseId: "nope"})
+		_, err = a.client.Release(ctxT(t), &zklockv1.ReleaseRequest{LeaseId: "<leaseId>"})
+		wantCode(t, err, codes.InvalidArgument, "INVALID_LEASE_ID")
+		_, err = a.client.Release(ctxT(t), &zklockv1.ReleaseRequest{LeaseId: "0123456789abcdef0123456789abcdef"})
 		wantCode(t, err, codes.NotFound, "LEASE_NOT_FOUND")
 	})
 	t.Run("Describe", func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -38,12 +39,18 @@ func lostError(t tombstone) error {
 	}, "lease was lost (%s): stop using the resource and acquire the lock again", t.reason)
 }
 
-func notFoundError() error {
-	return statusError(codes.NotFound, "LEASE_NOT_FOUND", nil, "lease not known to this sidecar (never issued, or released long ago)")
+// notFoundError is the status of a lease the sidecar does not hold; field
+// names the request field (the id itself is secret).
+func notFoundError(field string, released bool) error {
+	if released {
+		return statusError(codes.NotFound, "LEASE_NOT_FOUND", nil, "%s: lease was released", field)
+	}
+	return statusError(codes.NotFound, "LEASE_NOT_FOUND", nil,
+		"%s: lease not known to this sidecar (never issued, or ended over the tombstone time ago)", field)
 }
 
 // acquireError maps an error of a wait in the queue to a status.
-func acquireError(lock string, err error, streamCtx, waitCtx context.Context) error {
+func acquireError(lock string, wait time.Duration, err error, streamCtx, waitCtx context.Context) error {
 	meta := map[string]string{"lock": lock}
 	switch {
 	case errors.Is(err, zkrecipes.ErrHeld):
@@ -54,7 +61,7 @@ func acquireError(lock string, err error, streamCtx, waitCtx context.Context) er
 		}
 		return status.Error(codes.Canceled, "acquire cancelled by the caller")
 	case errors.Is(waitCtx.Err(), context.DeadlineExceeded):
-		return statusError(codes.DeadlineExceeded, "WAIT_EXPIRED", meta, "waited the whole wait for lock %q", lock)
+		return statusError(codes.DeadlineExceeded, "WAIT_EXPIRED", meta, "lock %q still held after the wait of %v", lock, wait)
 	case errors.Is(err, zkrecipes.ErrClosed):
 		return statusError(codes.Unavailable, "SHUTTING_DOWN", nil, "sidecar is shutting down")
 	case errors.Is(err, zkrecipes.ErrNoSession):

@@ -58,7 +58,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&o.zk, "zk", "127.0.0.1:2181", "ZooKeeper servers, host:port separated by commas")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:7878", "where to serve gRPC: host:port, or unix:///path/to/socket")
 	fs.StringVar(&o.root, "root", "/zklock", "ZooKeeper path under which locks live")
-	fs.DurationVar(&o.sessionTimeout, "session-timeout", 10*time.Second, "ZooKeeper session timeout; holders are told Lost a fifth of it before it could expire")
+	fs.DurationVar(&o.sessionTimeout, "session-timeout", 10*time.Second, "ZooKeeper session timeout; holders are told Lost a quarter of it before it could expire")
 	fs.DurationVar(&o.defaultTTL, "default-ttl", 15*time.Second, "ttl of a detached lease that asks for none")
 	fs.DurationVar(&o.maxTTL, "max-ttl", time.Hour, "longest lease ttl accepted")
 	fs.IntVar(&o.maxWaiters, "max-waiters-per-lock", 10000, "callers of this sidecar that may wait on one lock")
@@ -119,6 +119,9 @@ func run(args []string, stderr io.Writer) error {
 	log, err := newLogger(o, stderr)
 	if err != nil {
 		return err
+	}
+	if o.sessionTimeout <= 0 {
+		return fmt.Errorf("--session-timeout %v: must be positive", o.sessionTimeout)
 	}
 	layout, ok := zkrecipes.ParseLayout(o.nodeLayout)
 	if !ok {

@@ -117,7 +117,7 @@ func (c *Client) acquire(ctx context.Context, name string, opts []Option) (*Leas
 				return nil, ctx.Err()
 			}
 			if st, ok := status.FromError(err); ok && st.Code() == codes.DeadlineExceeded && req.Wait != nil && req.Wait.AsDuration() == 0 {
-				return nil, fmt.Errorf("%w: %s", ErrLocked, st.Message())
+				return nil, fmt.Errorf("%w: %s", ErrLocked, name)
 			}
 			return nil, err
 		}

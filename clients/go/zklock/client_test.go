@@ -3,7 +3,6 @@ package zklock_test
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -13,9 +12,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/zklock/zklock/clients/go/zklock"
+	"github.com/zklock/zklock/internal/sidecartest"
 	"github.com/zklock/zklock/internal/zktest"
-	"github.com/zklock/zklock/sidecar"
-	"github.com/zklock/zklock/zkrecipes"
 )
 
 func TestMain(m *testing.M) {
@@ -26,47 +24,13 @@ func TestMain(m *testing.M) {
 // returns a client of it and a function that shuts the sidecar down.
 func startSidecar(t *testing.T) (*zklock.Client, func()) {
 	t.Helper()
-	zkc := zktest.StartStandalone(t)
-	sess, err := zkrecipes.Connect(zkrecipes.Config{Servers: zkc.Servers(), SessionTimeout: 10 * time.Second, Logger: zktest.Logger()})
+	sc := sidecartest.Start(t, zktest.StartStandalone(t).ConnectString())
+	conn, err := grpc.NewClient(sc.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := sidecar.New(sess, sidecar.Config{Logger: zktest.Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := sidecar.NewServer(svc, sidecar.ServerOptions{Logger: zktest.Logger()})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-served
-		sess.Close()
-	}
-	t.Cleanup(func() {
-		stop()
-		conn.Close()
-	})
-	zktest.Eventually(t, 30*time.Second, "ZooKeeper session", func() bool {
-		st, _ := sess.State()
-		return st.Epoch != nil
-	})
-	return zklock.New(conn), stop
+	t.Cleanup(func() { conn.Close() })
+	return zklock.New(conn), sc.Stop
 }
 
 func TestLockTryLockRelease(t *testing.T) {

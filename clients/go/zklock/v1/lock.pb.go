@@ -144,8 +144,8 @@ type AcquireRequest struct {
 	Lock string `protobuf:"bytes,1,opt,name=lock,proto3" json:"lock,omitempty"`
 	// The kind of hold. Unspecified means EXCLUSIVE.
 	Mode Mode `protobuf:"varint,2,opt,name=mode,proto3,enum=zklock.v1.Mode" json:"mode,omitempty"`
-	// The lease's time to live, used by detached leases: the lease is lost
-	// when ttl passes without a Renew. Absent means the sidecar's default
+	// The lease's time to live, used by detached leases only: the lease is
+	// lost when ttl passes without a Renew. Absent means the sidecar's default
 	// (15 s unless configured); it must lie between 1 s and the sidecar's
 	// maximum.
 	Ttl *durationpb.Duration `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
