@@ -248,3 +248,57 @@ func TestShorterGrantedTimeoutIsUsed(t *testing.T) {
 		t.Errorf("epoch %v connected %v after 3s, want epoch %d still live", now.Epoch, now.Connected, st.Epoch.ID())
 	}
 }
+
+// TestHoldSurvivesLosingItsServer: in a 3-server ensemble, the server the
+// holder's session uses is killed. The session moves to another server
+// within its timeout: the hold is kept (no epoch ends) and nobody else is
+// granted the lock meanwhile.
+func TestHoldSurvivesLosingItsServer(t *testing.T) {
+	zkc := zktest.StartEnsemble(t, 3)
+	// The holder may use only servers 0 and 1; the rival only server 2, so
+	// that it keeps its session whichever server dies.
+	a := newSession(t, zkc.Servers()[0]+","+zkc.Servers()[1], 10*time.Second)
+	b := newSession(t, zkc.Servers()[2], 10*time.Second)
+	const lockPath = "/zklock/failover"
+	ctx := ctxFor(t, time.Minute)
+	h, err := a.Lock(ctx, lockPath, LockOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rival := make(chan error, 1)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		hb, err := b.Lock(rctx, lockPath, LockOptions{})
+		if err == nil {
+			hb.Release(context.Background())
+		}
+		rival <- err
+	}()
+
+	victim := 0
+	if a.conn.Server() == zkc.Servers()[1] {
+		victim = 1
+	}
+	zkc.Server(victim).Kill()
+	zktest.Eventually(t, 20*time.Second, "the holder reconnects to the other server", func() bool {
+		st, _ := a.State()
+		return st.Connected && a.conn.Server() != zkc.Servers()[victim]
+	})
+	select {
+	case <-h.Done():
+		t.Fatal("hold lost although its session moved within the timeout")
+	case err := <-rival:
+		t.Fatalf("rival's Lock returned %v while the lock was held", err)
+	case <-time.After(2 * time.Second):
+	}
+	if !h.Valid() {
+		t.Fatal("hold not valid after the move")
+	}
+	if err := h.Release(ctx); err != nil {
+		t.Fatalf("Release after the move: %v", err)
+	}
+	if err := <-rival; err != nil {
+		t.Fatalf("rival's Lock after the release: %v", err)
+	}
+}
