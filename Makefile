@@ -20,6 +20,10 @@ PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GRPCURL_VERSION            := v1.9.4
 
+# The well-known protos (duration, timestamp) that Debian's python3-grpc-tools
+# ships, for the Python stubs.
+PY_PROTO_INCLUDE = $(shell /usr/bin/python3 -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))' 2>/dev/null)
+
 # Generated Go code (buf.gen.yaml writes it with paths=source_relative).
 GEN_GO_DIR := clients/go
 
@@ -58,9 +62,12 @@ tool-grpcurl:
 ## ---- code generation and checks -----------------------------------------
 
 .PHONY: generate
-generate: gen-tools ## regenerate the Go stubs from api/ with buf
+generate: gen-tools ## regenerate the Go and Python stubs from api/
 	find $(GEN_GO_DIR) -name '*.pb.go' -type f -delete
 	buf generate
+	rm -f clients/python/zklock/v1/lock_pb2*.py
+	protoc -I api -I $(PY_PROTO_INCLUDE) --python_out=clients/python api/zklock/v1/lock.proto
+	/usr/bin/python3 -m grpc_tools.protoc -I api -I $(PY_PROTO_INCLUDE) --grpc_python_out=clients/python api/zklock/v1/lock.proto
 
 # Fails when the checked-in generated code differs from what `make generate`
 # writes (it leaves the regenerated files in place).

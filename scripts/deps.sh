@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # deps.sh: makes sure the machine has what the build and the tests need:
 # ZooKeeper's jars (/usr/share/java/zookeeper.jar) and java (the tests and
-# scripts/run.sh start real ZooKeeper servers), and protoc.
+# scripts/run.sh start real ZooKeeper servers), protoc, and Python's gRPC
+# (the Python client's stubs and tests, with /usr/bin/python3).
 #
 # A machine that has them all is left alone, quickly and quietly. Otherwise
 # it says what is missing and installs Debian's zookeeper and
@@ -14,6 +15,7 @@ missing=()
 [[ -f $zk_jar ]] || missing+=("$zk_jar")
 command -v java >/dev/null 2>&1 || missing+=(java)
 command -v protoc >/dev/null 2>&1 || missing+=(protoc)
+/usr/bin/python3 -c 'import grpc, grpc_tools, google.protobuf' >/dev/null 2>&1 || missing+=("python3 grpc")
 
 if [[ ${#missing[@]} -eq 0 ]]; then
 	exit 0
@@ -21,7 +23,7 @@ fi
 
 # zookeeper brings the jars (and a JRE), protobuf-compiler protoc.
 # Reinstalling a present package is a no-op, so name both.
-pkgs=(zookeeper protobuf-compiler)
+pkgs=(zookeeper protobuf-compiler python3-grpcio python3-grpc-tools python3-protobuf)
 command -v java >/dev/null 2>&1 || pkgs+=(default-jre-headless)
 echo "deps: missing: ${missing[*]}"
 
@@ -51,4 +53,5 @@ done
 for c in java protoc; do
 	command -v "$c" >/dev/null 2>&1 || { echo "deps: $c still missing after installing ${pkgs[*]}" >&2; exit 1; }
 done
+/usr/bin/python3 -c 'import grpc, grpc_tools, google.protobuf' || { echo "deps: python3 grpc still missing after installing ${pkgs[*]}" >&2; exit 1; }
 echo "deps: done"

@@ -1,0 +1,34 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/zklock/zklock/internal/zktest"
+)
+
+// TestPythonClient runs the Python client's tests (clients/python), with
+// Debian's python3-grpcio, against a zklockd process.
+func TestPythonClient(t *testing.T) {
+	t.Parallel()
+	dir, err := filepath.Abs("../clients/python")
+	if err != nil {
+		t.Fatal(err)
+	}
+	zkc := zktest.StartStandalone(t)
+	d := startDaemon(t, "a", zkc.ConnectString(), daemonOpts{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/usr/bin/python3", "-m", "unittest", "-v", "test_zklock")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "ZKLOCK_ADDR="+d.listen, "PYTHONPATH="+dir, "PYTHONDONTWRITEBYTECODE=1")
+	out, err := cmd.CombinedOutput()
+	t.Logf("python3 -m unittest:\n%s", out)
+	if err != nil {
+		t.Fatalf("Python client tests failed: %v", err)
+	}
+}
