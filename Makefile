@@ -62,12 +62,15 @@ tool-grpcurl:
 ## ---- code generation and checks -----------------------------------------
 
 .PHONY: generate
-generate: gen-tools ## regenerate the Go and Python stubs from api/
+generate: gen-tools ## regenerate the Go, Python and Java stubs from api/
 	find $(GEN_GO_DIR) -name '*.pb.go' -type f -delete
 	buf generate
 	rm -f clients/python/zklock/v1/lock_pb2*.py
 	protoc -I api -I $(PY_PROTO_INCLUDE) --python_out=clients/python api/zklock/v1/lock.proto
 	/usr/bin/python3 -m grpc_tools.protoc -I api -I $(PY_PROTO_INCLUDE) --grpc_python_out=clients/python api/zklock/v1/lock.proto
+	rm -rf clients/java/gen && mkdir -p clients/java/gen
+	protoc -I api -I $(PY_PROTO_INCLUDE) --java_out=clients/java/gen \
+		--plugin=protoc-gen-grpc-java=/usr/bin/grpc_java_plugin --grpc-java_out=clients/java/gen api/zklock/v1/lock.proto
 
 # Fails when the checked-in generated code differs from what `make generate`
 # writes (it leaves the regenerated files in place).

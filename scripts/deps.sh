@@ -6,7 +6,8 @@
 #
 # A machine that has them all is left alone, quickly and quietly. Otherwise
 # it says what is missing and installs Debian's zookeeper and
-# protobuf-compiler (and default-jre-headless without java) with apt-get,
+# protobuf-compiler, Python's and Java's gRPC (and default-jdk-headless
+# without javac) with apt-get,
 # through sudo when not root.
 set -euo pipefail
 
@@ -16,6 +17,9 @@ missing=()
 command -v java >/dev/null 2>&1 || missing+=(java)
 command -v protoc >/dev/null 2>&1 || missing+=(protoc)
 /usr/bin/python3 -c 'import grpc, grpc_tools, google.protobuf' >/dev/null 2>&1 || missing+=("python3 grpc")
+command -v javac >/dev/null 2>&1 || missing+=(javac)
+[[ -x /usr/bin/grpc_java_plugin && -f /usr/share/java/grpc-netty.jar && -f /usr/share/java/perfmark-api.jar && -f /usr/share/java/tomcat9-annotations-api.jar ]] ||
+	missing+=("grpc-java")
 
 if [[ ${#missing[@]} -eq 0 ]]; then
 	exit 0
@@ -23,8 +27,9 @@ fi
 
 # zookeeper brings the jars (and a JRE), protobuf-compiler protoc.
 # Reinstalling a present package is a no-op, so name both.
-pkgs=(zookeeper protobuf-compiler python3-grpcio python3-grpc-tools python3-protobuf)
-command -v java >/dev/null 2>&1 || pkgs+=(default-jre-headless)
+pkgs=(zookeeper protobuf-compiler python3-grpcio python3-grpc-tools python3-protobuf
+	protobuf-compiler-grpc-java-plugin libgrpc-java libprotobuf-java libperfmark-java libtomcat9-java)
+command -v javac >/dev/null 2>&1 || pkgs+=(default-jdk-headless)
 echo "deps: missing: ${missing[*]}"
 
 if ! command -v apt-get >/dev/null 2>&1; then
@@ -50,7 +55,7 @@ export DEBIAN_FRONTEND=noninteractive
 for f in "$zk_jar"; do
 	[[ -f $f ]] || { echo "deps: $f still missing after installing ${pkgs[*]}" >&2; exit 1; }
 done
-for c in java protoc; do
+for c in java javac protoc; do
 	command -v "$c" >/dev/null 2>&1 || { echo "deps: $c still missing after installing ${pkgs[*]}" >&2; exit 1; }
 done
 /usr/bin/python3 -c 'import grpc, grpc_tools, google.protobuf' || { echo "deps: python3 grpc still missing after installing ${pkgs[*]}" >&2; exit 1; }

@@ -1,0 +1,118 @@
+package io.zklock;
+
+import io.grpc.Context;
+import io.grpc.StatusRuntimeException;
+import io.zklock.v1.AcquireResponse;
+import io.zklock.v1.LockServiceGrpc;
+import io.zklock.v1.ReleaseRequest;
+import java.util.Iterator;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+
+/**
+ * A held lock. The lease keeps the sidecar's Acquire stream open until {@link #close()}: the
+ * stream is the lock, so there is nothing to renew. If the lock is lost meanwhile, {@link
+ * #isLost()} turns true and the lost listener is called with the reason.
+ *
+ * <p>A lease is not proof that no one else holds the lock: a paused process may learn of a loss
+ * late. Send {@link #token()} with every write to the protected resource, and have the resource
+ * refuse tokens lower than the highest it has seen.
+ */
+public final class Lease implements AutoCloseable {
+  private final LockServiceGrpc.LockServiceBlockingStub stub;
+  private final Context.CancellableContext call;
+  private final String id;
+  private final long token;
+  private final Consumer<String> onLost;
+  private final Thread follower;
+  private volatile boolean released;
+  private volatile String lostReason;
+
+  Lease(
+      LockServiceGrpc.LockServiceBlockingStub stub,
+      Context.CancellableContext call,
+      Iterator<AcquireResponse> events,
+      String id,
+      long token,
+      Consumer<String> onLost) {
+    this.stub = stub;
+    this.call = call;
+    this.id = id;
+    this.token = token;
+    this.onLost = onLost;
+    this.follower = new Thread(() -> follow(events), "zklock-lease");
+    this.follower.setDaemon(true);
+    this.follower.start();
+  }
+
+  /** Returns the fencing token: it strictly increases across successive holders of the lock. */
+  public long token() {
+    return token;
+  }
+
+  /** Returns the lease id, a secret that releases the lease. */
+  public String id() {
+    return id;
+  }
+
+  /** Returns whether the lock was lost: it may be held by another from then on. */
+  public boolean isLost() {
+    return lostReason != null;
+  }
+
+  /** Returns why the lock was lost, or null. */
+  public String lostReason() {
+    return lostReason;
+  }
+
+  private void follow(Iterator<AcquireResponse> events) {
+    try {
+      while (events.hasNext()) {
+        AcquireResponse ev = events.next();
+        if (ev.hasLost()) {
+          lose(ev.getLost().getReason().name());
+        }
+      }
+      if (!released) {
+        lose("stream ended");
+      }
+    } catch (StatusRuntimeException e) {
+      if (!released) {
+        lose("stream broke: " + e.getStatus().getCode());
+      }
+    }
+  }
+
+  private synchronized void lose(String reason) {
+    if (lostReason != null) {
+      return;
+    }
+    lostReason = reason;
+    if (onLost != null) {
+      onLost.accept(reason);
+    }
+  }
+
+  /**
+   * Releases the lock and returns once ZooKeeper deleted its node.
+   *
+   * @throws LockException if the lease had been lost (ABORTED) or the release failed
+   */
+  @Override
+  public void close() throws LockException {
+    released = true;
+    try {
+      stub.withDeadlineAfter(10, TimeUnit.SECONDS)
+          .release(ReleaseRequest.newBuilder().setLeaseId(id).build());
+    } catch (StatusRuntimeException e) {
+      throw new LockException(e.getStatus().getCode(), e.getStatus().getDescription());
+    } finally {
+      call.cancel(null);
+      try {
+        follower.join(10_000);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+  }
+}

@@ -1,0 +1,80 @@
+package io.zklock;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * End-to-end checks of the Java client against the zklockd at $ZKLOCK_ADDR (the Go e2e test
+ * TestJavaClient starts one and runs this). Exits non-zero on the first failure.
+ */
+public final class ZkLockClientE2E {
+  private static int passed;
+
+  private static void check(boolean ok, String what) {
+    if (!ok) {
+      System.out.println("FAIL: " + what);
+      System.exit(1);
+    }
+    passed++;
+    System.out.println("ok: " + what);
+  }
+
+  public static void main(String[] args) throws Exception {
+    String addr = System.getenv().getOrDefault("ZKLOCK_ADDR", "127.0.0.1:7878");
+    try (ZkLockClient client = new ZkLockClient(addr)) {
+      long first;
+      try (Lease a = client.lock("java/demo", Duration.ofSeconds(10))) {
+        first = a.token();
+        check(a.token() > 0 && a.id().length() == 32, "lock gives a token and a lease id");
+        try {
+          client.tryLock("java/demo").close();
+          check(false, "tryLock of a held lock throws Held");
+        } catch (LockException.Held e) {
+          check(true, "tryLock of a held lock throws Held");
+        }
+      }
+      try (Lease b = client.tryLock("java/demo")) {
+        check(b.token() > first, "the next holder's token is larger");
+      }
+
+      // A waiter is granted when the holder releases.
+      Lease holder = client.lock("java/queue", Duration.ofSeconds(10));
+      List<Long> granted = new ArrayList<>();
+      CountDownLatch done = new CountDownLatch(1);
+      Thread waiter =
+          new Thread(
+              () -> {
+                try (Lease w = client.lock("java/queue", Duration.ofSeconds(20))) {
+                  synchronized (granted) {
+                    granted.add(w.token());
+                  }
+                } catch (Exception e) {
+                  System.out.println("waiter: " + e);
+                } finally {
+                  done.countDown();
+                }
+              });
+      waiter.start();
+      Thread.sleep(300);
+      synchronized (granted) {
+        check(granted.isEmpty(), "the waiter waits while the lock is held");
+      }
+      holder.close();
+      check(done.await(10, TimeUnit.SECONDS), "the waiter is granted after the release");
+      synchronized (granted) {
+        check(granted.size() == 1 && granted.get(0) > holder.token(), "with a larger token");
+      }
+
+      try {
+        client.lock("../etc", Duration.ofSeconds(1)).close();
+        check(false, "a bad name is refused");
+      } catch (LockException e) {
+        check(e.code() == io.grpc.Status.Code.INVALID_ARGUMENT, "a bad name is INVALID_ARGUMENT");
+      }
+    }
+    System.out.println("java client: all " + passed + " checks passed");
+  }
+}
