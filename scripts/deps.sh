@@ -20,6 +20,9 @@ command -v protoc >/dev/null 2>&1 || missing+=(protoc)
 command -v javac >/dev/null 2>&1 || missing+=(javac)
 [[ -x /usr/bin/grpc_java_plugin && -f /usr/share/java/grpc-netty.jar && -f /usr/share/java/perfmark-api.jar && -f /usr/share/java/tomcat9-annotations-api.jar ]] ||
 	missing+=("grpc-java")
+# Curator and Kazoo, for the interop tests.
+[[ -f /usr/share/java/curator-recipes.jar ]] || missing+=(curator)
+/usr/bin/python3 -c 'import kazoo' >/dev/null 2>&1 || missing+=(kazoo)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
 	exit 0
@@ -28,7 +31,8 @@ fi
 # zookeeper brings the jars (and a JRE), protobuf-compiler protoc.
 # Reinstalling a present package is a no-op, so name both.
 pkgs=(zookeeper protobuf-compiler python3-grpcio python3-grpc-tools python3-protobuf
-	protobuf-compiler-grpc-java-plugin libgrpc-java libprotobuf-java libperfmark-java libtomcat9-java)
+	protobuf-compiler-grpc-java-plugin libgrpc-java libprotobuf-java libperfmark-java libtomcat9-java
+	libcurator-recipes-java python3-kazoo)
 command -v javac >/dev/null 2>&1 || pkgs+=(default-jdk-headless)
 echo "deps: missing: ${missing[*]}"
 
