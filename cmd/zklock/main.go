@@ -19,14 +19,14 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/term"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -38,7 +38,10 @@ import (
 const (
 	exitUsage = 2  // bad command line
 	exitError = 1  // the lock could not be taken, or a call failed
-	exitLost  = 75 // run: the lock was lost while the command ran
+	exitLost  = 75 // run: the lock was lost while the command ran; renew, release: the lease was lost
+	// exitUnavailable means the sidecar could not answer now (no ZooKeeper
+	// session, contact in doubt, shutting down): retry.
+	exitUnavailable = 69
 )
 
 const usage = `usage:
@@ -87,7 +90,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := zklock.Dial(*addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "zklock: %v\n", err)
 		return exitUsage
@@ -101,6 +104,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "run":
 		if len(rest) > 1 && rest[1] == "--" {
 			rest = append(rest[:1:1], rest[2:]...)
+		} else if len(rest) > 1 && strings.HasPrefix(rest[1], "-") {
+			fmt.Fprintf(stderr, "zklock run: flags go before LOCK; the command after --\n%s", usage)
+			return exitUsage
 		}
 		if len(rest) < 2 {
 			fmt.Fprintf(stderr, "zklock run: want LOCK -- COMMAND\n%s", usage)
@@ -176,9 +182,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-// runLocked holds lock while command runs. The command gets
-// ZKLOCK_FENCING_TOKEN and ZKLOCK_LEASE; if the lock is lost it gets
-// SIGTERM and zklock exits with exitLost.
+// killGrace is how long a command has to stop after SIGTERM (the lock was
+// lost, or zklock was told to stop) before its process group gets SIGKILL.
+const killGrace = 10 * time.Second
+
+// runLocked holds lock while command runs. The command runs in a process
+// group of its own (in the terminal's foreground if stdin is a terminal)
+// and gets ZKLOCK_FENCING_TOKEN and ZKLOCK_LEASE. If the lock is lost, the
+// group gets SIGTERM, then SIGKILL after killGrace, and zklock exits with
+// exitLost. Signals zklock gets are passed on to the group; a second one
+// kills it.
 func runLocked(ctx context.Context, c *zklock.Client, lock string, command []string, opts []zklock.Option, stderr io.Writer) int {
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		opts = append(opts, zklock.OnQueued(func(pos, n int) {
@@ -189,55 +202,106 @@ func runLocked(ctx context.Context, c *zklock.Client, lock string, command []str
 	}
 	lease, err := c.Lock(ctx, lock, opts...)
 	if err != nil {
+		if ctx.Err() != nil {
+			return 130 // interrupted while queued
+		}
 		return fail(stderr, err)
 	}
-	defer lease.Release(context.Background())
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	defer signal.Stop(sigs)
 
 	cmd := exec.Command(command[0], command[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	// If the command exits leaving children that hold its output open, do
-	// not wait for them.
-	cmd.WaitDelay = 2 * time.Second
+	cmd.SysProcAttr = commandAttr()
 	cmd.Env = append(os.Environ(),
 		"ZKLOCK_FENCING_TOKEN="+strconv.FormatInt(lease.Token(), 10),
 		"ZKLOCK_LEASE="+lease.ID())
-	if err := cmd.Start(); err != nil {
+	started := make(chan error, 1)
+	exited := make(chan error, 1)
+	go func() {
+		// The thread that starts the command is its parent for Pdeathsig:
+		// it must live as long as the command, so it is never unlocked and
+		// ends with this goroutine.
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		exited <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
+		releaseLease(lease)
 		fmt.Fprintf(stderr, "zklock: %v\n", err)
+		if errors.Is(err, os.ErrPermission) {
+			return 126
+		}
 		return 127
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	lost := false
+	group := func(sig syscall.Signal) { syscall.Kill(-cmd.Process.Pid, sig) }
+	var (
+		lost     bool
+		stopping bool
+		kill     <-chan time.Time
+	)
 	for {
 		select {
 		case err := <-exited:
+			code := exitCode(err, stderr)
+			if err := releaseLease(lease); errors.Is(err, zklock.ErrLost) && !lost {
+				lost = true
+				fmt.Fprintf(stderr, "%v (before %s exited)\n", err, command[0])
+			}
 			if lost {
 				return exitLost
 			}
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-					return 128 + int(ws.Signal())
-				}
-				return ee.ExitCode()
-			}
-			if err != nil {
-				fmt.Fprintf(stderr, "zklock: %v\n", err)
-				return exitError
-			}
-			return 0
+			return code
 		case <-lease.Lost():
 			if !lost {
 				lost = true
 				fmt.Fprintf(stderr, "%v; stopping %s\n", lease.Err(), command[0])
-				cmd.Process.Signal(syscall.SIGTERM)
+				group(syscall.SIGTERM)
+				kill = time.After(killGrace)
 			}
-		case <-ctx.Done():
-			// Interrupted: pass it on and wait for the command.
-			cmd.Process.Signal(syscall.SIGTERM)
-			ctx = context.Background()
+		case sig := <-sigs:
+			if stopping {
+				group(syscall.SIGKILL)
+				continue
+			}
+			stopping = true
+			group(sig.(syscall.Signal))
+			kill = time.After(killGrace)
+		case <-kill:
+			group(syscall.SIGKILL)
+			kill = nil
 		}
 	}
+}
+
+// releaseLease releases lease, waiting at most 10 s: past that, closing the
+// stream releases it anyway.
+func releaseLease(lease *zklock.Lease) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return lease.Release(ctx)
+}
+
+// exitCode returns the exit code to pass on for a command's Wait error:
+// its own, or 128+N if signal N killed it.
+func exitCode(err error, stderr io.Writer) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ee.ExitCode()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "zklock: %v\n", err)
+		return exitError
+	}
+	return 0
 }
 
 // acquire takes a detached lease and prints its id and fencing token.
@@ -258,9 +322,21 @@ func acquire(ctx context.Context, api zklockv1.LockServiceClient, req *zklockv1.
 	}
 }
 
+// fail reports err and returns the exit code for it: exitLost for a lease
+// that was lost (ABORTED), exitUnavailable for a call to retry
+// (UNAVAILABLE), else exitError.
 func fail(stderr io.Writer, err error) int {
 	if st, ok := status.FromError(err); ok {
 		fmt.Fprintf(stderr, "zklock: %s: %s\n", st.Code(), st.Message())
+		switch st.Code() {
+		case codes.Aborted:
+			return exitLost
+		case codes.Unavailable:
+			return exitUnavailable
+		}
+	} else if errors.Is(err, zklock.ErrLost) {
+		fmt.Fprintln(stderr, err)
+		return exitLost
 	} else if strings.HasPrefix(err.Error(), "zklock: ") {
 		fmt.Fprintln(stderr, err)
 	} else {

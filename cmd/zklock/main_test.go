@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -96,7 +97,8 @@ func TestRun(t *testing.T) {
 		started := filepath.Join(t.TempDir(), "started")
 		go func() {
 			var out, errOut bytes.Buffer
-			done <- run([]string{"run", "--addr", sc.Addr, "doomed", "--", "sh", "-c", "touch " + started + "; exec sleep 30"}, &out, &errOut)
+			// The sleep is a child of the shell: the whole group must go.
+			done <- run([]string{"run", "--addr", sc.Addr, "doomed", "--", "sh", "-c", "touch " + started + "; sleep 31.37; true"}, &out, &errOut)
 		}()
 		zktest.Eventually(t, 10*time.Second, "the command started", func() bool {
 			_, err := os.Stat(started)
@@ -111,6 +113,9 @@ func TestRun(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("command still running 10s after the lock was lost")
 		}
+		zktest.Eventually(t, 5*time.Second, "the command's child is stopped too", func() bool {
+			return exec.Command("pgrep", "-f", "sleep 31.37").Run() != nil
+		})
 	})
 }
 

@@ -16,11 +16,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -38,10 +41,25 @@ type Client struct {
 	api zklockv1.LockServiceClient
 }
 
-// New returns a Client using conn, a connection to a zklockd (for example
-// grpc.NewClient("127.0.0.1:7878", grpc.WithTransportCredentials(insecure.NewCredentials()))).
+// New returns a Client using conn, a connection to a zklockd. Make it with
+// Dial, or give it keepalive pings as Dial does: without them a lease
+// cannot notice a sidecar that froze.
 func New(conn grpc.ClientConnInterface) *Client {
 	return &Client{api: zklockv1.NewLockServiceClient(conn)}
+}
+
+// Dial connects to the zklockd at target ("127.0.0.1:7878", or
+// "unix:///path" for a socket) without transport security, which suits a
+// sidecar on loopback. The connection pings the sidecar when idle (every
+// 10 s, allowing 5 s for the answer), so that a lease learns it is lost when
+// the sidecar froze or its connection died; that takes up to 15 s, longer
+// than a session may last, which is why fencing tokens matter. opts come
+// after these defaults and may override them.
+func Dial(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	return grpc.NewClient(target, append([]grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
+	}, opts...)...)
 }
 
 // Option changes how a lock is taken.
@@ -90,7 +108,7 @@ func (c *Client) Lock(ctx context.Context, name string, opts ...Option) (*Lease,
 // TryLock takes the lock name if nobody holds it, and returns ErrLocked
 // otherwise, without waiting.
 func (c *Client) TryLock(ctx context.Context, name string, opts ...Option) (*Lease, error) {
-	return c.acquire(ctx, name, append(opts, Wait(0)))
+	return c.acquire(ctx, name, append(slices.Clip(opts), Wait(0)))
 }
 
 func (c *Client) acquire(ctx context.Context, name string, opts []Option) (*Lease, error) {
@@ -102,17 +120,25 @@ func (c *Client) acquire(ctx context.Context, name string, opts []Option) (*Leas
 	// The stream outlives ctx: it is the lease.
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, cancel) // until granted, ctx ends the wait
+	granted := false
+	defer func() {
+		// Any way out but a grant (an error, a panic in a callback) ends
+		// the stream, and with it the place in the queue.
+		if !granted {
+			stop()
+			cancel()
+		}
+	}()
 	stream, err := c.api.Acquire(sctx, req)
 	if err != nil {
-		stop()
-		cancel()
 		return nil, err
 	}
 	for {
 		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("zklock: stream of %s ended before the grant", name)
+		}
 		if err != nil {
-			stop()
-			cancel()
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
@@ -128,10 +154,11 @@ func (c *Client) acquire(ctx context.Context, name string, opts []Option) (*Leas
 			}
 		case *zklockv1.AcquireResponse_Granted:
 			if !stop() {
-				// ctx ended as the grant came: give the lock back.
-				cancel()
+				// ctx ended as the grant came: give the lock back (the
+				// deferred cancel ends the stream).
 				return nil, ctx.Err()
 			}
+			granted = true
 			l := &Lease{
 				api:    c.api,
 				id:     e.Granted.GetLeaseId(),

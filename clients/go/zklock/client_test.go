@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/zklock/zklock/clients/go/zklock"
 	"github.com/zklock/zklock/internal/sidecartest"
@@ -25,7 +23,7 @@ func TestMain(m *testing.M) {
 func startSidecar(t *testing.T) (*zklock.Client, func()) {
 	t.Helper()
 	sc := sidecartest.Start(t, zktest.StartStandalone(t).ConnectString())
-	conn, err := grpc.NewClient(sc.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := zklock.Dial(sc.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,14 +6,11 @@ import (
 	"log"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"github.com/zklock/zklock/clients/go/zklock"
 )
 
 func Example() {
-	conn, err := grpc.NewClient("127.0.0.1:7878", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := zklock.Dial("127.0.0.1:7878")
 	if err != nil {
 		log.Fatal(err)
 	}

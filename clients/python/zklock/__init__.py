@@ -51,7 +51,13 @@ class Client:
     unix:///path)."""
 
     def __init__(self, addr="127.0.0.1:7878", channel=None):
-        self._channel = channel or grpc.insecure_channel(addr)
+        # Keepalive pings let a lease notice a sidecar that froze or a dead
+        # connection (within about 15 s).
+        self._channel = channel or grpc.insecure_channel(addr, options=[
+            ("grpc.keepalive_time_ms", 10000),
+            ("grpc.keepalive_timeout_ms", 5000),
+            ("grpc.keepalive_permit_without_calls", 1),
+        ])
         self._stub = lock_pb2_grpc.LockServiceStub(self._channel)
 
     def close(self):

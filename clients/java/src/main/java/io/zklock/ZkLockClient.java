@@ -29,7 +29,14 @@ public final class ZkLockClient implements AutoCloseable {
 
   /** Connects to the zklockd at target, for example "127.0.0.1:7878". */
   public ZkLockClient(String target) {
-    this.channel = ManagedChannelBuilder.forTarget(target).usePlaintext().build();
+    // Keepalive pings let a lease notice a sidecar that froze or a dead connection.
+    this.channel =
+        ManagedChannelBuilder.forTarget(target)
+            .usePlaintext()
+            .keepAliveTime(10, TimeUnit.SECONDS)
+            .keepAliveTimeout(5, TimeUnit.SECONDS)
+            .keepAliveWithoutCalls(true)
+            .build();
     this.stub = LockServiceGrpc.newBlockingStub(channel);
   }
 
@@ -70,8 +77,9 @@ public final class ZkLockClient implements AutoCloseable {
             .setWait(
                 Duration.newBuilder().setSeconds(wait.getSeconds()).setNanos(wait.getNano()))
             .build();
-    // The call outlives this method: it is the lease. Cancelling its context ends it.
-    Context.CancellableContext call = Context.current().withCancellation();
+    // The call outlives this method: it is the lease. Cancelling its context ends it. It hangs
+    // from ROOT, so that the caller's own call (deadline, cancellation) does not end it.
+    Context.CancellableContext call = Context.ROOT.withCancellation();
     Context prev = call.attach();
     try {
       Iterator<AcquireResponse> events = stub.acquire(req);
@@ -96,6 +104,10 @@ public final class ZkLockClient implements AutoCloseable {
         throw new LockException.Held(st.getDescription());
       }
       throw new LockException(st.getCode(), st.getDescription());
+    } catch (RuntimeException | Error e) {
+      // Anything else leaves no lease behind to release: end the call.
+      call.cancel(e);
+      throw e;
     } finally {
       call.detach(prev);
     }
