@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
@@ -43,7 +42,7 @@ func (b buildFirst) Run() int {
 func buildZklockd(out string) error {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return fmt.Errorf("the go tool is needed to build zklockd: %w", err)
 	}
 	args := []string{"build", "-o", out}
 	if raceEnabled {
