@@ -145,36 +145,56 @@ func (s *Service) checkTTL(d *durationpb.Duration) (time.Duration, error) {
 	return ttl, nil
 }
 
-// Acquire implements LockService.Acquire.
-func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockService_AcquireServer) error {
-	lock := req.GetLock()
-	if err := checkLockName(lock); err != nil {
-		return invalid("INVALID_LOCK_NAME", err)
+// acquireArgs is a validated AcquireRequest.
+type acquireArgs struct {
+	lock    string
+	shared  bool
+	ttl     time.Duration
+	wait    time.Duration
+	tryOnce bool // wait is 0
+	timed   bool // wait is set and above 0
+}
+
+// checkAcquire validates an AcquireRequest. It touches neither ZooKeeper
+// nor the lease table.
+func (s *Service) checkAcquire(req *zklockv1.AcquireRequest) (acquireArgs, error) {
+	a := acquireArgs{lock: req.GetLock()}
+	if err := checkLockName(a.lock); err != nil {
+		return a, invalid("INVALID_LOCK_NAME", err)
 	}
-	var shared bool
 	switch req.GetMode() {
 	case zklockv1.Mode_MODE_UNSPECIFIED, zklockv1.Mode_MODE_EXCLUSIVE:
 	case zklockv1.Mode_MODE_SHARED:
-		shared = true
+		a.shared = true
 	default:
-		return invalid("INVALID_MODE", fmt.Errorf("mode %d is neither MODE_EXCLUSIVE nor MODE_SHARED", req.GetMode()))
+		return a, invalid("INVALID_MODE", fmt.Errorf("mode %d is neither MODE_EXCLUSIVE nor MODE_SHARED", req.GetMode()))
 	}
-	ttl, err := s.checkTTL(req.GetTtl())
+	var err error
+	if a.ttl, err = s.checkTTL(req.GetTtl()); err != nil {
+		return a, err
+	}
+	if w := req.GetWait(); w != nil {
+		if err := w.CheckValid(); err != nil {
+			return a, invalid("INVALID_WAIT", fmt.Errorf("wait: %w", err))
+		}
+		if a.wait = w.AsDuration(); a.wait < 0 {
+			return a, invalid("INVALID_WAIT", fmt.Errorf("wait %v is negative", a.wait))
+		}
+		a.tryOnce, a.timed = a.wait == 0, a.wait > 0
+	}
+	if err := checkOwner(req.GetOwner()); err != nil {
+		return a, invalid("INVALID_OWNER", err)
+	}
+	return a, nil
+}
+
+// Acquire implements LockService.Acquire.
+func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockService_AcquireServer) error {
+	args, err := s.checkAcquire(req)
 	if err != nil {
 		return err
 	}
-	var wait time.Duration
-	if w := req.GetWait(); w != nil {
-		if err := w.CheckValid(); err != nil {
-			return invalid("INVALID_WAIT", fmt.Errorf("wait: %w", err))
-		}
-		if wait = w.AsDuration(); wait < 0 {
-			return invalid("INVALID_WAIT", fmt.Errorf("wait %v is negative", wait))
-		}
-	}
-	if err := checkOwner(req.GetOwner()); err != nil {
-		return invalid("INVALID_OWNER", err)
-	}
+	lock, wait := args.lock, args.wait
 	if s.isClosing() {
 		return statusError(codes.Unavailable, "SHUTTING_DOWN", nil, "sidecar is shutting down")
 	}
@@ -195,16 +215,16 @@ func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockServ
 	defer cancel()
 	defer context.AfterFunc(s.stopCtx, cancel)()
 	waitCtx := ctx
-	if req.GetWait() != nil && wait > 0 {
+	if args.timed {
 		var cancelWait context.CancelFunc
 		waitCtx, cancelWait = context.WithTimeout(ctx, wait)
 		defer cancelWait()
 	}
 	var sendErr error
 	opts := zkrecipes.LockOptions{
-		Shared:  shared,
+		Shared:  args.shared,
 		Data:    []byte(req.GetOwner()),
-		TryOnce: req.GetWait() != nil && wait == 0,
+		TryOnce: args.tryOnce,
 		OnQueued: func(pos, n int) {
 			if sendErr == nil {
 				sendErr = stream.Send(&zklockv1.AcquireResponse{Event: &zklockv1.AcquireResponse_Queued{
@@ -239,12 +259,12 @@ func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockServ
 		return acquireError(lock, wait, err, streamCtx, waitCtx)
 	}
 
-	l := &lease{id: newLeaseID(), lock: lock, hold: hold, detached: req.GetDetach(), ttl: ttl, ended: make(chan struct{})}
+	l := &lease{id: newLeaseID(), lock: lock, hold: hold, detached: req.GetDetach(), ttl: args.ttl, ended: make(chan struct{})}
 	granted := &zklockv1.Granted{LeaseId: l.id, FencingToken: hold.Token()}
 	if l.detached {
 		l.mu.Lock()
-		l.expires = time.Now().Add(ttl)
-		l.timer = time.AfterFunc(ttl, func() { s.expire(l) })
+		l.expires = time.Now().Add(args.ttl)
+		l.timer = time.AfterFunc(args.ttl, func() { s.expire(l) })
 		granted.ExpiresAt = timestamppb.New(l.expires)
 		l.mu.Unlock()
 	}
@@ -409,22 +429,39 @@ func (s *Service) enter() bool {
 	return true
 }
 
-// Renew implements LockService.Renew.
-func (s *Service) Renew(ctx context.Context, req *zklockv1.RenewRequest) (*zklockv1.RenewResponse, error) {
+// checkRenew validates a RenewRequest, every id's form among it, and
+// returns the ttl asked for (0: each lease keeps its own). It touches
+// neither ZooKeeper nor the lease table.
+func (s *Service) checkRenew(req *zklockv1.RenewRequest) (time.Duration, error) {
 	ids := req.GetLeaseIds()
 	if len(ids) == 0 {
-		return nil, invalid("INVALID_LEASE_ID", errors.New("lease_ids is empty"))
+		return 0, invalid("INVALID_LEASE_ID", errors.New("lease_ids is empty"))
 	}
 	if len(ids) > maxRenewIDs {
-		return nil, invalid("INVALID_LEASE_ID", fmt.Errorf("lease_ids has %d ids, more than the %d allowed", len(ids), maxRenewIDs))
+		return 0, invalid("INVALID_LEASE_ID", fmt.Errorf("lease_ids has %d ids, more than the %d allowed", len(ids), maxRenewIDs))
 	}
 	var ttl time.Duration
 	if req.GetTtl() != nil {
 		var err error
 		if ttl, err = s.checkTTL(req.GetTtl()); err != nil {
-			return nil, err
+			return 0, err
 		}
 	}
+	for i, id := range ids {
+		if err := checkLeaseID(id, fmt.Sprintf("lease_ids[%d]", i)); err != nil {
+			return 0, err
+		}
+	}
+	return ttl, nil
+}
+
+// Renew implements LockService.Renew.
+func (s *Service) Renew(ctx context.Context, req *zklockv1.RenewRequest) (*zklockv1.RenewResponse, error) {
+	ttl, err := s.checkRenew(req)
+	if err != nil {
+		return nil, err
+	}
+	ids := req.GetLeaseIds()
 	leases := make([]*lease, len(ids))
 	for i, id := range ids {
 		l, err := s.liveLease(id, fmt.Sprintf("lease_ids[%d]", i))
