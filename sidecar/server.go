@@ -72,6 +72,9 @@ func NewServer(svc *Service, opts ServerOptions) *Server {
 	})}
 	g := grpc.NewServer(
 		grpc.MaxRecvMsgSize(opts.MaxMessageBytes),
+		// Invalid UTF-8 in a request's string reaches the validation, which
+		// names the field, instead of failing the decode with INTERNAL.
+		grpc.ForceServerCodecV2(newRequestCodec()),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		// No MaxConnectionAge: its GOAWAY would end Acquire streams, and so
 		// their leases, as if the app had died.
