@@ -98,18 +98,24 @@ ifneq ($(wildcard cmd/zklock/*.go),)
 	go build -ldflags '$(GO_LDFLAGS)' -o bin/zklock ./cmd/zklock
 endif
 
-# scripts/test.sh runs go vet, buf lint and the generated-code check, then
-# go test -race over GO_TEST_PKGS, and ends with a line
+# scripts/test.sh runs go vet, buf lint, the generated-code check and every
+# fuzz target for 3s, then go test -race over GO_TEST_PKGS, and ends with a line
 # "N passed, N failed, N skipped" (also written to bin/test-summary.txt).
 # The full go test -v output is kept in bin/test.log.
 .PHONY: test
-test: deps gen-tools ## vet, buf lint, generated-code check, go test -race
+test: deps gen-tools ## vet, buf lint, generated-code check, fuzz 3s each, go test -race
 	@GO_TEST_PKGS='$(GO_TEST_PKGS)' GO_TEST_TIMEOUT='$(GO_TEST_TIMEOUT)' GO_TEST_FLAGS='$(GO_TEST_FLAGS)' \
 		scripts/test.sh
 
 .PHONY: bench
 bench: deps ## benchmark the sidecar against a direct go-zookeeper client, as ratios
 	scripts/bench.sh
+
+FUZZTIME ?= 60s
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME each (default 60s)
+	FUZZTIME='$(FUZZTIME)' scripts/fuzz.sh
 
 .PHONY: run
 run: deps build tool-grpcurl ## start a local ZooKeeper and zklockd (Ctrl-C stops both)
