@@ -22,7 +22,7 @@ const (
 	DropReplies
 )
 
-// Proxy forwards connections from its own loopback address to a target.
+// Proxy forwards connections from its own address to a target.
 // Close stops it and waits for every goroutine it started.
 type Proxy struct {
 	target string
@@ -37,8 +37,13 @@ type Proxy struct {
 }
 
 // New starts a proxy to target on a free loopback port.
-func New(target string) (*Proxy, error) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+func New(target string) (*Proxy, error) { return NewOn("127.0.0.1:0", target) }
+
+// NewOn starts a proxy to target listening on addr ("host:port", port 0 for
+// a free one), for clients that cannot reach the target directly, such as
+// processes in a network namespace.
+func NewOn(addr, target string) (*Proxy, error) {
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
