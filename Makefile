@@ -117,6 +117,17 @@ FUZZTIME ?= 60s
 fuzz: ## run every fuzz target for FUZZTIME each (default 60s)
 	FUZZTIME='$(FUZZTIME)' scripts/fuzz.sh
 
+# The fault-injection run of e2e/chaos_test.go (needs root: network
+# namespaces). It ends with the line
+# "chaos: <ops> ops, <faults> faults, <violations> violations, <orphans> orphans, max regrant <ms> ms".
+CHAOS_DURATION ?= 3m
+
+.PHONY: chaos chaos-control
+chaos: deps ## inject faults for CHAOS_DURATION (default 3m) and check the invariants
+	@CHAOS_DURATION='$(CHAOS_DURATION)' scripts/chaos.sh
+chaos-control: deps ## the chaos run's negative control: safeguards off, it must find violations
+	@scripts/chaos.sh control
+
 .PHONY: run
 run: deps build tool-grpcurl ## start a local ZooKeeper and zklockd (Ctrl-C stops both)
 	scripts/run.sh

@@ -59,6 +59,9 @@ type daemonOpts struct {
 	unixSocket      string        // listen on unix://<unixSocket> instead of a loopback port
 	viaEnv          bool          // pass --zk, --listen and --session-timeout as ZKLOCK_* variables
 	args            []string      // more flags
+	env             []string      // more environment variables
+	binary          string        // the zklockd to run; default zklockdPath
+	prefix          []string      // a command that runs zklockd, such as ip netns exec NAME
 }
 
 // daemon is one zklockd process with a gRPC client connected to it.
@@ -141,9 +144,17 @@ func spawn(t testing.TB, name, zkAddr, listen string, o daemonOpts) *daemon {
 		args = append(args, "--shutdown-timeout", o.shutdownTimeout.String())
 	}
 	args = append(args, o.args...)
+	env = append(env, o.env...)
+	argv := append([]string(nil), o.prefix...)
+	if o.binary != "" {
+		argv = append(argv, o.binary)
+	} else {
+		argv = append(argv, zklockdPath)
+	}
+	argv = append(argv, args...)
 
 	d := &daemon{t: t, name: name, listen: listen, out: &syncBuffer{}, exited: make(chan struct{})}
-	d.cmd = exec.Command(zklockdPath, args...)
+	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.cmd.Env = env
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	d.cmd.SysProcAttr = sysProcAttr()

@@ -16,6 +16,9 @@ import (
 var zklockdPath string
 
 func TestMain(m *testing.M) {
+	if cfg := os.Getenv(chaosClientEnv); cfg != "" {
+		os.Exit(chaosClientMain(cfg))
+	}
 	goleak.VerifyTestMain(buildFirst{m})
 }
 
@@ -39,12 +42,14 @@ func (b buildFirst) Run() int {
 	return b.m.Run()
 }
 
-func buildZklockd(out string) error {
+// buildZklockd builds zklockd into out, with the race detector if this test
+// binary has it, passing flags (such as -tags) to go build.
+func buildZklockd(out string, flags ...string) error {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		return fmt.Errorf("the go tool is needed to build zklockd: %w", err)
 	}
-	args := []string{"build", "-o", out}
+	args := append([]string{"build", "-o", out}, flags...)
 	if raceEnabled {
 		args = append(args, "-race")
 	}

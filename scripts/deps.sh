@@ -7,7 +7,7 @@
 # A machine that has them all is left alone, quickly and quietly. Otherwise
 # it says what is missing and installs Debian's zookeeper and
 # protobuf-compiler, Python's and Java's gRPC (and default-jdk-headless
-# without javac) with apt-get,
+# without javac), Curator, Kazoo, iproute2 and nftables with apt-get,
 # through sudo when not root.
 set -euo pipefail
 
@@ -23,6 +23,9 @@ command -v javac >/dev/null 2>&1 || missing+=(javac)
 # Curator and Kazoo, for the interop tests.
 [[ -f /usr/share/java/curator-recipes.jar ]] || missing+=(curator)
 /usr/bin/python3 -c 'import kazoo' >/dev/null 2>&1 || missing+=(kazoo)
+# ip and nft, for the chaos run's network partitions.
+command -v ip >/dev/null 2>&1 || missing+=(ip)
+command -v nft >/dev/null 2>&1 || missing+=(nft)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
 	exit 0
@@ -32,7 +35,7 @@ fi
 # Reinstalling a present package is a no-op, so name both.
 pkgs=(zookeeper protobuf-compiler python3-grpcio python3-grpc-tools python3-protobuf
 	protobuf-compiler-grpc-java-plugin libgrpc-java libprotobuf-java libperfmark-java libtomcat9-java
-	libcurator-recipes-java python3-kazoo)
+	libcurator-recipes-java python3-kazoo iproute2 nftables)
 command -v javac >/dev/null 2>&1 || pkgs+=(default-jdk-headless)
 echo "deps: missing: ${missing[*]}"
 

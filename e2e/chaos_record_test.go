@@ -1,0 +1,235 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// recorder is the chaos run's fenced resource and its witness. Client
+// processes report every step to it over TCP (chaosClient.report), and
+// write to the resource through it: a write carries the writer's fencing
+// token, and with the token check on, a token lower than the highest the
+// resource has accepted for that lock is refused ("stale"), as a fenced
+// store would. After a confirmed Release it checks, before answering,
+// that ZooKeeper no longer has the released node (I4).
+type recorder struct {
+	lis         net.Listener
+	checkTokens bool
+	zk          *zk.Conn // the test's own client, for the I4 check
+	root        string
+	wg          sync.WaitGroup
+
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+	events   []record
+	maxToken map[string]int64  // per lock, the highest token the resource accepted
+	writes   []record          // accepted writes, in order
+	stale    int               // writes refused for a stale token
+	holding  map[string]record // per client, its grant while it holds
+	released []string          // I4 violations
+	unproven int               // confirmed releases that could not be checked
+}
+
+// record is one step of a client (or of the test, for a kill), as reported.
+type record struct {
+	kind   string
+	at     time.Time
+	op     string // client.n
+	client string
+	lock   string
+	token  int64
+	detail string
+}
+
+func startRecorder(t *testing.T, checkTokens bool, c *zk.Conn, root string) *recorder {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &recorder{lis: lis, checkTokens: checkTokens, zk: c, root: root,
+		conns: make(map[net.Conn]struct{}), maxToken: make(map[string]int64), holding: make(map[string]record)}
+	r.wg.Add(1)
+	go r.accept()
+	t.Cleanup(r.close)
+	return r
+}
+
+func (r *recorder) addr() string { return r.lis.Addr().String() }
+
+func (r *recorder) close() {
+	r.lis.Close()
+	r.mu.Lock()
+	for c := range r.conns {
+		c.Close()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+}
+
+func (r *recorder) accept() {
+	defer r.wg.Done()
+	for {
+		c, err := r.lis.Accept()
+		if err != nil {
+			return
+		}
+		r.mu.Lock()
+		r.conns[c] = struct{}{}
+		r.mu.Unlock()
+		r.wg.Add(1)
+		go r.serve(c)
+	}
+}
+
+// serve answers one client's lines until it disconnects.
+func (r *recorder) serve(c net.Conn) {
+	defer r.wg.Done()
+	defer func() {
+		r.mu.Lock()
+		delete(r.conns, c)
+		r.mu.Unlock()
+		c.Close()
+	}()
+	in := bufio.NewScanner(c)
+	for in.Scan() {
+		rec, err := parseRecord(in.Text())
+		if err != nil {
+			fmt.Fprintf(c, "error %v\n", err)
+			return
+		}
+		ans := r.take(rec)
+		if _, err := fmt.Fprintln(c, ans); err != nil {
+			return
+		}
+	}
+}
+
+func parseRecord(line string) (record, error) {
+	f := strings.Fields(line)
+	if len(f) != 6 {
+		return record{}, fmt.Errorf("bad record %q", line)
+	}
+	ns, err1 := strconv.ParseInt(f[1], 10, 64)
+	token, err2 := strconv.ParseInt(f[4], 10, 64)
+	if err1 != nil || err2 != nil {
+		return record{}, fmt.Errorf("bad record %q", line)
+	}
+	client, _, _ := strings.Cut(f[2], ".")
+	return record{kind: f[0], at: time.Unix(0, ns), op: f[2], client: client, lock: f[3], token: token, detail: f[5]}, nil
+}
+
+// take records rec and returns the answer to its client.
+func (r *recorder) take(rec record) string {
+	if rec.kind == "released" {
+		r.checkGone(rec)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ans := "ok"
+	switch rec.kind {
+	case "write":
+		if r.checkTokens && rec.token < r.maxToken[rec.lock] {
+			r.stale++
+			return "stale" // refused writes are not events
+		}
+		r.maxToken[rec.lock] = max(r.maxToken[rec.lock], rec.token)
+		r.writes = append(r.writes, rec)
+		return ans
+	case "granted":
+		r.holding[rec.client] = rec
+	case "release", "lost", "error":
+		delete(r.holding, rec.client)
+	}
+	r.events = append(r.events, rec)
+	return ans
+}
+
+// checkGone records an I4 violation if ZooKeeper still has the node of a
+// confirmed release: a child of the lock node whose czxid is its token.
+func (r *recorder) checkGone(rec record) {
+	lockPath := path.Join(r.root, rec.lock)
+	for attempt := 0; attempt < 50; attempt++ {
+		if attempt > 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if _, err := r.zk.Sync(lockPath); err != nil && err != zk.ErrNoNode {
+			continue
+		}
+		children, _, err := r.zk.Children(lockPath)
+		if err == zk.ErrNoNode {
+			return
+		}
+		if err != nil {
+			continue
+		}
+		ok := true
+		for _, ch := range children {
+			_, st, err := r.zk.Exists(path.Join(lockPath, ch))
+			if err != nil {
+				ok = false
+				break
+			}
+			if st != nil && st.Czxid == rec.token {
+				r.mu.Lock()
+				r.released = append(r.released, fmt.Sprintf("%s: Release of token %d confirmed, node %s still there", rec.op, rec.token, ch))
+				r.mu.Unlock()
+				return
+			}
+		}
+		if ok {
+			return
+		}
+	}
+	r.mu.Lock()
+	r.unproven++
+	r.mu.Unlock()
+}
+
+// note records a step taken by the test itself, such as a client's kill.
+func (r *recorder) note(kind, client string, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.holding, client)
+	r.events = append(r.events, record{kind: kind, at: at, client: client})
+}
+
+// holder returns a client that holds a lock now, and whether there is one.
+func (r *recorder) holder(among func(client string) bool) (string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var cs []string
+	for c := range r.holding {
+		if among(c) {
+			cs = append(cs, c)
+		}
+	}
+	if len(cs) == 0 {
+		return "", false
+	}
+	slices.Sort(cs)
+	return cs[0], true
+}
+
+// count returns how many records of kind there are.
+func (r *recorder) count(kind string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, e := range r.events {
+		if e.kind == kind {
+			n++
+		}
+	}
+	return n
+}

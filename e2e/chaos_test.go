@@ -1,0 +1,497 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/zklock/zklock/internal/netns"
+	"github.com/zklock/zklock/internal/tcpproxy"
+	"github.com/zklock/zklock/internal/zktest"
+)
+
+// The chaos run's settings from the environment (make chaos sets them).
+const (
+	chaosDurationEnv = "ZKLOCK_CHAOS_DURATION" // how long to inject faults; default one round of each
+	chaosSeedEnv     = "ZKLOCK_CHAOS_SEED"     // the faults' and clients' random seed; default the time
+	chaosSummaryEnv  = "ZKLOCK_CHAOS_SUMMARY"  // a file to write the summary line to
+)
+
+// chaosParams shapes a chaos run.
+type chaosParams struct {
+	duration    time.Duration // faults go on until this has passed, at least one round of each
+	timeout     time.Duration // zklockd's session timeout
+	daemons     int           // zklockd processes, each in a network namespace of its own
+	clients     int           // client processes per zklockd
+	locks       int           // locks they share
+	faults      []string      // the faults of one round, in a random order each round
+	quiet       time.Duration // pause between faults
+	longHolds   bool          // clients hold every lease for 1-3 s
+	unsafe      bool          // the negative control: no token check, zklockd's own clock off
+	seed        uint64
+	summaryTo   string // file to write the summary line to, if set
+	allFaults   bool   // the run must inject every kind of fault
+	unsafeBuild string // the zklockd built without its own clock, when unsafe
+}
+
+var everyFault = []string{"leader-kill", "follower-kill", "partition", "pause", "zklockd-kill", "client-kill", "ensemble-stop"}
+
+// TestChaos injects every fault of issue 3 into a live system (a 3-server
+// ensemble, zklockds in network namespaces, client processes writing to a
+// fenced resource) and checks invariants I1 to I5 (see chaos_check_test.go).
+// ZKLOCK_CHAOS_DURATION makes it run longer (make chaos).
+func TestChaos(t *testing.T) {
+	p := chaosParams{
+		timeout: 3 * time.Second, daemons: 2, clients: 4, locks: 4,
+		faults: everyFault, quiet: 2 * time.Second, allFaults: true,
+		summaryTo: os.Getenv(chaosSummaryEnv),
+	}
+	if d := os.Getenv(chaosDurationEnv); d != "" {
+		var err error
+		if p.duration, err = time.ParseDuration(d); err != nil {
+			t.Fatalf("%s=%q: %v", chaosDurationEnv, d, err)
+		}
+	}
+	r := runChaos(t, p)
+	if r.violations > 0 || r.orphans > 0 {
+		t.Errorf("%s", r.line)
+	}
+}
+
+// TestChaosNegativeControl runs the partition and the pause with the
+// safeguards off: a zklockd whose own-clock loss detection is disabled (a
+// build for tests only) and a resource that accepts any token. The checker
+// must then report violations; if it did not, it could not fail.
+func TestChaosNegativeControl(t *testing.T) {
+	p := chaosParams{
+		timeout: 3 * time.Second, daemons: 2, clients: 3, locks: 1,
+		faults: []string{"partition", "pause"}, quiet: time.Second, unsafe: true, longHolds: true,
+		summaryTo: os.Getenv(chaosSummaryEnv),
+	}
+	r := runChaos(t, p)
+	if r.violations == 0 {
+		t.Errorf("the negative control found no violation (%s): the checker cannot fail", r.line)
+	}
+}
+
+// chaosResult is a run's outcome.
+type chaosResult struct {
+	violations, orphans int
+	line                string
+}
+
+// chaosRun is the live system of one run.
+type chaosRun struct {
+	t       *testing.T
+	p       chaosParams
+	rng     *rand.Rand
+	ens     *zktest.Cluster
+	rec     *recorder
+	dir     string
+	daemons []*chaosDaemon
+	clients []*chaosClientProc
+	faults  []fault
+	ndone   int // clients started so far, for their names
+}
+
+// chaosDaemon is one zklockd slot: a namespace, its proxies to ZooKeeper,
+// and the current process.
+type chaosDaemon struct {
+	ns     *netns.Namespace
+	zkAddr string
+	socket string
+	proc   *daemon
+	health healthpb.HealthClient
+}
+
+// chaosClientProc is one client process.
+type chaosClientProc struct {
+	id     string
+	daemon int
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	out    *syncBuffer
+	done   chan struct{}
+}
+
+func runChaos(t *testing.T, p chaosParams) chaosResult {
+	if err := netns.Available(); err != nil {
+		t.Skipf("the chaos run partitions zklockd in a network namespace: %v", err)
+	}
+	p.seed = uint64(time.Now().UnixNano())
+	if s := os.Getenv(chaosSeedEnv); s != "" {
+		var err error
+		if p.seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("%s=%q: %v", chaosSeedEnv, s, err)
+		}
+	}
+	t.Logf("chaos: seed %d (%s=%d repeats the faults' order and the clients' choices)", p.seed, chaosSeedEnv, p.seed)
+	r := &chaosRun{t: t, p: p, rng: rand.New(rand.NewPCG(p.seed, 1)), dir: t.TempDir()}
+	if p.unsafe {
+		p.unsafeBuild = unsafeZklockd(t)
+		r.p = p
+	}
+
+	r.ens = zktest.StartEnsemble(t, 3)
+	r.rec = startRecorder(t, !p.unsafe, zktest.Client(t, r.ens.ConnectString()), "/zklock")
+	for i := range p.daemons {
+		r.daemons = append(r.daemons, r.newDaemon(i))
+	}
+	for i := range p.daemons {
+		for range p.clients {
+			r.startClient(i)
+		}
+	}
+
+	// Faults, one round after another, each followed by a quiet spell.
+	start := time.Now()
+	for round := 1; round == 1 || time.Since(start) < p.duration; round++ {
+		order := append([]string(nil), p.faults...)
+		r.rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		for _, kind := range order {
+			time.Sleep(p.quiet)
+			r.inject(kind)
+		}
+	}
+	time.Sleep(p.quiet)
+
+	// Settle: the clients finish their op and exit; then every node under
+	// the root must go (I3).
+	stopAt := time.Now()
+	r.stopClients()
+	orphans := r.orphans()
+	for i, d := range r.daemons {
+		if d.proc.hasExited() {
+			t.Errorf("zklockd %d exited during the run: %v", i, d.proc.err)
+		}
+	}
+
+	daemonOf := map[string]int{}
+	for _, c := range r.clients {
+		daemonOf[c.id] = c.daemon
+	}
+	r.rec.mu.Lock()
+	h := history{events: r.rec.events, writes: r.rec.writes, faults: r.faults, daemonOf: daemonOf,
+		timeout: p.timeout, ownClock: !p.unsafe, end: stopAt}
+	i4, unproven, stale := r.rec.released, r.rec.unproven, r.rec.stale
+	r.rec.mu.Unlock()
+	v := h.check()
+
+	counts := map[string]int{}
+	for _, e := range h.events {
+		counts[e.kind]++
+		if e.kind == "not-granted" || e.kind == "error" || e.kind == "lost" || e.kind == "release-failed" {
+			counts[e.kind+" "+e.detail]++
+		}
+	}
+	for _, f := range r.faults {
+		counts["fault "+f.kind]++
+		t.Logf("fault %-13s daemon %2d client %-4s at %s, recovered after %v", f.kind, f.daemon, f.client, clock(f.start), f.end.Sub(f.start).Round(time.Millisecond))
+	}
+	if p.allFaults {
+		for _, k := range []string{"cancel-wait", "release", "fault leader-kill", "fault follower-kill", "fault partition", "fault pause", "fault zklockd-kill", "fault client-kill", "fault ensemble-stop"} {
+			if counts[k] == 0 {
+				t.Errorf("the run had no %q: every fault must happen at least once", k)
+			}
+		}
+	}
+	t.Logf("records: %v", counts)
+	t.Logf("writes: %d accepted, %d refused for a stale token; confirmed releases not checkable against ZooKeeper: %d", len(h.writes), stale, unproven)
+	t.Logf("regrants measured: %d (max %v); crash victims not measurable (no waiter on another zklockd): %d", v.regrants, v.maxRegrant.Round(time.Millisecond), v.unmeasured)
+	var all []string
+	all = append(all, v.i1...)
+	all = append(all, v.i2...)
+	all = append(all, i4...)
+	all = append(all, v.i5...)
+	for i, s := range all {
+		if i == 20 {
+			t.Logf("... and %d more", len(all)-20)
+			break
+		}
+		t.Log(s)
+	}
+	for _, o := range orphans {
+		t.Logf("I3 orphan: %s", o)
+	}
+	t.Logf("violations: I1 %d, I2 %d, I4 %d, I5 %d; I3 orphans %d", len(v.i1), len(v.i2), len(i4), len(v.i5), len(orphans))
+
+	res := chaosResult{violations: len(all), orphans: len(orphans)}
+	res.line = fmt.Sprintf("chaos: %d ops, %d faults, %d violations, %d orphans, max regrant %d ms",
+		v.ops, len(r.faults), res.violations, res.orphans, v.maxRegrant.Milliseconds())
+	if p.unsafe {
+		res.line += " (negative control)"
+	}
+	t.Log(res.line)
+	if p.summaryTo != "" {
+		f, err := os.OpenFile(p.summaryTo, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err == nil {
+			fmt.Fprintln(f, res.line)
+			err = f.Close()
+		}
+		if err != nil {
+			t.Errorf("writing the summary: %v", err)
+		}
+	}
+	return res
+}
+
+// newDaemon makes slot i: a namespace, a proxy on its host address to each
+// ZooKeeper server, and a zklockd in the namespace on a unix socket.
+func (r *chaosRun) newDaemon(i int) *chaosDaemon {
+	ns := netns.New(r.t)
+	var addrs []string
+	for s := range r.ens.Size() {
+		px, err := tcpproxy.NewOn(ns.HostIP+":0", r.ens.Server(s).Addr())
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		r.t.Cleanup(px.Close)
+		addrs = append(addrs, px.Addr())
+	}
+	d := &chaosDaemon{ns: ns, zkAddr: strings.Join(addrs, ","), socket: filepath.Join(r.dir, fmt.Sprintf("zklockd%d.sock", i))}
+	r.startDaemon(i, d)
+	return d
+}
+
+func (r *chaosRun) startDaemon(i int, d *chaosDaemon) {
+	o := daemonOpts{
+		sessionTimeout: r.p.timeout, unixSocket: d.socket,
+		prefix: []string{"ip", "netns", "exec", d.ns.Name},
+		args:   []string{"--log-level", "info"},
+	}
+	if r.p.unsafe {
+		o.binary = r.p.unsafeBuild
+		o.env = []string{"ZKLOCK_UNSAFE_NO_OWN_CLOCK=1"}
+	}
+	d.proc = startDaemon(r.t, fmt.Sprintf("zklockd%d", i), d.zkAddr, o)
+	d.health = healthpb.NewHealthClient(d.proc.conn)
+}
+
+// startClient starts a client process of zklockd i.
+func (r *chaosRun) startClient(daemon int) {
+	t := r.t
+	r.ndone++
+	cfg := chaosClientConfig{
+		ID: fmt.Sprintf("c%d", r.ndone), Socket: r.daemons[daemon].socket, Recorder: r.rec.addr(), Seed: r.rng.Uint64(),
+		LongHold: r.p.longHolds,
+	}
+	for l := range r.p.locks {
+		cfg.Locks = append(cfg.Locks, fmt.Sprintf("chaos/lock%d", l))
+	}
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &chaosClientProc{id: cfg.ID, daemon: daemon, out: &syncBuffer{}, done: make(chan struct{})}
+	c.cmd = exec.Command(os.Args[0])
+	c.cmd.Env = append(os.Environ(), chaosClientEnv+"="+string(raw), "GORACE=atexit_sleep_ms=0")
+	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
+	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		c.cmd.Wait()
+		close(c.done)
+	}()
+	t.Cleanup(func() {
+		c.cmd.Process.Kill()
+		<-c.done
+		if out := c.out.String(); out != "" && (t.Failed() || strings.Contains(out, "DATA RACE")) {
+			t.Logf("output of client %s:\n%s", c.id, out)
+		}
+		if strings.Contains(c.out.String(), "WARNING: DATA RACE") {
+			t.Errorf("client %s: data race", c.id)
+		}
+	})
+	r.clients = append(r.clients, c)
+}
+
+// stopClients asks every client to stop (its stdin closes), and kills the
+// ones still running after 20 s.
+func (r *chaosRun) stopClients() {
+	for _, c := range r.clients {
+		c.stdin.Close()
+	}
+	deadline := time.After(20 * time.Second)
+	for _, c := range r.clients {
+		select {
+		case <-c.done:
+			if c.cmd.ProcessState != nil && !c.cmd.ProcessState.Success() && c.cmd.ProcessState.ExitCode() != -1 {
+				r.t.Errorf("client %s exited with %v:\n%s", c.id, c.cmd.ProcessState, c.out.String())
+			}
+		case <-deadline:
+			r.t.Errorf("client %s still running 20 s after it was told to stop", c.id)
+			c.cmd.Process.Kill()
+			<-c.done
+		}
+	}
+}
+
+// orphans waits, up to the session timeout and 3 s (the nodes of a killed
+// zklockd go with its session), for no node to be left under the root, and
+// returns the nodes left: orphans, since no lease is live any more.
+func (r *chaosRun) orphans() []string {
+	c := zktest.Client(r.t, r.ens.ConnectString())
+	var left []string
+	deadline := time.Now().Add(r.p.timeout + 3*time.Second)
+	for {
+		left = left[:0]
+		root := "/zklock/chaos"
+		for _, lock := range zktest.Children(r.t, c, root) {
+			for _, n := range zktest.Children(r.t, c, path.Join(root, lock)) {
+				left = append(left, path.Join(root, lock, n))
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// inject causes one fault, waits until every zklockd serves again, and
+// records it.
+func (r *chaosRun) inject(kind string) {
+	t := r.t
+	f := fault{kind: kind, daemon: -1, start: time.Now()}
+	outage := r.p.timeout + 1500*time.Millisecond // longer than a session
+	switch kind {
+	case "leader-kill", "follower-kill":
+		leader := r.ens.Leader()
+		victim := leader
+		if kind == "follower-kill" {
+			victim = (leader + 1 + r.rng.IntN(r.ens.Size()-1)) % r.ens.Size()
+		}
+		f.start = time.Now()
+		r.ens.Server(victim).Kill()
+		time.Sleep(500 * time.Millisecond)
+		r.ens.Server(victim).Start()
+	case "ensemble-stop":
+		f.start = time.Now()
+		r.ens.StopAll()
+		time.Sleep(outage)
+		r.ens.StartAll()
+	case "partition":
+		f.daemon = r.victim()
+		f.start = time.Now()
+		if err := r.daemons[f.daemon].ns.Partition(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(outage)
+		if err := r.daemons[f.daemon].ns.Heal(); err != nil {
+			t.Fatal(err)
+		}
+	case "pause":
+		f.daemon = r.victim()
+		d := r.daemons[f.daemon]
+		f.start = d.proc.signal(syscall.SIGSTOP)
+		time.Sleep(outage)
+		d.proc.signal(syscall.SIGCONT)
+	case "zklockd-kill":
+		f.daemon = r.victim()
+		d := r.daemons[f.daemon]
+		f.start = d.proc.signal(syscall.SIGKILL)
+		d.proc.waitExit(exitTimeout)
+		r.startDaemon(f.daemon, d)
+	case "client-kill":
+		id, ok := "", false
+		for wait := time.Now().Add(5 * time.Second); !ok && time.Now().Before(wait); {
+			if id, ok = r.rec.holder(func(string) bool { return true }); !ok {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		if !ok {
+			t.Logf("client-kill: no client held a lock for 5 s; skipped")
+			return
+		}
+		for _, c := range r.clients {
+			if c.id == id {
+				f.client, f.daemon = id, c.daemon
+				f.start = time.Now()
+				c.cmd.Process.Kill()
+				r.rec.note("killed", id, f.start)
+				<-c.done
+				r.startClient(c.daemon)
+			}
+		}
+	default:
+		t.Fatalf("unknown fault %q", kind)
+	}
+	r.waitServing()
+	f.end = time.Now()
+	r.faults = append(r.faults, f)
+}
+
+// victim picks the zklockd to hit: one whose client holds a lock now, if
+// any.
+func (r *chaosRun) victim() int {
+	id, ok := r.rec.holder(func(string) bool { return true })
+	if ok {
+		for _, c := range r.clients {
+			if c.id == id {
+				return c.daemon
+			}
+		}
+	}
+	return r.rng.IntN(len(r.daemons))
+}
+
+// waitServing waits until every zklockd reports SERVING (it has a usable
+// ZooKeeper session).
+func (r *chaosRun) waitServing() {
+	var wg sync.WaitGroup
+	for i, d := range r.daemons {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			deadline := time.Now().Add(30 * time.Second)
+			for time.Now().Before(deadline) {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				res, err := d.health.Check(ctx, &healthpb.HealthCheckRequest{})
+				cancel()
+				if err == nil && res.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			r.t.Errorf("zklockd %d not serving 30 s after a fault", i)
+		}()
+	}
+	wg.Wait()
+}
+
+var unsafeOnce struct {
+	sync.Once
+	path string
+	err  error
+}
+
+// unsafeZklockd builds, once per test binary, a zklockd with the test-only
+// switch that turns its own clock off (build tag zklock_unsafe_testing).
+func unsafeZklockd(t *testing.T) string {
+	unsafeOnce.Do(func() {
+		unsafeOnce.path = filepath.Join(filepath.Dir(zklockdPath), "zklockd-unsafe")
+		unsafeOnce.err = buildZklockd(unsafeOnce.path, "-tags", "zklock_unsafe_testing")
+	})
+	if unsafeOnce.err != nil {
+		t.Fatal(unsafeOnce.err)
+	}
+	return unsafeOnce.path
+}
