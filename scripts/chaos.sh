@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 mkdir -p bin
 log=bin/chaos.log
-summary=bin/chaos-summary.txt
+summary=$PWD/bin/chaos-summary.txt
 rm -f "$summary"
 
 test=TestChaos

@@ -10,12 +10,14 @@ package netns
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 )
 
@@ -55,6 +57,7 @@ func New(t testing.TB) *Namespace {
 	if err := Available(); err != nil {
 		t.Fatal(err)
 	}
+	removeStale()
 	pid := os.Getpid()
 	n := int(made.Add(1))
 	// One /30 of 10.231.0.0/16 per namespace, chosen by process and
@@ -113,6 +116,25 @@ func (ns *Namespace) Heal() error {
 func (ns *Namespace) remove() {
 	run(nil, "ip", "netns", "delete", ns.Name)
 	run(nil, "ip", "link", "delete", ns.hostLink) // gone already unless the namespace was not made
+}
+
+// removeStale deletes the namespaces, and so their veth pairs, left by test
+// processes that were killed before their cleanup ran.
+func removeStale() {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		name, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+		var pid, n int
+		if _, err := fmt.Sscanf(name, "zklock-%d-%d", &pid, &n); err != nil || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			run(nil, "ip", "netns", "delete", name)
+		}
+	}
 }
 
 // run runs a command, giving it stdin if not nil, and returns an error
