@@ -14,9 +14,10 @@ type handoffs struct {
 }
 
 type handoff struct {
-	held     bool // the node was granted as an exclusive hold
-	gone     bool // ZooKeeper confirmed the node deleted
-	watchers int  // local waiters watching the node
+	held     bool  // the node was granted as an exclusive hold
+	gone     bool  // ZooKeeper confirmed the node deleted
+	watchers int   // local waiters watching the node
+	deleteAt int64 // when its delete was last sent (Session.now), 0 before
 }
 
 func (h *handoffs) get(p string) *handoff {
@@ -52,6 +53,17 @@ func (h *handoffs) gone(p string) {
 	}
 }
 
+// deleting records that a delete of the node p is being sent at the
+// Session time at, if p is a local exclusive hold: Observer.Handoff counts
+// from then.
+func (h *handoffs) deleting(p string, at int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r := h.m[p]; r != nil && r.held {
+		r.deleteAt = at
+	}
+}
+
 // watch records that a local waiter watches the node p.
 func (h *handoffs) watch(p string) {
 	h.mu.Lock()
@@ -60,8 +72,9 @@ func (h *handoffs) watch(p string) {
 }
 
 // unwatch records that a waiter stopped watching p, and reports whether p
-// was granted as an exclusive hold.
-func (h *handoffs) unwatch(p string) bool {
+// was granted as an exclusive hold, and when its delete was last sent (0:
+// not yet).
+func (h *handoffs) unwatch(p string) (held bool, deleteAt int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	r := h.m[p]
@@ -69,7 +82,7 @@ func (h *handoffs) unwatch(p string) bool {
 	if r.watchers == 0 && (r.gone || !r.held) {
 		delete(h.m, p)
 	}
-	return r.held
+	return r.held, r.deleteAt
 }
 
 // size returns how many records are kept.

@@ -248,6 +248,7 @@ func (s *Session) wait(ctx context.Context, n *node, opts LockOptions) (*Hold, e
 	}
 
 	lastPos := -1
+	var handoffFrom int64 // when the local hold we were handed the lock by was deleted
 	for {
 		i := indexOf(q, me)
 		if i < 0 {
@@ -267,11 +268,14 @@ func (s *Session) wait(ctx context.Context, n *node, opts LockOptions) (*Hold, e
 		watchPath := n.parent + "/" + watch
 		s.handoffs.watch(watchPath)
 		woke, err := s.watchGone(ctx, e, watchPath)
-		wasHeld := s.handoffs.unwatch(watchPath)
+		wasHeld, deleteAt := s.handoffs.unwatch(watchPath)
 		if err != nil {
 			return nil, err
 		}
 		if woke && (wakeHolds || wasHeld) {
+			if wasHeld {
+				handoffFrom = deleteAt
+			}
 			break
 		}
 		if q, err = s.queue(ctx, e, n.parent); err != nil {
@@ -286,6 +290,9 @@ func (s *Session) wait(ctx context.Context, n *node, opts LockOptions) (*Hold, e
 	}
 	if !opts.Shared {
 		s.handoffs.held(n.path())
+	}
+	if handoffFrom != 0 {
+		s.obs.Handoff(time.Duration(s.now() - handoffFrom))
 	}
 	return &Hold{s: s, e: e, n: n, token: stat.Czxid}, nil
 }
@@ -428,7 +435,7 @@ func (s *Session) ensurePath(ctx context.Context, e *Epoch, p string) error {
 func (s *Session) afterError(ctx context.Context, e *Epoch, err error) error {
 	switch {
 	case errors.Is(err, zk.ErrSessionExpired):
-		s.endEpoch(e, fmt.Errorf("%w: ZooKeeper session 0x%x expired", ErrLost, e.sessionID))
+		s.endEpoch(e, errExpired(e.sessionID))
 		return errRequeue
 	case errors.Is(err, zk.ErrClosing):
 		return ErrClosed
@@ -495,6 +502,7 @@ func (s *Session) settle(n *node) bool {
 func (s *Session) remove(n *node) {
 	if st, _ := s.State(); st.Epoch == n.epoch && st.Connected && n.getName() != "" {
 		sent := s.now()
+		s.handoffs.deleting(n.path(), sent)
 		err := s.conn.Delete(n.path(), -1)
 		if err == nil || errors.Is(err, zk.ErrNoNode) {
 			if err == nil {
@@ -603,6 +611,7 @@ func (s *Session) deleteNode(n *node) bool {
 		}
 	}
 	for _, name := range names {
+		s.handoffs.deleting(n.parent+"/"+name, s.now())
 		err := s.conn.Delete(n.parent+"/"+name, -1)
 		if err != nil && !errors.Is(err, zk.ErrNoNode) {
 			if !errors.Is(err, zk.ErrConnectionClosed) && !errors.Is(err, zk.ErrNoServer) {

@@ -29,6 +29,9 @@ type Config struct {
 	// Logger receives the Session's logs, and the client library's.
 	// Default slog.Default().
 	Logger *slog.Logger
+	// Observer, if set, is told of reconnects, lost epochs and local
+	// handoffs, for metrics. Its methods must return at once.
+	Observer Observer
 }
 
 // Session owns one ZooKeeper connection and decides, by its own clock,
@@ -45,6 +48,8 @@ type Session struct {
 	negotiated  atomic.Int64 // the session timeout ZooKeeper granted, 0 until known
 	expiredSeen atomic.Bool  // the library reported StateExpired
 	wantContact atomic.Bool  // a contact would change the state: kick the loop
+	hadSession  atomic.Bool  // the library had a session once: the next is a reconnect
+	obs         Observer
 	handoffs    handoffs
 	reads       queueReads
 	kick        chan struct{}
@@ -107,9 +112,14 @@ func Connect(cfg Config) (*Session, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	obs := cfg.Observer
+	if obs == nil {
+		obs = nopObserver{}
+	}
 	s := &Session{
 		cfg:     cfg,
 		log:     cfg.Logger,
+		obs:     obs,
 		base:    time.Now(),
 		kick:    make(chan struct{}, 1),
 		beat:    make(chan struct{}, 1),
@@ -185,11 +195,11 @@ func (s *Session) Valid(e *Epoch) bool {
 		return false
 	}
 	if s.conn.SessionID() != e.sessionID || s.expiredSeen.Load() {
-		s.endEpochLocked(e, fmt.Errorf("%w: ZooKeeper session 0x%x expired", ErrLost, e.sessionID))
+		s.endEpochLocked(e, errExpired(e.sessionID))
 		return false
 	}
 	if now >= s.deadline() {
-		s.endEpochLocked(e, fmt.Errorf("%w: no contact with ZooKeeper for %v", ErrLost, time.Duration(now-s.lastContact.Load())))
+		s.endEpochLocked(e, errNoContact(time.Duration(now-s.lastContact.Load())))
 		return false
 	}
 	return true
@@ -247,6 +257,9 @@ func (s *Session) onEvent(ev zk.Event) {
 	if ev.State == zk.StateExpired {
 		s.expiredSeen.Store(true)
 	}
+	if ev.State == zk.StateHasSession && s.hadSession.Swap(true) {
+		s.obs.Reconnected()
+	}
 	select {
 	case s.kick <- struct{}{}:
 	default:
@@ -288,9 +301,9 @@ func (s *Session) evaluate() time.Duration {
 	if e := s.epoch; e != nil {
 		switch {
 		case expired || sid != e.sessionID:
-			s.endEpochLocked(e, fmt.Errorf("%w: ZooKeeper session 0x%x expired", ErrLost, e.sessionID))
+			s.endEpochLocked(e, errExpired(e.sessionID))
 		case now >= deadline:
-			s.endEpochLocked(e, fmt.Errorf("%w: no contact with ZooKeeper for %v", ErrLost, time.Duration(now-last)))
+			s.endEpochLocked(e, errNoContact(time.Duration(now-last)))
 		}
 	}
 	hasSession := libState == zk.StateHasSession && sid != 0
@@ -337,6 +350,9 @@ func (s *Session) evaluate() time.Duration {
 func (s *Session) endEpochLocked(e *Epoch, err error) {
 	if s.epoch != e {
 		return
+	}
+	if loss, ok := errors.AsType[*epochLoss](err); ok {
+		s.obs.EpochLost(loss.cause)
 	}
 	e.err = err
 	close(e.done)
