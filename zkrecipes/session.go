@@ -23,8 +23,14 @@ type Config struct {
 	SessionTimeout time.Duration
 	// Layout names the contender nodes. Default LayoutCurator.
 	Layout Layout
-	// ACL is set on every node the recipes create. Default world:anyone
-	// with all permissions.
+	// Auth, if set, is the digest identity the Session adds to its
+	// connection before it begins any epoch (go-zookeeper sends it again
+	// on every reconnect and new session).
+	Auth *Digest
+	// ACL is set on every node the recipes create, the root and the lock
+	// nodes among them (nodes that already exist keep theirs). Default
+	// Auth.ACL() with Auth (only that identity may change or delete,
+	// everyone may read), else world:anyone with all permissions.
 	ACL []zk.ACL
 	// Logger receives the Session's logs, and the client library's.
 	// Default slog.Default().
@@ -48,6 +54,7 @@ type Session struct {
 	negotiated  atomic.Int64 // the session timeout ZooKeeper granted, 0 until known
 	expiredSeen atomic.Bool  // the library reported StateExpired
 	wantContact atomic.Bool  // a contact would change the state: kick the loop
+	authed      atomic.Bool  // ZooKeeper accepted cfg.Auth (or there is none)
 	hadSession  atomic.Bool  // the library had a session once: the next is a reconnect
 	obs         Observer
 	handoffs    handoffs
@@ -106,6 +113,9 @@ func Connect(cfg Config) (*Session, error) {
 	if cfg.SessionTimeout <= 0 {
 		cfg.SessionTimeout = 10 * time.Second
 	}
+	if cfg.ACL == nil && cfg.Auth != nil {
+		cfg.ACL = cfg.Auth.ACL()
+	}
 	if cfg.ACL == nil {
 		cfg.ACL = zk.WorldACL(zk.PermAll)
 	}
@@ -128,6 +138,7 @@ func Connect(cfg Config) (*Session, error) {
 		changed: make(chan struct{}),
 	}
 	s.wantContact.Store(true)
+	s.authed.Store(cfg.Auth == nil)
 	conn, _, err := zk.Connect(cfg.Servers, cfg.SessionTimeout,
 		zk.WithEventCallback(s.onEvent),
 		zk.WithLogger(zkLogger{s}))
@@ -143,6 +154,10 @@ func Connect(cfg Config) (*Session, error) {
 	go s.run()
 	go s.heartbeat()
 	go s.janitor()
+	if cfg.Auth != nil {
+		s.wg.Add(1)
+		go s.addAuth()
+	}
 	return s, nil
 }
 
@@ -306,7 +321,7 @@ func (s *Session) evaluate() time.Duration {
 			s.endEpochLocked(e, errNoContact(time.Duration(now-last)))
 		}
 	}
-	hasSession := libState == zk.StateHasSession && sid != 0
+	hasSession := libState == zk.StateHasSession && sid != 0 && s.authed.Load()
 	if s.epoch == nil && hasSession && last > s.diedAt && now < deadline {
 		s.epochs++
 		s.epoch = &Epoch{id: s.epochs, sessionID: sid, done: make(chan struct{}), nodes: make(map[*node]struct{})}
