@@ -11,6 +11,7 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -33,6 +34,10 @@ type ServerOptions struct {
 	// at info, others at debug.
 	// Default slog.Default().
 	Logger *slog.Logger
+	// Creds secures connections, TLS for instance (credentials.NewTLS);
+	// health and reflection are served under them too. Default none:
+	// plaintext.
+	Creds credentials.TransportCredentials
 }
 
 // Server serves a Service over gRPC, with grpc.health.v1 (SERVING while the
@@ -72,6 +77,7 @@ func NewServer(svc *Service, opts ServerOptions) *Server {
 	})}
 	g := grpc.NewServer(
 		grpc.MaxRecvMsgSize(opts.MaxMessageBytes),
+		credsOption(opts.Creds),
 		// Invalid UTF-8 in a request's string reaches the validation, which
 		// names the field, instead of failing the decode with INTERNAL.
 		grpc.ForceServerCodecV2(newRequestCodec()),
