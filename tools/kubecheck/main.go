@@ -1,0 +1,187 @@
+// Command kubecheck validates Kubernetes manifests offline, against the API
+// types compiled into client-go (no cluster, no downloaded schemas).
+//
+//	helm template charts/zklock | kubecheck
+//	kubecheck [-allow-empty] [FILE...]
+//
+// It reads YAML documents (separated by ---) from the files, or from stdin,
+// and for each document that is not empty:
+//
+//  1. converts it to JSON, refusing duplicate keys;
+//  2. decodes it strictly with client-go's scheme: an unknown kind or
+//     apiVersion, an unknown field, a duplicate field or a value of the
+//     wrong type is an error;
+//  3. type-checks it, as found and as decoded, with the structured-merge-diff
+//     schema of applyconfigurations' type converter (what server-side apply
+//     uses);
+//  4. runs a few checks of the API server's validation that decoding does
+//     not do: names, label selectors that match their pod template,
+//     container, port and volume names, volume mounts that name a volume,
+//     probes with exactly one handler, restartPolicy only on init
+//     containers.
+//
+// Each error names the document (its number, helm's "# Source:" comment
+// when present, its kind and name). It prints "kubecheck: N documents OK"
+// and exits 0, or prints the errors and exits 1. No document at all is an
+// error unless -allow-empty is given.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/util/managedfields"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/applyconfigurations"
+	"k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/yaml"
+)
+
+func main() {
+	allowEmpty := flag.Bool("allow-empty", false, "accept input without any document")
+	flag.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: kubecheck [-allow-empty] [FILE...]   (stdin when no FILE)")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+
+	c := newChecker()
+	var docs, failed int
+	check := func(name string, r io.Reader) error {
+		n, f, err := c.checkStream(name, r, os.Stderr)
+		docs += n
+		failed += f
+		return err
+	}
+	if flag.NArg() == 0 {
+		if err := check("stdin", os.Stdin); err != nil {
+			fatal(err)
+		}
+	}
+	for _, path := range flag.Args() {
+		f, err := os.Open(path)
+		if err != nil {
+			fatal(err)
+		}
+		err = check(path, f)
+		f.Close()
+		if err != nil {
+			fatal(err)
+		}
+	}
+	switch {
+	case failed > 0:
+		fmt.Fprintf(os.Stderr, "kubecheck: %d of %d documents FAILED\n", failed, docs)
+		os.Exit(1)
+	case docs == 0 && !*allowEmpty:
+		fatal(errors.New("no document found (use -allow-empty if that is expected)"))
+	}
+	fmt.Printf("kubecheck: %d documents OK\n", docs)
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "kubecheck:", err)
+	os.Exit(1)
+}
+
+type checker struct {
+	decoder   runtime.Decoder
+	converter managedfields.TypeConverter
+}
+
+func newChecker() *checker {
+	return &checker{
+		decoder:   serializer.NewCodecFactory(scheme.Scheme, serializer.EnableStrict).UniversalDeserializer(),
+		converter: applyconfigurations.NewTypeConverter(scheme.Scheme),
+	}
+}
+
+var sourceComment = regexp.MustCompile(`(?m)^#\s*Source:\s*(\S+)`)
+
+// checkStream checks every document of r, writing one report per failed
+// document to w. It returns how many documents it checked and how many
+// failed, and an error only when r cannot be read or split.
+func (c *checker) checkStream(name string, r io.Reader, w io.Writer) (docs, failed int, err error) {
+	yr := utilyaml.NewYAMLReader(bufio.NewReader(r))
+	for i := 1; ; i++ {
+		raw, err := yr.Read()
+		if err == io.EOF {
+			return docs, failed, nil
+		}
+		if err != nil {
+			return docs, failed, fmt.Errorf("%s: reading document %d: %w", name, i, err)
+		}
+		label := fmt.Sprintf("%s: document %d", name, i)
+		if m := sourceComment.FindSubmatch(raw); m != nil {
+			label += fmt.Sprintf(" (%s)", m[1])
+		}
+		id, errs, empty := c.checkDocument(raw)
+		if empty {
+			continue
+		}
+		docs++
+		if id != "" {
+			label += " " + id
+		}
+		if len(errs) > 0 {
+			failed++
+			fmt.Fprintf(w, "FAIL %s:\n", label)
+			for _, e := range errs {
+				fmt.Fprintf(w, "  - %s\n", strings.ReplaceAll(e.Error(), "\n", "\n    "))
+			}
+		}
+	}
+}
+
+// checkDocument checks one YAML document. It returns the document's
+// "Kind/name", its errors, and empty=true for a document with nothing in it
+// (only comments or whitespace).
+func (c *checker) checkDocument(raw []byte) (id string, errs []error, empty bool) {
+	js, err := yaml.YAMLToJSONStrict(raw)
+	if err != nil {
+		return "", []error{fmt.Errorf("not valid YAML: %w", err)}, false
+	}
+	js = bytes.TrimSpace(js)
+	if len(js) == 0 || string(js) == "null" {
+		return "", nil, true
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(js); err != nil {
+		return "", []error{fmt.Errorf("not a Kubernetes object: %w", err)}, false
+	}
+	id = u.GetKind() + "/" + u.GetName()
+
+	obj, gvk, err := c.decoder.Decode(js, nil, nil)
+	if err != nil {
+		// A strict decoding error still returns the object; any error fails.
+		errs = append(errs, fmt.Errorf("decoding %s: %w", describeGVK(u), err))
+		if obj == nil || !runtime.IsStrictDecodingError(err) {
+			return id, errs, false
+		}
+	}
+	if _, err := c.converter.ObjectToTyped(u); err != nil {
+		errs = append(errs, fmt.Errorf("type check of %s as written: %w", gvk, err))
+	}
+	if _, err := c.converter.ObjectToTyped(obj); err != nil {
+		errs = append(errs, fmt.Errorf("type check of %s as decoded: %w", gvk, err))
+	}
+	errs = append(errs, validate(obj)...)
+	return id, errs, false
+}
+
+func describeGVK(u *unstructured.Unstructured) string {
+	if u.GetAPIVersion() == "" && u.GetKind() == "" {
+		return "a document without apiVersion and kind"
+	}
+	return fmt.Sprintf("apiVersion %q kind %q", u.GetAPIVersion(), u.GetKind())
+}
