@@ -30,6 +30,11 @@ var version = "dev"
 type options struct {
 	zk              string
 	listen          string
+	socketMode      string
+	tlsCert         string
+	tlsKey          string
+	tlsClientCA     string
+	zkAuthFile      string
 	root            string
 	sessionTimeout  time.Duration
 	defaultTTL      time.Duration
@@ -42,6 +47,7 @@ type options struct {
 	logFormat       string
 	logLevel        string
 	showVersion     bool
+	flags           *flag.FlagSet // the flags parsed, for logConfig
 }
 
 func main() {
@@ -57,6 +63,11 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.SetOutput(out)
 	fs.StringVar(&o.zk, "zk", "127.0.0.1:2181", "ZooKeeper servers, host:port separated by commas")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:7878", "where to serve gRPC: host:port, or unix:///path/to/socket")
+	fs.StringVar(&o.socketMode, "socket-mode", "0660", "file mode of the unix socket of --listen unix:///path, in octal")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve TLS with over TCP; needs --tls-key")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&o.tlsClientCA, "tls-client-ca", "", "PEM CA certificates: clients must present a certificate one of them signed (mTLS)")
+	fs.StringVar(&o.zkAuthFile, "zk-auth-file", "", "file holding ZooKeeper digest credentials, user:password; nodes zklockd creates may then be changed by that identity only (world may read)")
 	fs.StringVar(&o.root, "root", "/zklock", "ZooKeeper path under which locks live")
 	fs.DurationVar(&o.sessionTimeout, "session-timeout", 10*time.Second, "ZooKeeper session timeout; holders are told Lost a quarter of it before it could expire")
 	fs.DurationVar(&o.defaultTTL, "default-ttl", 15*time.Second, "ttl of a detached lease that asks for none")
@@ -79,6 +90,9 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == "version" { // a command, not configuration: an image's ZKLOCK_VERSION must not trigger it
+			return
+		}
 		env := "ZKLOCK_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		if v, ok := os.LookupEnv(env); ok && !set[f.Name] && err == nil {
 			if e := f.Value.Set(v); e != nil {
@@ -86,6 +100,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 			}
 		}
 	})
+	o.flags = fs
 	return &o, err
 }
 
@@ -120,6 +135,7 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	logConfig(log, o.flags)
 	if o.sessionTimeout <= 0 {
 		return fmt.Errorf("--session-timeout %v: must be positive", o.sessionTimeout)
 	}
@@ -130,7 +146,11 @@ func run(args []string, stderr io.Writer) error {
 	if err := sidecar.CheckRoot(o.root); err != nil {
 		return fmt.Errorf("--root: %w", err)
 	}
-	lis, err := listen(o.listen)
+	sec, err := loadSecurity(o)
+	if err != nil {
+		return err
+	}
+	lis, err := listen(o.listen, sec.socketMode)
 	if err != nil {
 		return err
 	}
@@ -140,6 +160,7 @@ func run(args []string, stderr io.Writer) error {
 		Servers:        strings.Split(o.zk, ","),
 		SessionTimeout: o.sessionTimeout,
 		Layout:         layout,
+		Auth:           sec.zkAuth,
 		Logger:         log,
 	})
 	if err != nil {
@@ -157,7 +178,7 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := sidecar.NewServer(svc, sidecar.ServerOptions{MaxMessageBytes: o.maxMessageBytes, Logger: log})
+	srv := sidecar.NewServer(svc, sidecar.ServerOptions{MaxMessageBytes: o.maxMessageBytes, Logger: log, Creds: sec.creds})
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -180,9 +201,9 @@ func run(args []string, stderr io.Writer) error {
 	return nil
 }
 
-// listen listens on host:port, or on a unix socket for unix:///path. A
-// socket file that nobody answers on is replaced.
-func listen(addr string) (net.Listener, error) {
+// listen listens on host:port, or on a unix socket with mode socketMode
+// for unix:///path (see listenUnix).
+func listen(addr string, socketMode os.FileMode) (net.Listener, error) {
 	path, ok := strings.CutPrefix(addr, "unix://")
 	if !ok {
 		lis, err := net.Listen("tcp", addr)
@@ -191,20 +212,5 @@ func listen(addr string) (net.Listener, error) {
 		}
 		return lis, nil
 	}
-	lis, err := net.Listen("unix", path)
-	if err == nil {
-		return lis, nil
-	}
-	if fi, serr := os.Lstat(path); serr == nil && fi.Mode()&os.ModeSocket != 0 {
-		if c, derr := net.DialTimeout("unix", path, time.Second); derr == nil {
-			c.Close()
-			return nil, fmt.Errorf("--listen: %s is in use by another process", path)
-		}
-		if rerr := os.Remove(path); rerr == nil {
-			if lis, err = net.Listen("unix", path); err == nil {
-				return lis, nil
-			}
-		}
-	}
-	return nil, fmt.Errorf("--listen: %w", err)
+	return listenUnix(path, socketMode)
 }
