@@ -3,6 +3,7 @@ package sidecar
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +35,9 @@ func (r endReason) String() string {
 	return "NONE"
 }
 
+// label names r in metrics: "released", "lease_expired", ...
+func (r endReason) label() string { return strings.ToLower(r.String()) }
+
 // lease is a granted lock. A lease that is not detached lives as long as
 // its Acquire stream; a detached one lives by its ttl.
 type lease struct {
@@ -41,6 +45,7 @@ type lease struct {
 	lock     string
 	hold     *zkrecipes.Hold
 	detached bool
+	metrics  Metrics // told once when the lease ends
 
 	mu        sync.Mutex
 	ttl       time.Duration
@@ -70,6 +75,9 @@ func (l *lease) endLocked(reason endReason) bool {
 		l.timer.Stop()
 	}
 	close(l.ended)
+	if l.metrics != nil {
+		l.metrics.LeaseEnded(reason.label())
+	}
 	return true
 }
 

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
@@ -34,6 +35,11 @@ type ServerOptions struct {
 	// at info, others at debug.
 	// Default slog.Default().
 	Logger *slog.Logger
+	// UnaryInterceptors and StreamInterceptors run on every call before
+	// the logging and recovery interceptors, outermost first (metrics, for
+	// one, which then see the status a recovered panic was turned into).
+	UnaryInterceptors  []grpc.UnaryServerInterceptor
+	StreamInterceptors []grpc.StreamServerInterceptor
 	// Creds secures connections, TLS for instance (credentials.NewTLS);
 	// health and reflection are served under them too. Default none:
 	// plaintext.
@@ -85,14 +91,14 @@ func NewServer(svc *Service, opts ServerOptions) *Server {
 		// No MaxConnectionAge: its GOAWAY would end Acquire streams, and so
 		// their leases, as if the app had died.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: opts.KeepaliveTime, Timeout: opts.KeepaliveTimeout}),
-		grpc.ChainUnaryInterceptor(
+		grpc.ChainUnaryInterceptor(append(slices.Clip(opts.UnaryInterceptors),
 			logging.UnaryServerInterceptor(logger, logOpts...),
 			recovery.UnaryServerInterceptor(recoverOpts...),
-		),
-		grpc.ChainStreamInterceptor(
+		)...),
+		grpc.ChainStreamInterceptor(append(slices.Clip(opts.StreamInterceptors),
 			logging.StreamServerInterceptor(logger, logOpts...),
 			recovery.StreamServerInterceptor(recoverOpts...),
-		),
+		)...),
 	)
 	h := health.NewServer()
 	zklockv1.RegisterLockServiceServer(g, svc)
@@ -134,6 +140,10 @@ func (s *Server) followSession() {
 		}
 	}
 }
+
+// GetServiceInfo returns the services the Server serves, by name (for
+// metrics that list every method up front).
+func (s *Server) GetServiceInfo() map[string]grpc.ServiceInfo { return s.grpc.GetServiceInfo() }
 
 // Serve serves on lis until Shutdown.
 func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }

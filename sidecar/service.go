@@ -49,6 +49,9 @@ type Config struct {
 	ReleaseTimeout time.Duration
 	// Logger receives the service's logs. Default slog.Default().
 	Logger *slog.Logger
+	// Metrics, if set, receives waits, grants and lease ends. Its methods
+	// must return at once.
+	Metrics Metrics
 }
 
 func (c *Config) setDefaults() error {
@@ -84,6 +87,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Metrics == nil {
+		c.Metrics = nopMetrics{}
 	}
 	return nil
 }
@@ -190,6 +196,7 @@ func (s *Service) checkAcquire(req *zklockv1.AcquireRequest) (acquireArgs, error
 
 // Acquire implements LockService.Acquire.
 func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockService_AcquireServer) error {
+	start := time.Now()
 	args, err := s.checkAcquire(req)
 	if err != nil {
 		return err
@@ -209,6 +216,7 @@ func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockServ
 		return statusError(codes.ResourceExhausted, "TOO_MANY_WAITERS", map[string]string{"lock": lock},
 			"lock %q already has %d waiters in this sidecar (--max-waiters-per-lock)", lock, s.cfg.MaxWaitersPerLock)
 	}
+	s.cfg.Metrics.WaitStarted()
 
 	streamCtx := stream.Context()
 	ctx, cancel := context.WithCancel(streamCtx)
@@ -250,6 +258,7 @@ func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockServ
 	}
 	if err != nil {
 		s.tab.unwait(lock, false)
+		s.cfg.Metrics.WaitEnded()
 		switch {
 		case sendErr != nil:
 			return sendErr
@@ -259,7 +268,8 @@ func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockServ
 		return acquireError(lock, wait, err, streamCtx, waitCtx)
 	}
 
-	l := &lease{id: newLeaseID(), lock: lock, hold: hold, detached: req.GetDetach(), ttl: args.ttl, ended: make(chan struct{})}
+	l := &lease{id: newLeaseID(), lock: lock, hold: hold, detached: req.GetDetach(), ttl: args.ttl, ended: make(chan struct{}), metrics: s.cfg.Metrics}
+	s.cfg.Metrics.Granted(time.Since(start))
 	granted := &zklockv1.Granted{LeaseId: l.id, FencingToken: hold.Token()}
 	if l.detached {
 		l.mu.Lock()
@@ -270,6 +280,7 @@ func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockServ
 	}
 	added := s.addLease(l)
 	s.tab.unwait(lock, added)
+	s.cfg.Metrics.WaitEnded()
 	if !added {
 		l.end(endShutdown)
 		s.dropLease(l)
