@@ -66,6 +66,9 @@ func acquireError(lock string, wait time.Duration, err error, streamCtx, waitCtx
 		return statusError(codes.Unavailable, "SHUTTING_DOWN", nil, "sidecar is shutting down")
 	case errors.Is(err, zkrecipes.ErrNoSession):
 		return noSessionError()
+	case errors.Is(err, zkrecipes.ErrNotAuthorized):
+		return statusError(codes.FailedPrecondition, "ZK_NOT_AUTHORIZED", meta,
+			"ZooKeeper's ACL does not let this sidecar's identity queue on lock %q: its nodes belong to another identity (--zk-auth-file)", lock)
 	}
 	return status.Errorf(codes.Unavailable, "acquire %q: %v", lock, err)
 }

@@ -11,6 +11,12 @@ import (
 	"github.com/go-zookeeper/zk"
 )
 
+// ErrNotAuthorized is returned when ZooKeeper refuses a request because the
+// ACL of the node (or, for a create or delete, of its parent) does not let
+// the Session's identity (Config.Auth, or anonymous) do it. Retrying does
+// not help until the identity or the ACL changes.
+var ErrNotAuthorized = errors.New("zkrecipes: not authorized by the ZooKeeper ACL")
+
 // Digest is a ZooKeeper digest identity: a user and its password. Its
 // String and LogValue show the user only, so that logging it by mistake
 // does not leak the password.
@@ -57,6 +63,14 @@ func (d Digest) LogValue() slog.Value { return slog.StringValue(d.String()) }
 // nor join a queue by creating a node in it.
 func (d Digest) ACL() []zk.ACL {
 	return append(zk.DigestACL(zk.PermAll, d.User, d.Password), zk.WorldACL(zk.PermRead)...)
+}
+
+// identity names the Session's identity, for logs.
+func (s *Session) identity() string {
+	if s.cfg.Auth == nil {
+		return "anonymous"
+	}
+	return s.cfg.Auth.String()
 }
 
 // addAuth adds the Session's credentials to its connection, retrying until

@@ -191,6 +191,21 @@ func TestAuthACLProtectsNodes(t *testing.T) {
 		t.Errorf("delete as the same identity: %v", err)
 	}
 
+	// Another Session, anonymous or of another identity, cannot queue:
+	// ErrNotAuthorized, and nothing is created.
+	intruders := map[string]*Session{
+		"anonymous":        newSession(t, zkc.ConnectString(), 6*time.Second),
+		"another identity": authSession(t, zkc.ConnectString(), 6*time.Second, Digest{User: "intruder", Password: "pw"}, &lockedBuffer{}),
+	}
+	for name, is := range intruders {
+		if _, err := is.Lock(ctxFor(t, 10*time.Second), lockPath, LockOptions{}); !errors.Is(err, ErrNotAuthorized) {
+			t.Errorf("%s Session's Lock: %v, want ErrNotAuthorized", name, err)
+		}
+	}
+	if c := zktest.Children(t, anon, lockPath); len(c) != 1 {
+		t.Errorf("queue after the other Sessions tried: %v, want the holder's node only", c)
+	}
+
 	if err := h.Release(ctxFor(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}

@@ -439,6 +439,9 @@ func (s *Session) afterError(ctx context.Context, e *Epoch, err error) error {
 		return errRequeue
 	case errors.Is(err, zk.ErrClosing):
 		return ErrClosed
+	case errors.Is(err, zk.ErrNoAuth):
+		s.log.Warn("zookeeper refused a request: the node's ACL does not let this identity do it", "auth", s.identity(), "err", err)
+		return fmt.Errorf("%w: %w", ErrNotAuthorized, err)
 	case serverAnswered(err):
 		return fmt.Errorf("zkrecipes: %w", err)
 	}
