@@ -206,13 +206,20 @@ func (h *history) intervals(events []record) ([]*interval, map[string]time.Time)
 
 // disturbed reports whether a fault, or the second after it, overlaps
 // [from, to]; the fault being measured and clients' kills do not count.
+// A fault that cut a zklockd off lasts at least the session timeout: until
+// its session expires, the nodes of its waiters stay in the queues, and a
+// released lock goes to them first, in vain.
 func (h *history) disturbed(from, to time.Time, cause *fault) bool {
 	for i := range h.faults {
 		f := &h.faults[i]
 		if f == cause || f.kind == "client-kill" {
 			continue
 		}
-		if f.start.Before(to) && from.Before(f.end.Add(time.Second)) {
+		end := f.end
+		if crashFaults[f.kind] && end.Before(f.start.Add(h.timeout)) {
+			end = f.start.Add(h.timeout)
+		}
+		if f.start.Before(to) && from.Before(end.Add(time.Second)) {
 			return true
 		}
 	}

@@ -59,6 +59,13 @@ func TestChaosChecker(t *testing.T) {
 			h.events[4].at, h.events[5].at = at(3000), at(3100)
 			h.faults = []fault{{kind: "pause", daemon: 0, start: at(30), end: at(5000)}}
 		}},
+		{name: "released while a killed zklockd's waiter may still be queued", edit: func(h *history) {
+			// zklockd 2 was killed at 0 and back at 20; its session, and
+			// any waiter of it ahead in the queue, lives until 3000.
+			h.events[4].at = at(50 + 1600)
+			h.events[5].at = at(50 + 1700)
+			h.faults = []fault{{kind: "zklockd-kill", daemon: 2, start: at(0), end: at(20)}}
+		}},
 		{name: "crashed holder granted too late", i5: 1, edit: func(h *history) {
 			h.events[3] = ev("error", 31, "a.1", "l", 100)
 			h.events[4].at, h.events[5].at = at(30+4100), at(30+4200)
