@@ -20,6 +20,7 @@ import (
 	"github.com/go-zookeeper/zk"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -63,13 +64,17 @@ type daemonOpts struct {
 	env             []string      // more environment variables
 	binary          string        // the zklockd to run; default zklockdPath
 	prefix          []string      // a command that runs zklockd, such as ip netns exec NAME
+	// creds are how the test's clients dial it (TLS for --tls-cert);
+	// default plaintext.
+	creds credentials.TransportCredentials
 }
 
 // daemon is one zklockd process with a gRPC client connected to it.
 type daemon struct {
 	t      testing.TB
 	name   string
-	listen string // the --listen value
+	listen string                           // the --listen value
+	creds  credentials.TransportCredentials // how clients dial it; nil: plaintext
 	cmd    *exec.Cmd
 	out    *syncBuffer // stdout and stderr
 	exited chan struct{}
@@ -154,7 +159,7 @@ func spawn(t testing.TB, name, zkAddr, listen string, o daemonOpts) *daemon {
 	}
 	argv = append(argv, args...)
 
-	d := &daemon{t: t, name: name, listen: listen, out: &syncBuffer{}, exited: make(chan struct{})}
+	d := &daemon{t: t, name: name, listen: listen, creds: o.creds, out: &syncBuffer{}, exited: make(chan struct{})}
 	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.cmd.Env = env
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
@@ -191,7 +196,11 @@ func (d *daemon) dial() *grpc.ClientConn {
 	if !strings.HasPrefix(target, "unix://") {
 		target = "passthrough:///" + target
 	}
-	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	creds := d.creds
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds),
 		// Retry soon while the process starts up, not after gRPC's 1s
 		// backoff.
 		grpc.WithConnectParams(grpc.ConnectParams{
@@ -209,7 +218,7 @@ func (d *daemon) dial() *grpc.ClientConn {
 // (or before, by the test).
 func (d *daemon) otherApp(name string) *daemon {
 	d.t.Helper()
-	o := &daemon{t: d.t, name: name, listen: d.listen, conn: d.dial()}
+	o := &daemon{t: d.t, name: name, listen: d.listen, creds: d.creds, conn: d.dial()}
 	o.client = zklockv1.NewLockServiceClient(o.conn)
 	d.t.Cleanup(func() { o.conn.Close() })
 	return o
