@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/zklock/zklock/internal/metrics"
 	"github.com/zklock/zklock/sidecar"
 	"github.com/zklock/zklock/zkrecipes"
 )
@@ -30,6 +31,7 @@ var version = "dev"
 type options struct {
 	zk              string
 	listen          string
+	metricsListen   string
 	socketMode      string
 	tlsCert         string
 	tlsKey          string
@@ -63,6 +65,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.SetOutput(out)
 	fs.StringVar(&o.zk, "zk", "127.0.0.1:2181", "ZooKeeper servers, host:port separated by commas")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:7878", "where to serve gRPC: host:port, or unix:///path/to/socket")
+	fs.StringVar(&o.metricsListen, "metrics-listen", "", "where to serve Prometheus metrics over HTTP at /metrics, host:port (e.g. 127.0.0.1:9464); empty: not served")
 	fs.StringVar(&o.socketMode, "socket-mode", "0660", "file mode of the unix socket of --listen unix:///path, in octal")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve TLS with over TCP; needs --tls-key")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
@@ -155,11 +158,20 @@ func run(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer lis.Close()
+	var mlis net.Listener
+	if o.metricsListen != "" {
+		if mlis, err = net.Listen("tcp", o.metricsListen); err != nil {
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		defer mlis.Close()
+	}
+	mx := metrics.New()
 
 	sess, err := zkrecipes.Connect(zkrecipes.Config{
 		Servers:        strings.Split(o.zk, ","),
 		SessionTimeout: o.sessionTimeout,
 		Layout:         layout,
+		Observer:       mx,
 		Auth:           sec.zkAuth,
 		Logger:         log,
 	})
@@ -167,6 +179,7 @@ func run(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer sess.Close()
+	mx.FollowSession(sess)
 	svc, err := sidecar.New(sess, sidecar.Config{
 		Root:              o.root,
 		DefaultTTL:        o.defaultTTL,
@@ -174,16 +187,25 @@ func run(args []string, stderr io.Writer) error {
 		MaxWaitersPerLock: o.maxWaiters,
 		MaxLeases:         o.maxLeases,
 		Logger:            log,
+		Metrics:           mx,
 	})
 	if err != nil {
 		return err
 	}
-	srv := sidecar.NewServer(svc, sidecar.ServerOptions{MaxMessageBytes: o.maxMessageBytes, Logger: log, Creds: sec.creds})
+	srv := sidecar.NewServer(svc, sidecar.ServerOptions{MaxMessageBytes: o.maxMessageBytes, Logger: log,
+		UnaryInterceptors: mx.UnaryInterceptors(), StreamInterceptors: mx.StreamInterceptors(), Creds: sec.creds})
+	mx.InitializeGRPC(srv)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
+	if mlis != nil {
+		// Stopped when run returns, after the gRPC server.
+		msrv := mx.Serve(mlis, log)
+		defer msrv.Stop()
+		log.Info("serving metrics", "listen", mlis.Addr().String(), "path", "/metrics")
+	}
 	log.Info("zklockd serving", "version", version, "listen", lis.Addr().String(), "zk", o.zk,
 		"root", o.root, "session_timeout", o.sessionTimeout, "node_layout", layout.String())
 
