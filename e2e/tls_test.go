@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/zklock/zklock/clients/go/zklock"
 	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
 	"github.com/zklock/zklock/internal/testpki"
 	"github.com/zklock/zklock/internal/zktest"
@@ -135,6 +136,20 @@ func TestTLSMutual(t *testing.T) {
 	lockOnce(t, d, "mtls/demo")
 	if err := probe(t, d, tlsCreds(ca, clientCA.Client(t, "app-2"), nil)); err != nil {
 		t.Errorf("a second client with a good certificate: %v", err)
+	}
+
+	// The Go client library: zklock.Dial's options override its plaintext.
+	conn, err := zklock.Dial(d.listen, grpc.WithTransportCredentials(tlsCreds(ca, clientCA.Client(t, "app-go"), nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	lease, err := zklock.New(conn).Lock(ctxT(t), "mtls/go-client")
+	if err != nil {
+		t.Fatalf("zklock client over mTLS: %v", err)
+	}
+	if err := lease.Release(ctxT(t)); err != nil {
+		t.Errorf("zklock client over mTLS: Release: %v", err)
 	}
 
 	wantRefused(t, d, "client without a certificate", tlsCreds(ca, nil, nil))
