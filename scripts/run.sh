@@ -12,6 +12,8 @@
 #   ZK_PORT            ZooKeeper's client port (default 2181; when that port
 #                      is busy and ZK_PORT is not set, a free one is chosen)
 #   ZKLOCK_PORT        zklockd's gRPC port on 127.0.0.1 (default 7878)
+#   ZKLOCK_METRICS_PORT  zklockd's Prometheus /metrics port on 127.0.0.1
+#                      (default 9464)
 #   ZKLOCKD            the zklockd binary (default bin/zklockd); "none" runs
 #                      ZooKeeper alone
 #   RUN_DIR            work directory (default <repo>/.run); ZooKeeper's
@@ -30,6 +32,7 @@ cd "$repo"
 run_dir=${RUN_DIR:-$repo/.run}
 zk_dir=$run_dir/zk
 zklock_port=${ZKLOCK_PORT:-7878}
+metrics_port=${ZKLOCK_METRICS_PORT:-9464}
 zklockd=${ZKLOCKD:-$repo/bin/zklockd}
 stop_timeout=${STOP_TIMEOUT:-20}
 zk_start_timeout=${ZK_START_TIMEOUT:-60}
@@ -214,6 +217,7 @@ fi
 if [[ $zklockd != none ]]; then
 	[[ -x $zklockd ]] || die "$zklockd not found: run 'make build' (or set ZKLOCKD=none for ZooKeeper alone)"
 	port_open "$zklock_port" && die "port $zklock_port is in use: set ZKLOCK_PORT to another port"
+	port_open "$metrics_port" && die "port $metrics_port is in use: set ZKLOCK_METRICS_PORT to another port"
 fi
 
 if [[ ${ZK_KEEP_DATA:-0} != 1 ]]; then
@@ -293,7 +297,7 @@ log "ZooKeeper ${zk_version:-?} is up on 127.0.0.1:$zk_port ($((SECONDS - start)
 if [[ $zklockd == none ]]; then
 	log "ZKLOCKD=none: running ZooKeeper alone; connect string 127.0.0.1:$zk_port; Ctrl-C stops it"
 else
-	args=(--zk "127.0.0.1:$zk_port" --listen "127.0.0.1:$zklock_port" "$@")
+	args=(--zk "127.0.0.1:$zk_port" --listen "127.0.0.1:$zklock_port" --metrics-listen "127.0.0.1:$metrics_port" "$@")
 	log "starting ${zklockd#"$repo"/} ${args[*]}"
 	setsid "$zklockd" "${args[@]}" </dev/null 9>&- &
 	zklockd_pid=$!
@@ -318,7 +322,7 @@ else
 	[[ -x $grpcurl ]] || grpcurl="grpcurl"
 	cat >&2 <<EOF
 
-zklockd is listening on 127.0.0.1:$zklock_port (ZooKeeper: 127.0.0.1:$zk_port). In another terminal:
+zklockd is listening on 127.0.0.1:$zklock_port, metrics on 127.0.0.1:$metrics_port/metrics (ZooKeeper: 127.0.0.1:$zk_port). In another terminal:
 
   # take the lock "demo"; it is held while grpcurl runs (Ctrl-C releases it)
   $grpcurl -plaintext -d '{"lock":"demo"}' 127.0.0.1:$zklock_port zklock.v1.LockService/Acquire
@@ -328,6 +332,9 @@ zklockd is listening on 127.0.0.1:$zklock_port (ZooKeeper: 127.0.0.1:$zk_port). 
 
   # list the services (server reflection)
   $grpcurl -plaintext 127.0.0.1:$zklock_port list
+
+  # the lock metrics (Prometheus text; gRPC, Go and process metrics beside them)
+  curl -s 127.0.0.1:$metrics_port/metrics | grep '^zklock_'
 EOF
 	[[ -x bin/grpcurl ]] || echo "  (grpcurl is not in bin/: 'make tools' installs it)" >&2
 	echo "

@@ -141,10 +141,6 @@ func (s *Server) followSession() {
 	}
 }
 
-// GetServiceInfo returns the services the Server serves, by name (for
-// metrics that list every method up front).
-func (s *Server) GetServiceInfo() map[string]grpc.ServiceInfo { return s.grpc.GetServiceInfo() }
-
 // Serve serves on lis until Shutdown.
 func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }
 

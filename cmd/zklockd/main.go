@@ -194,7 +194,6 @@ func run(args []string, stderr io.Writer) error {
 	}
 	srv := sidecar.NewServer(svc, sidecar.ServerOptions{MaxMessageBytes: o.maxMessageBytes, Logger: log,
 		UnaryInterceptors: mx.UnaryInterceptors(), StreamInterceptors: mx.StreamInterceptors(), Creds: sec.creds})
-	mx.InitializeGRPC(srv)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
