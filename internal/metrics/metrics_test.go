@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
+	"github.com/zklock/zklock/internal/tcpproxy"
 	"github.com/zklock/zklock/internal/zktest"
 	"github.com/zklock/zklock/sidecar"
 	"github.com/zklock/zklock/zkrecipes"
@@ -307,6 +308,60 @@ func TestMetricsShowTheLockLife(t *testing.T) {
 	d.stop(t)
 	if _, err := httpClient().Get(d.url); err == nil {
 		t.Error("/metrics still served after Stop")
+	}
+}
+
+// TestMetricsFollowTheSession cuts the daemon off ZooKeeper: the session
+// state goes suspended then no_session, the held lease is lost with reason
+// session_expired, the epoch counts as expired by the own clock, and once
+// contact is back the reconnect is counted and the state is connected.
+func TestMetricsFollowTheSession(t *testing.T) {
+	zkc := zktest.StartStandalone(t)
+	p, err := tcpproxy.New(zkc.Servers()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	d := startDaemon(t, p.Addr())
+	eventually(t, d.url, "session state connected", func(m map[string]float64) bool {
+		return m[`zklock_zookeeper_session_state{state="connected"}`] == 1
+	})
+	a := acquire(t, d.client, &zklockv1.AcquireRequest{Lock: "metrics/session"})
+	if a.next(t, false).GetGranted() == nil {
+		t.Fatal("want Granted")
+	}
+
+	p.SetMode(tcpproxy.Stall)
+	eventually(t, d.url, "session state suspended", func(m map[string]float64) bool {
+		return m[`zklock_zookeeper_session_state{state="suspended"}`] == 1
+	})
+	for {
+		r := a.next(t, false)
+		if r.GetSuspended() != nil {
+			continue
+		}
+		if r.GetLost().GetReason() != zklockv1.LostReason_LOST_REASON_SESSION_EXPIRED {
+			t.Fatalf("event %v, want Lost{SESSION_EXPIRED}", r)
+		}
+		break
+	}
+	m := eventually(t, d.url, "the lease counted lost", func(m map[string]float64) bool {
+		return m[`zklock_leases_lost_total{reason="session_expired"}`] == 1
+	})
+	want(t, m, map[string]float64{
+		`zklock_leases_held`: 0,
+		`zklock_zookeeper_session_expiries_total{cause="own_clock"}`: 1,
+		`zklock_zookeeper_session_expiries_total{cause="expired"}`:   0,
+		`zklock_zookeeper_session_state{state="no_session"}`:         1,
+		`zklock_zookeeper_session_state{state="connected"}`:          0,
+	})
+
+	p.SetMode(tcpproxy.Pass)
+	m = eventually(t, d.url, "session state connected again", func(m map[string]float64) bool {
+		return m[`zklock_zookeeper_session_state{state="connected"}`] == 1
+	})
+	if n := m[`zklock_zookeeper_reconnects_total`]; n < 1 {
+		t.Errorf("zklock_zookeeper_reconnects_total = %v after the connection came back, want at least 1", n)
 	}
 }
 
