@@ -6,7 +6,9 @@
 #   2. buf lint
 #   3. the generated code is up to date (scripts/check-generated.sh)
 #   4. every fuzz target for 3s (scripts/fuzz.sh)
-#   5. go test -race -count=1 -v over $GO_TEST_PKGS, its output in the
+#   5. the Helm chart and the Dockerfile's build (scripts/check-chart.sh;
+#      the Makefile has installed bin/helm)
+#   6. go test -race -count=1 -v over $GO_TEST_PKGS, its output in the
 #      terminal and in bin/test.log
 #
 # A failing check does not stop the tests: every step runs and reports. The
@@ -46,6 +48,7 @@ check "go vet" go vet ./...
 check "buf lint" buf lint
 check "generated code" scripts/check-generated.sh
 check "fuzz (3s each)" env FUZZTIME=3s scripts/fuzz.sh
+check "chart" scripts/check-chart.sh
 
 read -r -a pkg_args <<<"$pkgs"
 cmd=(go test -v -race -count=1 -timeout "$timeout" "${extra[@]}" "${pkg_args[@]}")

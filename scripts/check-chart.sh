@@ -1,0 +1,352 @@
+#!/usr/bin/env bash
+# check-chart.sh: what `make chart` runs, and `make test` as its "chart"
+# check. Needs helm in bin/ (make tool-helm) and go; builds bin/kubecheck
+# (tools/kubecheck, a module of its own) itself.
+#
+#   1. helm lint --strict charts/zklock, with the default values and with
+#      each charts/zklock/ci/*-values.yaml
+#   2. helm template with the default values (must render nothing), with each
+#      ci values file, and an app chart that includes the named templates
+#      (tools/chart-test/app); kubecheck validates every rendered document
+#      against the Kubernetes API types, offline
+#   3. values that cannot work must fail the render, each with its message
+#   4. kubecheck must reject broken manifests (an unknown field, a wrong
+#      type, a mount of a volume that is not there): the validation can fail
+#   5. the Dockerfile: its go build commands, run in a copy of the build
+#      context that .dockerignore leaves, give static binaries, and zklockd
+#      reports the version it was given
+#   6. zklockd from step 5 runs with the exact flags each rendered example
+#      gives it (TLS and credential files made up for it, ZooKeeper down),
+#      and the rendered exec probe reaches it and reports NOT_SERVING
+#
+# Prints one line per check; exits 1 if any failed.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+repo=$PWD
+chart=charts/zklock
+helm=${HELM:-bin/helm}
+kubecheck=bin/kubecheck
+
+[[ -x $helm ]] || { echo "check-chart: $helm not found: run 'make tool-helm'" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+failed=0
+ok() { echo "ok   $*"; }
+fail() {
+	echo "FAIL $*"
+	failed=1
+}
+
+start=$SECONDS
+(cd tools/kubecheck && go build -o "$repo/$kubecheck" .)
+echo "     built $kubecheck ($((SECONDS - start))s)"
+
+values=("$chart"/ci/*-values.yaml)
+
+# ---- 1. lint -------------------------------------------------------------------
+
+for v in "" "${values[@]}"; do
+	args=()
+	[[ -n $v ]] && args=(-f "$v")
+	if out=$("$helm" lint --strict "$chart" "${args[@]}" 2>&1); then
+		ok "helm lint --strict ${v:-(default values)}"
+	else
+		fail "helm lint --strict ${v:-(default values)}"
+		echo "$out" | sed 's/^/    /'
+	fi
+done
+
+# ---- 2. render and validate ------------------------------------------------
+
+# validate NAME [kubecheck flags] < manifests
+validate() {
+	local name=$1 out
+	shift
+	if out=$("$kubecheck" "$@" 2>&1); then
+		ok "$name: ${out#kubecheck: }"
+	else
+		fail "$name"
+		echo "$out" | sed 's/^/    /'
+	fi
+}
+
+# render FILE [helm template args...]: renders the chart into FILE.
+render() {
+	local file=$1
+	shift
+	"$helm" template zklock "$chart" "$@" >"$file" 2>"$file.err" || {
+		sed 's/^/    /' "$file.err"
+		return 1
+	}
+}
+
+if render "$tmp/default.yaml"; then
+	if [[ -n $(grep -v -e '^---$' -e '^#' -e '^[[:space:]]*$' "$tmp/default.yaml") ]]; then
+		fail "helm template (default values) renders objects; it must render nothing"
+		sed 's/^/    /' "$tmp/default.yaml"
+	else
+		validate "helm template (default values) | kubecheck -allow-empty" -allow-empty <"$tmp/default.yaml"
+	fi
+else
+	fail "helm template (default values)"
+fi
+
+if render "$tmp/set-example.yaml" --set example.enabled=true; then
+	validate "helm template --set example.enabled=true | kubecheck" <"$tmp/set-example.yaml"
+else
+	fail "helm template --set example.enabled=true"
+fi
+
+for v in "${values[@]}"; do
+	name=$(basename "$v" .yaml)
+	if render "$tmp/$name.yaml" -f "$v"; then
+		validate "helm template -f $v | kubecheck" <"$tmp/$name.yaml"
+	else
+		fail "helm template -f $v"
+	fi
+done
+
+# An app chart that includes the named templates, with this chart as its
+# dependency (copied into its charts/, as `helm dependency build` would).
+cp -r tools/chart-test/app "$tmp/app"
+mkdir -p "$tmp/app/charts"
+cp -r "$chart" "$tmp/app/charts/zklock"
+for set in "" "zklock.nativeSidecar=false,zklock.listen.mode=tcp"; do
+	args=()
+	[[ -n $set ]] && args=(--set "$set")
+	if "$helm" template billing "$tmp/app" "${args[@]}" >"$tmp/app.yaml" 2>"$tmp/app.err"; then
+		validate "app chart tools/chart-test/app ${set:+--set $set }| kubecheck" <"$tmp/app.yaml"
+	else
+		fail "helm template tools/chart-test/app ${set:+--set $set}"
+		sed 's/^/    /' "$tmp/app.err"
+	fi
+done
+
+# ---- 3. values that must fail the render -------------------------------------
+
+# must_fail MESSAGE HELM-TEMPLATE-ARGS...: the render fails and says MESSAGE.
+must_fail() {
+	local want=$1 out
+	shift
+	if out=$("$helm" template zklock "$chart" --set example.enabled=true "$@" 2>&1); then
+		fail "helm template $* rendered; it must fail with: $want"
+	elif [[ $out != *"$want"* ]]; then
+		fail "helm template $* failed without saying: $want"
+		echo "$out" | sed 's/^/    /'
+	else
+		ok "helm template $* fails: $want"
+	fi
+}
+must_fail "the kubelet dials the pod IP" --set probes.type=grpc
+must_fail "needs listen.mode=tcp" --set probes.type=grpc,listen.mode=unix
+must_fail "speaks plaintext only" --set probes.type=grpc,listen.address=0.0.0.0,tls.enabled=true,tls.secretName=s
+must_fail "refuses TLS on a unix socket" --set listen.mode=unix,tls.enabled=true,tls.secretName=s
+must_fail "tls.enabled needs tls.secretName" --set tls.enabled=true
+must_fail "tls.clientCA.enabled needs tls.enabled" --set tls.clientCA.enabled=true
+must_fail "must be at least 20" --set preStopSleepSeconds=10,shutdownTimeout=5s,example.terminationGracePeriodSeconds=19
+must_fail "nativeSidecar needs Kubernetes 1.29" --set nativeSidecar=true --kube-version 1.28.0
+must_fail "metrics.port and listen.port are both 7878" --set metrics.enabled=true,metrics.port=7878
+must_fail "value must be one of 'tcp', 'unix'" --set listen.mode=udp
+must_fail "additional properties 'conect' not allowed" --set zookeeper.conect=zk:2181
+must_fail "/socketMode" --set-string listen.socketMode=0999
+
+# ---- 4. kubecheck must reject broken manifests --------------------------------
+
+# must_reject NAME MESSAGE < manifests
+must_reject() {
+	local name=$1 want=$2 out
+	if out=$("$kubecheck" 2>&1); then
+		fail "kubecheck accepted $name"
+	elif [[ $out != *"$want"* ]]; then
+		fail "kubecheck rejected $name without saying: $want"
+		echo "$out" | sed 's/^/    /'
+	else
+		ok "kubecheck rejects $name: $want"
+	fi
+}
+ex=$tmp/set-example.yaml
+sed '0,/imagePullPolicy:/s//imagePullPolicyy:/' "$ex" |
+	must_reject "an unknown field" 'unknown field "spec.template.spec.containers[0].imagePullPolicyy"'
+sed 's/^  replicas: 2$/  replicas: two/' "$ex" |
+	must_reject "a string for replicas" 'cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of type int32'
+sed 's/^\( *- name: \)zklock-socket$/\1zklock-sockets/' "$tmp/unix-values.yaml" | sed '0,/zklock-sockets/s//zklock-socket/' |
+	must_reject "a mount of a volume that is not there" 'volumeMounts[0].name: Not found: "zklock-socket"'
+
+# ---- 5. the Dockerfile's build --------------------------------------------------
+
+# The build context: the tree less what .dockerignore names (plain paths and
+# * globs, matched from the top as docker does).
+ctx=$tmp/context
+mkdir -p "$ctx"
+excludes=()
+while IFS= read -r line; do
+	line=${line%%#*}
+	line=${line%"${line##*[![:space:]]}"}
+	[[ -z $line ]] && continue
+	if [[ $line == *'!'* || $line == *'**'* ]]; then
+		fail ".dockerignore: '$line' is beyond what this check copies (no ! or **)"
+		continue
+	fi
+	excludes+=("--exclude=./${line#/}")
+done <.dockerignore
+tar -C "$repo" --anchored --no-wildcards-match-slash "${excludes[@]}" -cf - . | tar -C "$ctx" -xf -
+
+# The RUN lines with `go build`, continuation lines joined.
+mapfile -t builds < <(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' Dockerfile | grep -E '^RUN .*go build' | sed -E 's/^RUN( +--mount=[^ ]+)* +//')
+version=check-chart-$$
+out=$tmp/out
+start=$SECONDS
+if [[ ${#builds[@]} -ne 2 ]]; then
+	fail "Dockerfile: expected 2 RUN go build lines, found ${#builds[@]}"
+else
+	for cmd in "${builds[@]}"; do
+		cmd=${cmd#"${cmd%%[![:space:]]*}"}
+		if (cd "$ctx" && env -u GOFLAGS VERSION="$version" TARGETOS=linux TARGETARCH="$(go env GOARCH)" bash -c "${cmd//\/out\//$out\/}") >"$tmp/build.log" 2>&1; then
+			ok "Dockerfile: $cmd"
+		else
+			fail "Dockerfile: $cmd"
+			sed 's/^/    /' "$tmp/build.log"
+		fi
+	done
+fi
+echo "     Dockerfile builds took $((SECONDS - start))s"
+for b in zklockd healthprobe; do
+	[[ -x $out/$b ]] || { fail "Dockerfile: no $b built"; continue; }
+	# ldd (libc-bin, on every Debian) refuses a static binary; file, when
+	# installed, says so too.
+	lddout=$(ldd "$out/$b" 2>&1 || true)
+	cgo=$(go version -m "$out/$b" | awk '$2 == "CGO_ENABLED=0" { print "CGO_ENABLED=0" }')
+	desc=
+	command -v file >/dev/null 2>&1 && desc=$(file -b "$out/$b")
+	if [[ $lddout == *"not a dynamic executable"* && $cgo == CGO_ENABLED=0 && ( -z $desc || $desc == *"statically linked"* ) ]]; then
+		ok "$b is static: ldd: ${lddout//$'\t'/}; $cgo${desc:+; file: ${desc%%, Go BuildID*}}"
+	else
+		fail "$b is not static: ldd: $lddout; ${cgo:-cgo on}; file: ${desc:-?}"
+	fi
+done
+if [[ -x $out/zklockd ]]; then
+	got=$("$out/zklockd" --version 2>&1 || true)
+	if [[ $got == *"$version"* ]]; then
+		ok "zklockd --version: $got"
+	else
+		fail "zklockd --version says '$got', want $version"
+	fi
+fi
+
+# ---- 6. the rendered flags and probes against the built zklockd -------------------
+
+# free_port: a TCP port on 127.0.0.1 nobody listens on.
+free_port() {
+	local p
+	for ((p = 20000 + RANDOM % 20000; ; p++)); do
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
+}
+
+# list_after KEY CONTAINER FILE: the items of the list under KEY (args:, or
+# a probe's command:) in CONTAINER's spec, one a line, unquoted.
+list_after() {
+	awk -v key="$1" -v name="$2" '
+		function indent(s) { match(s, /^ */); return RLENGTH }
+		!in_c && $0 ~ "^ *- name: " name "$" { in_c = 1; c_indent = indent($0); next }
+		in_c && !/^ *$/ && indent($0) <= c_indent { exit }
+		in_c && !in_list && $0 ~ "^ *" key ":$" { in_list = 1; next }
+		in_list && /^ *- / { sub(/^ *- /, ""); gsub(/^"|"$/, ""); print; next }
+		in_list { exit }' "$3"
+}
+
+# The files the rendered flags name, made up: a CA, a certificate for
+# 127.0.0.1 usable by servers and clients (the exec probe presents it under
+# mTLS), and credentials.
+pki=$tmp/etc/zklock
+mkdir -p "$pki/tls" "$pki/zk-auth"
+echo "billing:not-a-real-password" >"$pki/zk-auth/credentials"
+{
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=check-ca \
+		-keyout "$tmp/ca.key" -out "$pki/tls/ca.crt"
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=zklockd \
+		-keyout "$pki/tls/tls.key" -out "$tmp/tls.csr"
+	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >"$tmp/ext"
+	openssl x509 -req -in "$tmp/tls.csr" -CA "$pki/tls/ca.crt" -CAkey "$tmp/ca.key" -CAcreateserial -days 1 \
+		-extfile "$tmp/ext" -out "$pki/tls/tls.crt"
+} >"$tmp/openssl.log" 2>&1 || { fail "openssl could not make the test certificates"; sed 's/^/    /' "$tmp/openssl.log"; }
+
+# run_rendered NAME HELM-ARGS...: renders the example, runs the built
+# zklockd with the zklockd container's args (paths under /etc/zklock moved
+# to $pki, ZooKeeper down), and runs the liveness probe's command (healthprobe
+# from the build) against it: it must answer NOT_SERVING (exit 4), which
+# takes a connection and a health answer.
+run_rendered() {
+	local name=$1 grpc_port metrics_port dir rendered args probe pid rc i
+	shift
+	grpc_port=$(free_port)
+	metrics_port=$(free_port)
+	[[ $metrics_port == "$grpc_port" ]] && metrics_port=$((grpc_port + 1))
+	dir=$tmp/run-$name
+	mkdir -p "$dir/sock"
+	rendered=$dir/rendered.yaml
+	if ! render "$rendered" --set example.enabled=true "$@" \
+		--set "zookeeper.connect=127.0.0.1:1,listen.port=$grpc_port,metrics.port=$metrics_port,listen.socketDir=$dir/sock"; then
+		fail "$name: helm template"
+		return
+	fi
+	mapfile -t args < <(list_after args zklockd "$rendered" | sed "s#/etc/zklock/#$pki/#g")
+	mapfile -t probe < <(list_after command zklockd "$rendered" | sed -e "s#/etc/zklock/#$pki/#g" -e "s#^/usr/local/bin/healthprobe\$#$out/healthprobe#")
+	if [[ ${#args[@]} -eq 0 ]]; then
+		fail "$name: no args found for the zklockd container"
+		return
+	fi
+	if [[ ${#probe[@]} -eq 0 ]]; then
+		# The kubelet's own probe: dial the port as it would.
+		probe=("$out/healthprobe" "-addr=127.0.0.1:$grpc_port")
+	fi
+	"$out/zklockd" "${args[@]}" >"$dir/zklockd.log" 2>&1 &
+	pid=$!
+	pids+=("$pid")
+	rc=0
+	for ((i = 0; i < 50; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		rc=0
+		"${probe[@]}" >"$dir/probe.log" 2>&1 || rc=$?
+		[[ $rc -eq 4 ]] && break
+		sleep 0.2
+	done
+	if ! kill -0 "$pid" 2>/dev/null; then
+		fail "$name: zklockd ${args[*]} exited at start:"
+		sed 's/^/    /' "$dir/zklockd.log"
+		return
+	fi
+	if [[ $rc -eq 4 ]]; then
+		ok "$name: zklockd runs with the rendered flags; the rendered probe answers NOT_SERVING (no ZooKeeper)"
+	else
+		fail "$name: the rendered probe ${probe[*]} exited $rc, want 4 (NOT_SERVING):"
+		sed 's/^/    /' "$dir/probe.log" "$dir/zklockd.log"
+	fi
+	kill -TERM "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+if [[ -x $out/zklockd && -x $out/healthprobe ]]; then
+	for v in "${values[@]}"; do
+		run_rendered "$(basename "$v" -values.yaml)" -f "$v"
+	done
+fi
+
+if ((failed)); then
+	echo "check-chart: FAILED"
+	exit 1
+fi
+echo "check-chart: all passed"
