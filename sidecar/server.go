@@ -41,19 +41,21 @@ type ServerOptions struct {
 	UnaryInterceptors  []grpc.UnaryServerInterceptor
 	StreamInterceptors []grpc.StreamServerInterceptor
 	// Creds secures connections, TLS for instance (credentials.NewTLS);
-	// health and reflection are served under them too. Default none:
-	// plaintext.
+	// health and reflection are served under them too (ServeHealth's
+	// listener excepted: plaintext always). Default none: plaintext.
 	Creds credentials.TransportCredentials
 }
 
 // Server serves a Service over gRPC, with grpc.health.v1 (SERVING while the
-// ZooKeeper session is usable) and server reflection beside it.
+// ZooKeeper session is usable) and server reflection beside it. It may also
+// serve grpc.health.v1 alone on a second listener (ServeHealth).
 type Server struct {
-	grpc   *grpc.Server
-	svc    *Service
-	health *health.Server
-	done   chan struct{} // closed to stop following the session
-	wait   chan struct{} // closed when following stopped
+	grpc       *grpc.Server
+	healthOnly *grpc.Server // grpc.health.v1 alone, in plaintext: ServeHealth
+	svc        *Service
+	health     *health.Server // the one health state, registered on both
+	done       chan struct{}  // closed to stop following the session
+	wait       chan struct{}  // closed when following stopped
 }
 
 // NewServer returns a Server for svc.
@@ -104,7 +106,16 @@ func NewServer(svc *Service, opts ServerOptions) *Server {
 	zklockv1.RegisterLockServiceServer(g, svc)
 	healthpb.RegisterHealthServer(g, h)
 	reflection.Register(g)
-	s := &Server{grpc: g, svc: svc, health: h, done: make(chan struct{}), wait: make(chan struct{})}
+	// No interceptors: probes every few seconds need neither call logs nor
+	// call metrics, and health.Server does not panic. No credentials: the
+	// kubelet's grpc probe speaks plaintext only.
+	ho := grpc.NewServer(
+		grpc.MaxRecvMsgSize(opts.MaxMessageBytes),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: opts.KeepaliveTime, Timeout: opts.KeepaliveTimeout}),
+	)
+	healthpb.RegisterHealthServer(ho, h)
+	s := &Server{grpc: g, healthOnly: ho, svc: svc, health: h, done: make(chan struct{}), wait: make(chan struct{})}
 	go s.followSession()
 	return s
 }
@@ -144,9 +155,20 @@ func (s *Server) followSession() {
 // Serve serves on lis until Shutdown.
 func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }
 
+// ServeHealth serves grpc.health.v1, and nothing else, on lis until
+// Shutdown. It answers exactly what Serve's health service answers (the two
+// share one health.Server: SERVING while the session is usable, NOT_SERVING
+// otherwise and from the start of Shutdown), in plaintext whatever
+// ServerOptions.Creds says. It is for probes that cannot reach the lock
+// listener, such as the kubelet's grpc probe, which dials the pod IP in
+// plaintext while the locks stay on loopback, a unix socket or TLS. Call it
+// at most once.
+func (s *Server) ServeHealth(lis net.Listener) error { return s.healthOnly.Serve(lis) }
+
 // Shutdown reports NOT_SERVING, stops taking acquires, releases every lease
 // (holders get Lost{SHUTDOWN}), then stops the gRPC server gracefully; once
-// ctx ends it stops it hard. The caller closes the Session after.
+// ctx ends it stops it hard. Last it stops ServeHealth's server, which
+// answers NOT_SERVING until then. The caller closes the Session after.
 func (s *Server) Shutdown(ctx context.Context) {
 	close(s.done)
 	<-s.wait
@@ -163,4 +185,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 		s.grpc.Stop()
 		<-stopped
 	}
+	// Hard: its only streams are health Watches, which health.Shutdown has
+	// told NOT_SERVING.
+	s.healthOnly.Stop()
 }
