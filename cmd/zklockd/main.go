@@ -32,6 +32,7 @@ type options struct {
 	zk              string
 	listen          string
 	metricsListen   string
+	healthListen    string
 	socketMode      string
 	tlsCert         string
 	tlsKey          string
@@ -66,6 +67,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&o.zk, "zk", "127.0.0.1:2181", "ZooKeeper servers, host:port separated by commas")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:7878", "where to serve gRPC: host:port, or unix:///path/to/socket")
 	fs.StringVar(&o.metricsListen, "metrics-listen", "", "where to serve Prometheus metrics over HTTP at /metrics, host:port (e.g. 127.0.0.1:9464); empty: not served")
+	fs.StringVar(&o.healthListen, "health-listen", "", "where to serve grpc.health.v1 alone, in plaintext, host:port (e.g. 0.0.0.0:7879, for the kubelet's grpc probes); empty: not served")
 	fs.StringVar(&o.socketMode, "socket-mode", "0660", "file mode of the unix socket of --listen unix:///path, in octal")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve TLS with over TCP; needs --tls-key")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
@@ -122,7 +124,17 @@ func newLogger(o *options, w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
 }
 
+// run runs zklockd with the command line args until SIGTERM or SIGINT.
 func run(args []string, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return runUntil(ctx, args, stderr)
+}
+
+// runUntil runs zklockd with the command line args until ctx ends, then
+// shuts down: it releases every lease within --shutdown-timeout and stops
+// the gRPC server, then the health server, then the metrics server.
+func runUntil(ctx context.Context, args []string, stderr io.Writer) error {
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -165,6 +177,13 @@ func run(args []string, stderr io.Writer) error {
 		}
 		defer mlis.Close()
 	}
+	var hlis net.Listener
+	if o.healthListen != "" {
+		if hlis, err = listenHealth(o.healthListen); err != nil {
+			return err
+		}
+		defer hlis.Close()
+	}
 	mx := metrics.New()
 
 	sess, err := zkrecipes.Connect(zkrecipes.Config{
@@ -195,12 +214,18 @@ func run(args []string, stderr io.Writer) error {
 	srv := sidecar.NewServer(svc, sidecar.ServerOptions{MaxMessageBytes: o.maxMessageBytes, Logger: log,
 		UnaryInterceptors: mx.UnaryInterceptors(), StreamInterceptors: mx.StreamInterceptors(), Creds: sec.creds})
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
+	// Each gRPC server's goroutine sends its end here: nil once Shutdown
+	// stopped it, an error if it failed before.
+	served := make(chan error, 2)
+	servers := 1
+	go func() { served <- wrapErr("serve", srv.Serve(lis)) }()
+	if hlis != nil {
+		servers++
+		go func() { served <- wrapErr("serve health", srv.ServeHealth(hlis)) }()
+		log.Info("serving grpc.health.v1 alone, in plaintext", "listen", hlis.Addr().String())
+	}
 	if mlis != nil {
-		// Stopped when run returns, after the gRPC server.
+		// Stopped when runUntil returns, after the gRPC servers.
 		msrv := mx.Serve(mlis, log)
 		defer msrv.Stop()
 		log.Info("serving metrics", "listen", mlis.Addr().String(), "path", "/metrics")
@@ -208,18 +233,47 @@ func run(args []string, stderr io.Writer) error {
 	log.Info("zklockd serving", "version", version, "listen", lis.Addr().String(), "zk", o.zk,
 		"root", o.root, "session_timeout", o.sessionTimeout, "node_layout", layout.String())
 
+	var failed error
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down: releasing every lease", "timeout", o.shutdownTimeout)
-	case err := <-served:
-		return fmt.Errorf("serve: %w", err)
+	case failed = <-served:
+		// Serve returns nil only after Shutdown: this is an error.
+		servers--
+		log.Error("shutting down: releasing every lease", "err", failed, "timeout", o.shutdownTimeout)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()
-	srv.Shutdown(sctx)
-	<-served
+	srv.Shutdown(sctx) // the main server, then the health server
+	for ; servers > 0; servers-- {
+		<-served // nil, or ErrServerStopped if Shutdown came before Serve
+	}
+	if failed != nil {
+		return failed
+	}
 	log.Info("stopped")
 	return nil
+}
+
+// wrapErr prefixes a non-nil err with what failed.
+func wrapErr(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// listenHealth listens on --health-listen's host:port, over TCP only: the
+// health listener is there for network probes.
+func listenHealth(addr string) (net.Listener, error) {
+	if strings.HasPrefix(addr, "unix://") {
+		return nil, fmt.Errorf("--health-listen %q: want host:port; the health listener is TCP only", addr)
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--health-listen: %w", err)
+	}
+	return lis, nil
 }
 
 // listen listens on host:port, or on a unix socket with mode socketMode

@@ -5,7 +5,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
 
 func TestFlagsFromEnvironment(t *testing.T) {
 	t.Setenv("ZKLOCK_ZK", "10.0.0.1:2181,10.0.0.2:2181")
