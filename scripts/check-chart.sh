@@ -9,7 +9,8 @@
 #      ci values file, and an app chart that includes the named templates
 #      (tools/chart-test/app); kubecheck validates every rendered document
 #      against the Kubernetes API types, offline
-#   3. values that cannot work must fail the render, each with its message
+#   3. values that cannot work must fail the render, each with its message;
+#      each probe type renders what it should (the health port only for grpc)
 #   4. kubecheck must reject broken manifests (an unknown field, a wrong
 #      type, a mount of a volume that is not there): the validation can fail
 #   5. the Dockerfile: its go build commands, run in a copy of the build
@@ -17,7 +18,11 @@
 #      reports the version it was given
 #   6. zklockd from step 5 runs with the exact flags each rendered example
 #      gives it (TLS and credential files made up for it, ZooKeeper down),
-#      and the rendered exec probe reaches it and reports NOT_SERVING
+#      and the rendered probe reaches it and reports NOT_SERVING: an exec
+#      probe's command as rendered, a grpc probe as the kubelet dials it
+#      (healthprobe, plaintext, to the probe's port, which must be the
+#      containerPort named health that --health-listen binds); grpcurl, when
+#      there is one, finds no LockService on the health port
 #
 # Prints one line per check; exits 1 if any failed.
 set -euo pipefail
@@ -27,6 +32,10 @@ repo=$PWD
 chart=charts/zklock
 helm=${HELM:-bin/helm}
 kubecheck=bin/kubecheck
+# grpcurl (make tool-grpcurl) is optional: without it the health port's
+# refusal of the lock API is left to cmd/zklockd's tests.
+grpcurl=${GRPCURL:-bin/grpcurl}
+[[ -x $grpcurl ]] || grpcurl=$(command -v grpcurl || true)
 
 [[ -x $helm ]] || { echo "check-chart: $helm not found: run 'make tool-helm'" >&2; exit 1; }
 
@@ -148,9 +157,10 @@ must_fail() {
 		ok "helm template $* fails: $want"
 	fi
 }
-must_fail "the kubelet dials the pod IP" --set probes.type=grpc
-must_fail "needs listen.mode=tcp" --set probes.type=grpc,listen.mode=unix
-must_fail "speaks plaintext only" --set probes.type=grpc,listen.address=0.0.0.0,tls.enabled=true,tls.secretName=s
+must_fail "health.port and listen.port are both 7878" --set health.port=7878
+must_fail "health.port and metrics.port are both 9464" --set metrics.enabled=true,health.port=9464
+must_fail "/health/port" --set health.port=0
+must_fail "value must be one of 'grpc', 'exec', 'none'" --set probes.type=http
 must_fail "refuses TLS on a unix socket" --set listen.mode=unix,tls.enabled=true,tls.secretName=s
 must_fail "tls.enabled needs tls.secretName" --set tls.enabled=true
 must_fail "tls.clientCA.enabled needs tls.enabled" --set tls.clientCA.enabled=true
@@ -160,6 +170,59 @@ must_fail "metrics.port and listen.port are both 7878" --set metrics.enabled=tru
 must_fail "value must be one of 'tcp', 'unix'" --set listen.mode=udp
 must_fail "additional properties 'conect' not allowed" --set zookeeper.conect=zk:2181
 must_fail "/socketMode" --set-string listen.socketMode=0999
+
+# container NAME FILE: the lines of container NAME's spec in FILE.
+container() {
+	awk -v name="$1" '
+		function indent(s) { match(s, /^ */); return RLENGTH }
+		!in_c && $0 ~ "^ *- name: " name "$" { in_c = 1; c_indent = indent($0); print; next }
+		in_c && !/^ *$/ && indent($0) <= c_indent { exit }
+		in_c { print }' "$2"
+}
+
+# grpc_probe_ports: the port of each grpc: probe handler in a container spec.
+grpc_probe_ports() { awk '/^ *grpc:$/ { g = 1; next } g && /^ *port:/ { print $2; g = 0 }'; }
+
+# health_container_port: the containerPort named health in a container spec.
+health_container_port() { awk '/^ *- name: health$/ { h = 1; next } h && /containerPort:/ { print $2; exit }'; }
+
+# The probe types: grpc (the default) puts health, and health alone, on a
+# port of its own whatever the listener (here a unix socket under mTLS
+# would be refused, so a socket and a TLS TCP listener apart); exec and none
+# put nothing on the pod network.
+for set in "" "listen.mode=unix" "tls.enabled=true,tls.secretName=s,tls.clientCA.enabled=true,health.port=8081"; do
+	if render "$tmp/probes.yaml" --set example.enabled=true ${set:+--set "$set"}; then
+		c=$(container zklockd "$tmp/probes.yaml")
+		port=${set##*health.port=}
+		[[ $port == "$set" ]] && port=7879
+		if [[ $c == *"\"--health-listen=0.0.0.0:$port\""* && $(health_container_port <<<"$c") == "$port" &&
+			$(grpc_probe_ports <<<"$c" | sort -u) == "$port" && $(grpc_probe_ports <<<"$c" | wc -l) -eq 2 && $c != *"exec:"* ]]; then
+			ok "probes.type=grpc${set:+ with $set}: --health-listen=0.0.0.0:$port, containerPort health $port, liveness and readiness grpc: {port: $port}"
+		else
+			fail "probes.type=grpc${set:+ with $set}: want --health-listen=0.0.0.0:$port, containerPort health $port and two grpc probes on it:"
+			echo "$c" | sed 's/^/    /'
+		fi
+	else
+		fail "helm template --set example.enabled=true${set:+,$set}"
+	fi
+done
+for type in exec none; do
+	if render "$tmp/probes.yaml" --set example.enabled=true,probes.type=$type; then
+		c=$(container zklockd "$tmp/probes.yaml")
+		n=$(grep -c -e '--health-listen' -e '- name: health$' -e 'grpc:' <<<"$c" || true)
+		probes=$(grep -c -e 'livenessProbe:' -e 'readinessProbe:' <<<"$c" || true)
+		want=2
+		[[ $type == none ]] && want=0
+		if [[ $n -eq 0 && $probes -eq $want ]]; then
+			ok "probes.type=$type: no health listener or port, $probes probes"
+		else
+			fail "probes.type=$type: want no --health-listen, health port or grpc probe, and $want probes:"
+			echo "$c" | sed 's/^/    /'
+		fi
+	else
+		fail "helm template --set example.enabled=true,probes.type=$type"
+	fi
+done
 
 # ---- 4. kubecheck must reject broken manifests --------------------------------
 
@@ -291,16 +354,18 @@ echo "billing:not-a-real-password" >"$pki/zk-auth/credentials"
 # from the build) against it: it must answer NOT_SERVING (exit 4), which
 # takes a connection and a health answer.
 run_rendered() {
-	local name=$1 grpc_port metrics_port dir rendered args probe pid rc i
+	local name=$1 grpc_port metrics_port health_port dir rendered args probe pid rc i c ports answer health_addr=
 	shift
 	grpc_port=$(free_port)
 	metrics_port=$(free_port)
 	[[ $metrics_port == "$grpc_port" ]] && metrics_port=$((grpc_port + 1))
+	health_port=$(free_port)
+	while [[ $health_port == "$grpc_port" || $health_port == "$metrics_port" ]]; do health_port=$(free_port); done
 	dir=$tmp/run-$name
 	mkdir -p "$dir/sock"
 	rendered=$dir/rendered.yaml
 	if ! render "$rendered" --set example.enabled=true "$@" \
-		--set "zookeeper.connect=127.0.0.1:1,listen.port=$grpc_port,metrics.port=$metrics_port,listen.socketDir=$dir/sock"; then
+		--set "zookeeper.connect=127.0.0.1:1,listen.port=$grpc_port,metrics.port=$metrics_port,health.port=$health_port,listen.socketDir=$dir/sock"; then
 		fail "$name: helm template"
 		return
 	fi
@@ -311,8 +376,19 @@ run_rendered() {
 		return
 	fi
 	if [[ ${#probe[@]} -eq 0 ]]; then
-		# The kubelet's own probe: dial the port as it would.
-		probe=("$out/healthprobe" "-addr=127.0.0.1:$grpc_port")
+		# The kubelet's own probe: it dials the pod IP, in plaintext, at the
+		# probe's port, which must be the health port --health-listen binds
+		# on all interfaces. Here loopback stands for the pod IP.
+		c=$(container zklockd "$rendered")
+		ports=$(grpc_probe_ports <<<"$c" | sort -u)
+		if [[ -z $ports || $ports != "$health_port" || $(health_container_port <<<"$c") != "$health_port" ||
+			" ${args[*]} " != *" --health-listen=0.0.0.0:$health_port "* ]]; then
+			fail "$name: no exec probe, and no grpc probe on the health port $health_port that --health-listen=0.0.0.0:$health_port binds:"
+			echo "$c" | sed 's/^/    /'
+			return
+		fi
+		health_addr=127.0.0.1:$health_port
+		probe=("$out/healthprobe" "-addr=$health_addr")
 	fi
 	"$out/zklockd" "${args[@]}" >"$dir/zklockd.log" 2>&1 &
 	pid=$!
@@ -331,10 +407,22 @@ run_rendered() {
 		return
 	fi
 	if [[ $rc -eq 4 ]]; then
-		ok "$name: zklockd runs with the rendered flags; the rendered probe answers NOT_SERVING (no ZooKeeper)"
+		ok "$name: zklockd runs with the rendered flags; the rendered ${health_addr:+grpc }probe${health_addr:+ (healthprobe -addr=$health_addr)} answers NOT_SERVING (no ZooKeeper)"
 	else
 		fail "$name: the rendered probe ${probe[*]} exited $rc, want 4 (NOT_SERVING):"
 		sed 's/^/    /' "$dir/probe.log" "$dir/zklockd.log"
+	fi
+	if [[ -n $health_addr && -n $grpcurl ]]; then
+		# grpcurl says "Code: Unimplemented" for a service the server lacks.
+		if answer=$("$grpcurl" -plaintext -max-time 5 -import-path api -proto zklock/v1/lock.proto -d '{"lock":"x"}' \
+			"$health_addr" zklock.v1.LockService/Describe 2>&1); then
+			fail "$name: the health port $health_addr serves the lock API: $answer"
+		elif [[ $answer == *"Code: Unimplemented"* ]]; then
+			ok "$name: the health port serves no LockService (Describe: Unimplemented)"
+		else
+			fail "$name: Describe on the health port: want Unimplemented, got:"
+			echo "$answer" | sed 's/^/    /'
+		fi
 	fi
 	kill -TERM "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true

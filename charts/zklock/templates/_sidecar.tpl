@@ -45,6 +45,9 @@ indentation 0: pipe it through nindent. README.md shows the whole pod spec.
     {{- if $v.metrics.enabled }}
     - {{ printf "--metrics-listen=:%d" (int $v.metrics.port) | quote }}
     {{- end }}
+    {{- if eq $v.probes.type "grpc" }}
+    - {{ printf "--health-listen=0.0.0.0:%d" (int $v.health.port) | quote }}
+    {{- end }}
     {{- if $v.zookeeper.auth.existingSecret }}
     - "--zk-auth-file=/etc/zklock/zk-auth/credentials"
     {{- end }}
@@ -63,11 +66,17 @@ indentation 0: pipe it through nindent. README.md shows the whole pod spec.
     {{- toYaml . | nindent 4 }}
   {{- end }}
   {{- $grpcPort := and (eq $v.listen.mode "tcp") (not (include "zklock.loopback" .)) }}
-  {{- if or $grpcPort $v.metrics.enabled }}
+  {{- $healthPort := eq $v.probes.type "grpc" }}
+  {{- if or $grpcPort $healthPort $v.metrics.enabled }}
   ports:
     {{- if $grpcPort }}
     - name: grpc
       containerPort: {{ $v.listen.port }}
+      protocol: TCP
+    {{- end }}
+    {{- if $healthPort }}
+    - name: health
+      containerPort: {{ $v.health.port }}
       protocol: TCP
     {{- end }}
     {{- if $v.metrics.enabled }}
@@ -243,8 +252,9 @@ true
 {{- define "zklock.probeHandler" -}}
 {{- $v := .Values -}}
 {{- if eq $v.probes.type "grpc" -}}
+{{- /* GRPCAction.port is a number: a port name is not allowed here. */ -}}
 grpc:
-  port: {{ $v.listen.port }}
+  port: {{ $v.health.port }}
 {{- else -}}
 exec:
   command:
@@ -304,14 +314,11 @@ needs: the preStop sleep, then --shutdown-timeout, plus 5 s to spare.
 {{- fail "zklock: zookeeper.connect is required (host:port of the ZooKeeper servers, separated by commas)" -}}
 {{- end -}}
 {{- if eq $v.probes.type "grpc" -}}
-{{- if ne $v.listen.mode "tcp" -}}
-{{- fail "zklock: probes.type=grpc needs listen.mode=tcp: the kubelet cannot reach a unix socket (use probes.type=exec)" -}}
+{{- if and (eq $v.listen.mode "tcp") (eq (int $v.health.port) (int $v.listen.port)) -}}
+{{- fail (printf "zklock: health.port and listen.port are both %d (probes.type=grpc serves health on a port of its own)" (int $v.health.port)) -}}
 {{- end -}}
-{{- if include "zklock.loopback" . -}}
-{{- fail (printf "zklock: probes.type=grpc: the kubelet dials the pod IP, and zklockd listens on %s only; set listen.address=0.0.0.0 (which exposes the lock API to the pod network) or use probes.type=exec" $v.listen.address) -}}
-{{- end -}}
-{{- if $v.tls.enabled -}}
-{{- fail "zklock: probes.type=grpc: the kubelet's gRPC probe speaks plaintext only, and tls.enabled is true; use probes.type=exec" -}}
+{{- if and $v.metrics.enabled (eq (int $v.health.port) (int $v.metrics.port)) -}}
+{{- fail (printf "zklock: health.port and metrics.port are both %d" (int $v.health.port)) -}}
 {{- end -}}
 {{- end -}}
 {{- if and $v.tls.enabled (not $v.tls.secretName) -}}
