@@ -2,7 +2,9 @@
 // is SERVING, for Kubernetes exec probes. The zklockd image ships it as
 // /usr/local/bin/healthprobe: the kubelet's own gRPC probe dials the pod IP
 // in plaintext, and so cannot reach a zklockd that listens on loopback, on a
-// unix socket, or with TLS.
+// unix socket, or with TLS. (The Helm chart's default probes are the
+// kubelet's, pointed at zklockd's --health-listen port instead; its exec
+// probes run this.)
 //
 //	healthprobe -addr 127.0.0.1:7878
 //	healthprobe -addr unix:///var/run/zklock/zklockd.sock
