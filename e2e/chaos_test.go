@@ -20,6 +20,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/zklock/zklock/internal/netns"
+	"github.com/zklock/zklock/internal/syncbuf"
 	"github.com/zklock/zklock/internal/tcpproxy"
 	"github.com/zklock/zklock/internal/zktest"
 )
@@ -126,7 +127,7 @@ type chaosClientProc struct {
 	daemon int
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	out    *syncBuffer
+	out    *syncbuf.Buffer
 	done   chan struct{}
 }
 
@@ -318,7 +319,7 @@ func (r *chaosRun) startClient(daemon int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &chaosClientProc{id: cfg.ID, daemon: daemon, out: &syncBuffer{}, done: make(chan struct{})}
+	c := &chaosClientProc{id: cfg.ID, daemon: daemon, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	c.cmd = exec.Command(os.Args[0])
 	c.cmd.Env = append(os.Environ(), chaosClientEnv+"="+string(raw), "GORACE=atexit_sleep_ms=0")
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out

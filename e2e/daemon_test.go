@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +23,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
+	"github.com/zklock/zklock/internal/syncbuf"
 	"github.com/zklock/zklock/internal/zktest"
 )
 
@@ -34,25 +33,6 @@ const (
 	exitTimeout  = 15 * time.Second // a signalled zklockd has exited within
 	wait         = 10 * time.Second // an expected event arrives within
 )
-
-// syncBuffer collects a process's output; exec writes it from its own
-// goroutine while the test may read it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // daemonOpts says how to run a zklockd.
 type daemonOpts struct {
@@ -76,7 +56,7 @@ type daemon struct {
 	listen string                           // the --listen value
 	creds  credentials.TransportCredentials // how clients dial it; nil: plaintext
 	cmd    *exec.Cmd
-	out    *syncBuffer // stdout and stderr
+	out    *syncbuf.Buffer // stdout and stderr
 	exited chan struct{}
 	err    error // cmd.Wait's error, set before exited is closed
 
@@ -159,7 +139,7 @@ func spawn(t testing.TB, name, zkAddr, listen string, o daemonOpts) *daemon {
 	}
 	argv = append(argv, args...)
 
-	d := &daemon{t: t, name: name, listen: listen, creds: o.creds, out: &syncBuffer{}, exited: make(chan struct{})}
+	d := &daemon{t: t, name: name, listen: listen, creds: o.creds, out: &syncbuf.Buffer{}, exited: make(chan struct{})}
 	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.cmd.Env = env
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out

@@ -8,12 +8,12 @@ import (
 	"path"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/zklock/zklock/internal/syncbuf"
 	"github.com/zklock/zklock/internal/tcpproxy"
 	"github.com/zklock/zklock/internal/zktest"
 )
@@ -74,7 +74,7 @@ func TestDigestNeverPrintsItsPassword(t *testing.T) {
 
 // authSession connects a Session that authenticates as d, logging into
 // logs, and waits until it is usable.
-func authSession(t *testing.T, servers string, timeout time.Duration, d Digest, logs *lockedBuffer) *Session {
+func authSession(t *testing.T, servers string, timeout time.Duration, d Digest, logs *syncbuf.Buffer) *Session {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s, err := Connect(Config{Servers: strings.Split(servers, ","), SessionTimeout: timeout, Auth: &d, Logger: log})
@@ -84,24 +84,6 @@ func authSession(t *testing.T, servers string, timeout time.Duration, d Digest, 
 	t.Cleanup(s.Close)
 	waitEpoch(t, s, 0)
 	return s
-}
-
-// lockedBuffer is a bytes.Buffer safe for a logger and a test to share.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // authedClient returns a plain go-zookeeper client that authenticated as
@@ -130,7 +112,7 @@ func wantErr(t *testing.T, what string, err, want error) {
 func TestAuthACLProtectsNodes(t *testing.T) {
 	zkc := startZK(t)
 	owner := Digest{User: "zklock", Password: "s3cret-acl"}
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	s := authSession(t, zkc.ConnectString(), 6*time.Second, owner, &logs)
 	const lockPath = "/zklock/acl/app/orders"
 	h, err := s.Lock(ctxFor(t, time.Minute), lockPath, LockOptions{Data: []byte("owner-a")})
@@ -195,7 +177,7 @@ func TestAuthACLProtectsNodes(t *testing.T) {
 	// ErrNotAuthorized, and nothing is created.
 	intruders := map[string]*Session{
 		"anonymous":        newSession(t, zkc.ConnectString(), 6*time.Second),
-		"another identity": authSession(t, zkc.ConnectString(), 6*time.Second, Digest{User: "intruder", Password: "pw"}, &lockedBuffer{}),
+		"another identity": authSession(t, zkc.ConnectString(), 6*time.Second, Digest{User: "intruder", Password: "pw"}, &syncbuf.Buffer{}),
 	}
 	for name, is := range intruders {
 		if _, err := is.Lock(ctxFor(t, 10*time.Second), lockPath, LockOptions{}); !errors.Is(err, ErrNotAuthorized) {
@@ -223,7 +205,7 @@ func TestAuthSurvivesReconnectAndExpiry(t *testing.T) {
 	p := proxied(t, zkc.Servers()[0])
 	owner := Digest{User: "zklock", Password: "s3cret-reconnect"}
 	const timeout = 3 * time.Second
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	s := authSession(t, p.Addr(), timeout, owner, &logs)
 	anon := zktest.Client(t, zkc.ConnectString())
 

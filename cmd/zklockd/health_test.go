@@ -2,14 +2,12 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,28 +20,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
+	"github.com/zklock/zklock/internal/syncbuf"
 	"github.com/zklock/zklock/internal/testpki"
 	"github.com/zklock/zklock/internal/zktest"
 )
-
-// logBuffer collects zklockd's log while runUntil writes it from its own
-// goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // listenOf returns the "listen" attribute of the first JSON log line whose
 // msg is msg, or "" if there is none yet.
@@ -59,7 +39,7 @@ func listenOf(logs, msg string) string {
 }
 
 // waitLogged waits for the log line msg and returns its listen address.
-func waitLogged(t *testing.T, logs *logBuffer, exited <-chan error, msg string) string {
+func waitLogged(t *testing.T, logs *syncbuf.Buffer, exited <-chan error, msg string) string {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -114,7 +94,7 @@ func TestHealthListen(t *testing.T) {
 
 	ctx, sigterm := context.WithCancel(context.Background())
 	defer sigterm()
-	logs := &logBuffer{}
+	logs := &syncbuf.Buffer{}
 	exited := make(chan error, 1)
 	go func() {
 		exited <- runUntil(ctx, []string{"--zk", zkc.ConnectString(), "--listen", "127.0.0.1:0",
