@@ -205,31 +205,16 @@ func (r *recorder) note(kind, client string, at time.Time) {
 }
 
 // holder returns a client that holds a lock now, and whether there is one.
-func (r *recorder) holder(among func(client string) bool) (string, bool) {
+func (r *recorder) holder() (string, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var cs []string
 	for c := range r.holding {
-		if among(c) {
-			cs = append(cs, c)
-		}
+		cs = append(cs, c)
 	}
 	if len(cs) == 0 {
 		return "", false
 	}
 	slices.Sort(cs)
 	return cs[0], true
-}
-
-// count returns how many records of kind there are.
-func (r *recorder) count(kind string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, e := range r.events {
-		if e.kind == kind {
-			n++
-		}
-	}
-	return n
 }

@@ -436,7 +436,7 @@ func (r *chaosRun) inject(kind string) {
 	case "client-kill":
 		id, ok := "", false
 		for wait := time.Now().Add(5 * time.Second); !ok && time.Now().Before(wait); {
-			if id, ok = r.rec.holder(func(string) bool { return true }); !ok {
+			if id, ok = r.rec.holder(); !ok {
 				time.Sleep(10 * time.Millisecond)
 			}
 		}
@@ -465,7 +465,7 @@ func (r *chaosRun) inject(kind string) {
 // victim picks the zklockd to hit: one whose client holds a lock now, if
 // any.
 func (r *chaosRun) victim() int {
-	id, ok := r.rec.holder(func(string) bool { return true })
+	id, ok := r.rec.holder()
 	if ok {
 		for _, c := range r.clients {
 			if c.id == id {
