@@ -1,0 +1,41 @@
+package zkrecipes
+
+import (
+	"testing"
+	"time"
+
+	"github.com/zklock/zklock/internal/tcpproxy"
+)
+
+// TestValidChecksItsOwnClock: Valid answers from the clock itself, not from
+// what the Session's loop last concluded, so that a process resumed after a
+// pause longer than its deadline does not vouch for a hold in the moment
+// before the loop wakes (the e2e test TestPausedZklockdSaysLostOnWaking
+// pauses a real zklockd). Here the pause is what it leaves behind: a last
+// contact older than the deadline, while no reply can move it forward (the
+// connection is stalled) and the loop sleeps (it looks every tenth of the
+// timeout).
+func TestValidChecksItsOwnClock(t *testing.T) {
+	zkc := startZK(t)
+	p := proxied(t, zkc.Servers()[0])
+	const timeout = 20 * time.Second
+	s := newSession(t, p.Addr(), timeout)
+	h, err := s.Lock(ctxFor(t, 10*time.Second), "/zklock/valid", LockOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SetMode(tcpproxy.Stall)
+	defer p.SetMode(tcpproxy.Pass)
+	if !h.Valid() {
+		t.Fatal("hold not valid just after its grant")
+	}
+	s.lastContact.Store(s.now() - int64(timeout))
+	if h.Valid() {
+		t.Fatal("hold valid although its last contact is a whole session timeout old")
+	}
+	select {
+	case <-h.Done():
+	default:
+		t.Fatal("Valid found the deadline passed but did not end the epoch")
+	}
+}
