@@ -127,9 +127,13 @@ test: deps gen-tools tool-helm ## vet, buf lint, generated-code check, fuzz 3s e
 chart: tool-helm ## lint, render and validate the Helm chart; check the Dockerfile's build
 	@scripts/check-chart.sh
 
+# BENCH_COUNT rounds, each side of each workload running BENCH_TIME per round.
+BENCH_COUNT ?= 5
+BENCH_TIME ?= 1s
+
 .PHONY: bench
-bench: deps ## benchmark the sidecar against a direct go-zookeeper client, as ratios
-	scripts/bench.sh
+bench: deps ## benchmark the sidecar against a direct go-zookeeper client in BENCH_COUNT rounds (default 5), as ratios
+	BENCH_COUNT='$(BENCH_COUNT)' BENCH_TIME='$(BENCH_TIME)' scripts/bench.sh
 
 FUZZTIME ?= 60s
 

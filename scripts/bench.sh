@@ -1,32 +1,31 @@
 #!/usr/bin/env bash
-# bench.sh: runs the benchmarks and prints each result as a ratio to the
-# direct go-zookeeper client measured in the same run (the "direct-zk"
-# sub-benchmark of the same group). Below 1.00 the sidecar is faster.
+# bench.sh: compares lock cycles through the sidecar with the same cycles by
+# Go programs embedding go-zookeeper (sidecar/bench_test.go), in BENCH_COUNT
+# rounds, then prints per workload the sidecar's result over the direct
+# client's of the same round: the median across rounds and their range
+# (tools/benchratio). Odd rounds run each workload's direct side first, even
+# rounds its sidecar side first. Then it measures the resident memory of
+# 10,000 waiters (e2e BenchmarkWaitersMemory, once).
 #
-#   BENCH_TIME (default 3s) and BENCH_COUNT (default 1) tune the run.
+#   BENCH_COUNT  rounds (default 5)
+#   BENCH_TIME   -benchtime of each side in each round (default 1s)
+#   BENCH        -bench pattern for ./sidecar (default .)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 mkdir -p bin
 out=bin/bench.txt
-go test -run '^$' -bench . -benchmem -benchtime "${BENCH_TIME:-3s}" -count "${BENCH_COUNT:-1}" ./sidecar | tee "$out"
-# 10,000 waiters on one lock of a zklockd process: its resident memory.
+count=${BENCH_COUNT:-5}
+: >"$out"
+go test -c -o bin/sidecar-bench.test ./sidecar
+for round in $(seq 1 "$count"); do
+	first=direct
+	if ((round % 2 == 0)); then first=sidecar; fi
+	echo "# round $round of $count, $first first" | tee -a "$out"
+	# A test binary runs in its package's directory, as go test runs it.
+	(cd sidecar && ZKLOCK_BENCH_FIRST=$first ../bin/sidecar-bench.test -test.run '^$' \
+		-test.bench "${BENCH:-.}" -test.benchtime "${BENCH_TIME:-1s}" -test.benchmem) | tee -a "$out"
+done
 go test -run '^$' -bench WaitersMemory -benchtime 1x ./e2e | tee -a "$out"
 echo
-echo "ratio to the direct go-zookeeper client (time per lock cycle; lower is better):"
-awk '
-	/^Benchmark/ {
-		name = $1; sub(/-[0-9]+$/, "", name)
-		n = split(name, part, "/"); group = part[1]; sub_ = part[2]
-		for (i = 1; i <= NF; i++) if ($(i+1) == "ns/op") ns = $i
-		sum[group "/" sub_] += ns; cnt[group "/" sub_]++
-		if (!(group "/" sub_ in seen)) { order[++k] = group "/" sub_; seen[group "/" sub_] = 1 }
-	}
-	END {
-		for (i = 1; i <= k; i++) {
-			key = order[i]; split(key, p, "/")
-			base = p[1] "/direct-zk"
-			if (!(base in sum) || key == base) continue
-			mine = sum[key] / cnt[key]; ref = sum[base] / cnt[base]
-			printf "  %-40s %8.3f ms  vs %8.3f ms  ratio %.2f\n", key, mine / 1e6, ref / 1e6, mine / ref
-		}
-	}' "$out"
+echo "the sidecar's result over the direct client's in the same round: median (range):"
+go run ./tools/benchratio "$out"
