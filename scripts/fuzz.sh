@@ -8,6 +8,16 @@
 #
 # A failing input is saved by go test under the package's
 # testdata/fuzz/FuzzX/, where plain `go test` replays it from then on.
+# A target that starts a ZooKeeper server in its setup (see
+# sidecar/names_zk_test.go) starts one in each process that runs inputs.
+#
+# go1.26's fuzz coordinator sometimes fails a run whose -fuzztime ran out
+# while a worker was busy, with a bare "context deadline exceeded" and no
+# failing input (golang/go#75804, fixed in go1.27); loaded machines hit it
+# often. Such a run passes, its line saying so:
+#
+#   ok   ./sidecar FuzzX (3s, go's fuzztime race ignored: golang/go#75804)
+#
 # Exit status: 1 if a target failed or none was found, else 0.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -28,11 +38,22 @@ if [[ -z $targets ]]; then
 	exit 1
 fi
 
+# deadline_race tells whether the failed run in $out is golang/go#75804:
+# no input was written, and besides progress, the target's setup logs and
+# go test's summary, its only line is the bare error.
+deadline_race() {
+	grep -qx '    context deadline exceeded' "$out" &&
+		! grep -q 'Failing input written' "$out" &&
+		! grep -vqE '^(fuzz: .*|--- FAIL: Fuzz[A-Za-z0-9_]* \([0-9.]+s\)|    [A-Za-z0-9_]+\.go:[0-9]+: .*|    context deadline exceeded|FAIL|exit status 1|FAIL	[^ ]+	[0-9.]+s)$' "$out"
+}
+
 failed=0
 while read -r dir name; do
 	start=$SECONDS
 	if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$dir" >"$out" 2>&1; then
 		echo "ok   $dir $name ($((SECONDS - start))s)"
+	elif deadline_race; then
+		echo "ok   $dir $name ($((SECONDS - start))s, go's fuzztime race ignored: golang/go#75804)"
 	else
 		echo "FAIL $dir $name ($((SECONDS - start))s)"
 		sed 's/^/    /' "$out"

@@ -126,8 +126,14 @@ func TestBadInputChangesNothing(t *testing.T) {
 			code: codes.InvalidArgument, reason: "INVALID_LOCK_NAME", msg: []string{"lock name", "control character U+0000"}},
 		{name: "name with a C1 control", call: acq(a, &zklockv1.AcquireRequest{Lock: "a\u0085b"}),
 			code: codes.InvalidArgument, reason: "INVALID_LOCK_NAME", msg: []string{"lock name", "control character U+0085"}},
-		{name: "name with a code point ZooKeeper refuses", call: acq(a, &zklockv1.AcquireRequest{Lock: "a\ue000b"}),
-			code: codes.InvalidArgument, reason: "INVALID_LOCK_NAME", msg: []string{"lock name", "U+E000, which ZooKeeper refuses"}},
+		{name: "name with a private use character", call: acq(a, &zklockv1.AcquireRequest{Lock: "a\ue000b"}),
+			code: codes.InvalidArgument, reason: "INVALID_LOCK_NAME", msg: []string{"lock name", "the character U+E000, from the range U+D800 to U+F8FF, which ZooKeeper refuses in a path"}},
+		// go-zookeeper sends U+FFFF; the server refuses it.
+		{name: "name with a special (U+FFF0 to U+FFFF)", call: acq(a, &zklockv1.AcquireRequest{Lock: "orders/\uffff"}),
+			code: codes.InvalidArgument, reason: "INVALID_LOCK_NAME", msg: []string{"lock name", "the character U+FFFF, from the range U+FFF0 to U+FFFF, which ZooKeeper refuses in a path"}},
+		// A surrogate pair in ZooKeeper's UTF-16.
+		{name: "name with a character above U+FFFF", call: acq(a, &zklockv1.AcquireRequest{Lock: "orders/😀"}),
+			code: codes.InvalidArgument, reason: "INVALID_LOCK_NAME", msg: []string{"lock name", "the character U+1F600, above U+FFFF, which ZooKeeper refuses in a path"}},
 		{name: "name with a . segment", call: acq(a, &zklockv1.AcquireRequest{Lock: "a/./b"}),
 			code: codes.InvalidArgument, reason: "INVALID_LOCK_NAME", msg: []string{"lock name", `a "." segment`}},
 		{name: "name with a .. segment", call: acq(a, &zklockv1.AcquireRequest{Lock: "../bystander"}),

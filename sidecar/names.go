@@ -10,20 +10,63 @@ import (
 // maxNameBytes is the longest lock name accepted.
 const maxNameBytes = 512
 
+// A nameRule is one rule that lock names, and the segments of the root,
+// follow. A name that breaks one is refused with INVALID_ARGUMENT and a
+// message naming the rule.
+type nameRule int
+
+// ZooKeeper's rules: a name that breaks one maps to a path that ZooKeeper
+// refuses, either the server (PathUtils.validatePath, which checks the
+// path's UTF-16 chars, so a code point above U+FFFF is a surrogate pair it
+// refuses) or go-zookeeper before sending (validatePath). The sidecar
+// checks them itself so that the caller learns the rule, not ZooKeeper's
+// bare "invalid arguments".
+const (
+	ruleNotEmpty        nameRule = iota // "<root>/" ends with /
+	ruleNoLeadingSlash                  // "<root>//x" has an empty segment
+	ruleNoTrailingSlash                 // "<root>/x/" ends with /
+	ruleNoEmptySegment                  // no //
+	ruleNoDotSegment                    // no relative path: no . or .. segment
+	ruleNoControl                       // U+0000 to U+001F, U+007F to U+009F
+	ruleNoRefusedChar                   // U+D800 to U+F8FF, U+FFF0 to U+FFFF, above U+FFFF
+
+	// zklock's own rules, stricter than ZooKeeper's: ZooKeeper would take a
+	// name that breaks only these. Tests tell them apart by own.
+	ruleMaxLength   // at most maxNameBytes bytes
+	ruleValidUTF8   // valid UTF-8, as a protobuf string must be
+	ruleNoTenDigits // no segment ends in ten digits: a lock counts any child named so as a contender
+)
+
+// own reports whether r is one of zklock's own rules, not ZooKeeper's.
+func (r nameRule) own() bool { return r >= ruleMaxLength }
+
+// nameError is a lock name, or a segment of the root, that breaks rule.
+type nameError struct {
+	rule nameRule
+	msg  string
+}
+
+func (e *nameError) Error() string { return e.msg }
+
+func breaks(rule nameRule, format string, args ...any) error {
+	return &nameError{rule: rule, msg: fmt.Sprintf(format, args...)}
+}
+
 // checkLockName returns an error naming the rule a lock name breaks, or nil.
-// A valid name maps to <root>/<name> and never outside the root.
+// A valid name maps to <root>/<name> and never outside the root. The error
+// wraps a *nameError.
 func checkLockName(name string) error {
 	switch {
 	case name == "":
-		return fmt.Errorf("lock name is empty")
+		return breaks(ruleNotEmpty, "lock name is empty")
 	case len(name) > maxNameBytes:
-		return fmt.Errorf("lock name is %d bytes, more than the %d allowed", len(name), maxNameBytes)
+		return breaks(ruleMaxLength, "lock name is %d bytes, more than the %d allowed", len(name), maxNameBytes)
 	case !utf8.ValidString(name):
-		return fmt.Errorf("lock name is not valid UTF-8")
+		return breaks(ruleValidUTF8, "lock name is not valid UTF-8")
 	case strings.HasPrefix(name, "/"):
-		return fmt.Errorf("lock name %q starts with /", name)
+		return breaks(ruleNoLeadingSlash, "lock name %q starts with /", name)
 	case strings.HasSuffix(name, "/"):
-		return fmt.Errorf("lock name %q ends with /", name)
+		return breaks(ruleNoTrailingSlash, "lock name %q ends with /", name)
 	}
 	for _, seg := range strings.Split(name, "/") {
 		if err := checkSegment(seg); err != nil {
@@ -33,32 +76,41 @@ func checkLockName(name string) error {
 	return nil
 }
 
-// checkSegment checks one segment of a lock name or root path.
+// checkSegment checks one segment of a valid UTF-8 lock name or root path.
 func checkSegment(seg string) error {
 	switch seg {
 	case "":
-		return fmt.Errorf("has an empty segment (//)")
+		return breaks(ruleNoEmptySegment, "has an empty segment (//)")
 	case ".", "..":
-		return fmt.Errorf("has a %q segment", seg)
+		return breaks(ruleNoDotSegment, "has a %q segment", seg)
 	}
 	for _, r := range seg {
 		if unicode.IsControl(r) {
-			return fmt.Errorf("has a control character %U", r)
+			return breaks(ruleNoControl, "has a control character %U", r)
 		}
-		if refusedByZooKeeper(r) {
-			return fmt.Errorf("has the character %U, which ZooKeeper refuses in a path", r)
+		if where := refusedByZooKeeper(r); where != "" {
+			return breaks(ruleNoRefusedChar, "has the character %U, %s, which ZooKeeper refuses in a path", r, where)
 		}
 	}
 	if endsInTenDigits(seg) {
-		return fmt.Errorf("has a segment %q ending in ten digits, which are reserved for queue nodes", seg)
+		return breaks(ruleNoTenDigits, "has a segment %q ending in ten digits, which are reserved for queue nodes", seg)
 	}
 	return nil
 }
 
-// refusedByZooKeeper reports whether ZooKeeper's path validation refuses r
-// (control characters are checked apart).
-func refusedByZooKeeper(r rune) bool {
-	return (r >= 0xd800 && r <= 0xf8ff) || (r >= 0xfff0 && r <= 0xffff)
+// refusedByZooKeeper returns where r lies if ZooKeeper refuses it in a path,
+// else "" (control characters are checked apart). ZooKeeper checks UTF-16
+// chars, so every code point above U+FFFF, a surrogate pair, is refused.
+func refusedByZooKeeper(r rune) string {
+	switch {
+	case r >= 0xd800 && r <= 0xf8ff:
+		return "from the range U+D800 to U+F8FF"
+	case r >= 0xfff0 && r <= 0xffff:
+		return "from the range U+FFF0 to U+FFFF"
+	case r > 0xffff:
+		return "above U+FFFF"
+	}
+	return ""
 }
 
 func endsInTenDigits(s string) bool {
