@@ -48,6 +48,21 @@ func Available() error {
 	return nil
 }
 
+// Require skips the test if network namespaces are not available here,
+// saying why; under CI=true it fails it instead, so that a CI run that
+// cannot run a suite does not pass by skipping it.
+func Require(t testing.TB) {
+	t.Helper()
+	err := Available()
+	switch {
+	case err == nil:
+	case os.Getenv("CI") == "true":
+		t.Fatalf("%v (CI=true: a suite that needs root fails instead of skipping)", err)
+	default:
+		t.Skip(err)
+	}
+}
+
 var made atomic.Int32
 
 // New makes a namespace with its veth pair, both ends up, and removes it

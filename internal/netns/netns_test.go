@@ -13,9 +13,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // TestPartitionAndHeal checks that a process in the namespace reaches a
 // listener on HostIP, not while partitioned, and again once healed.
 func TestPartitionAndHeal(t *testing.T) {
-	if err := Available(); err != nil {
-		t.Skip(err)
-	}
+	Require(t)
 	ns := New(t)
 	lis, err := net.Listen("tcp", ns.HostIP+":0")
 	if err != nil {
