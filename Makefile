@@ -143,13 +143,14 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 60s)
 
 # The fault-injection run of e2e/chaos_test.go (needs root: network
 # namespaces). It ends with the line
-# "chaos: <ops> ops, <faults> faults, <violations> violations, <orphans> orphans, max regrant <ms> ms".
+# "chaos: <ops> ops, <faults> faults, <n> of <m> partitions and pauses cost a holder its lease,
+#  <violations> violations, <orphans> orphans, max regrant <ms> ms".
 CHAOS_DURATION ?= 3m
 
 .PHONY: chaos chaos-control
 chaos: deps ## inject faults for CHAOS_DURATION (default 3m) and check the invariants
 	@CHAOS_DURATION='$(CHAOS_DURATION)' scripts/chaos.sh
-chaos-control: deps ## the chaos run's negative control: safeguards off, it must find violations
+chaos-control: deps ## the chaos run's negative control: own clock off, it must find the double grant
 	@scripts/chaos.sh control
 
 .PHONY: run

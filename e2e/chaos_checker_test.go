@@ -16,6 +16,16 @@ func TestChaosChecker(t *testing.T) {
 		client, _, _ := strings.Cut(op, ".")
 		return record{kind: kind, at: at(ms), op: op, client: client, lock: lock, token: token}
 	}
+	said := func(kind string, ms int, op, detail string) record {
+		r := ev(kind, ms, op, "l", 0)
+		r.detail = detail
+		return r
+	}
+	write := func(ms int, op string, token int64, refused bool) record {
+		w := ev("write", ms, op, "l", token)
+		w.refused = refused
+		return w
+	}
 	// Two clients on zklockds 0 and 1 hand the lock "l" back and forth.
 	clean := []record{
 		ev("acquire", 0, "a.1", "l", 0), ev("granted", 10, "a.1", "l", 100),
@@ -23,47 +33,104 @@ func TestChaosChecker(t *testing.T) {
 		ev("release", 50, "a.1", "l", 100), ev("granted", 60, "b.1", "l", 200),
 		ev("release", 90, "b.1", "l", 200),
 	}
-	base := history{daemonOf: map[string]int{"a": 0, "b": 1}, timeout: 3 * time.Second, ownClock: true, end: at(10_000),
-		writes: []record{ev("write", 20, "a.1", "l", 100), ev("write", 70, "b.1", "l", 200)}}
+	base := history{daemonOf: map[string]int{"a": 0, "b": 1}, timeout: 3 * time.Second, end: at(10_000),
+		writes: []record{write(20, "a.1", 100, false), write(70, "b.1", 200, false)}}
+
+	// paused: a's zklockd is paused at 30 while a holds, and continued at
+	// 4530; ZooKeeper expires its session and b is granted at 3000, after
+	// the paused zklockd's own deadline (30 + 2250). On waking, a's
+	// zklockd says lost at 4540.
+	paused := func(h *history) {
+		h.events[3] = said("lost", 4540, "a.1", "LOST_REASON_SESSION_EXPIRED")
+		h.events[4].at, h.events[5].at = at(3000), at(3100)
+		h.writes = []record{write(20, "a.1", 100, false), write(2500, "a.1", 100, false),
+			write(3010, "b.1", 200, false), write(3020, "a.1", 100, true), write(4535, "a.1", 100, true)}
+		h.faults = []fault{{kind: "pause", daemon: 0, holder: h.events[1], start: at(30), woke: at(4530), end: at(5000)}}
+	}
+	// partitioned: the same with a's zklockd cut off from ZooKeeper from
+	// 30 to 4530: its own clock says lost at 2280, before b's grant.
+	partitioned := func(h *history) {
+		h.events[3] = said("lost", 2280, "a.1", "LOST_REASON_SESSION_EXPIRED")
+		h.events[4].at, h.events[5].at = at(3000), at(3100)
+		h.faults = []fault{{kind: "partition", daemon: 0, holder: h.events[1], start: at(30), woke: at(4530), end: at(5000)}}
+	}
 
 	tests := []struct {
-		name   string
-		edit   func(h *history)
-		i1, i2 int
-		i5     int
+		name                   string
+		edit                   func(h *history)
+		i1, i2, i5, unfelt     int
+		lostToFaults, overlaps int
 	}{
 		{name: "clean", edit: func(*history) {}},
-		{name: "token goes back", i1: 1, edit: func(h *history) {
-			h.writes = append(h.writes, ev("write", 80, "a.1", "l", 100))
+		{name: "a resource without token check accepted a token going back", i1: 1, edit: func(h *history) {
+			h.writes = append(h.writes, write(80, "a.1", 100, false))
 		}},
-		{name: "granted before the holder released", i2: 1, edit: func(h *history) {
+		{name: "the resource refused a token going back", i1: 1, edit: func(h *history) {
+			h.writes = append(h.writes, write(80, "a.1", 100, true))
+		}},
+		{name: "grant tokens go back", i1: 1, edit: func(h *history) {
+			h.events[4].token = 50
+		}},
+		{name: "granted before the holder released", i2: 1, overlaps: 1, edit: func(h *history) {
 			h.events[4].at = at(40) // b granted at 40, a released at 50
 		}},
-		{name: "never released", i2: 1, edit: func(h *history) {
+		{name: "never released", i2: 1, overlaps: 1, edit: func(h *history) {
 			h.events = append(h.events[:3], h.events[4:]...) // a's release is gone
 		}},
 		{name: "slow regrant after release", i5: 1, edit: func(h *history) {
-			h.events[4].at = at(50 + 600)
-			h.events[5].at = at(50 + 700)
+			h.events[4].at = at(50 + 2100)
+			h.events[5].at = at(50 + 2200)
 		}},
-		{name: "pause: vouched until the own clock's deadline", edit: func(h *history) {
-			// a's zklockd paused at 30 while a held; b granted at 3000,
-			// after the deadline (30 + 2250); a learns it lost at 5000.
-			h.events[3] = ev("lost", 5000, "a.1", "l", 100)
-			h.events[4].at, h.events[5].at = at(3000), at(3100)
-			h.faults = []fault{{kind: "pause", daemon: 0, start: at(30), end: at(5000)}}
+		{name: "pause: said lost on waking, so vouched until its own deadline; stale writes before that word are fenced", lostToFaults: 1, edit: paused},
+		{name: "pause: stale writes after the word on waking", i1: 2, i2: 2, overlaps: 1, lostToFaults: 1, edit: func(h *history) {
+			paused(h)
+			h.events = append(h.events, said("resumed", 4532, "a.1", ""))
+			h.writes = append(h.writes, write(4533, "a.1", 100, true))
 		}},
-		{name: "pause without the own clock", i2: 1, edit: func(h *history) {
-			h.ownClock = false
-			h.events[3] = ev("lost", 5000, "a.1", "l", 100)
-			h.events[4].at, h.events[5].at = at(3000), at(3100)
-			h.faults = []fault{{kind: "pause", daemon: 0, start: at(30), end: at(5000)}}
+		{name: "pause: said suspended on waking", i2: 2, overlaps: 1, lostToFaults: 1, edit: func(h *history) {
+			paused(h)
+			h.events = append(h.events, said("suspended", 4535, "a.1", ""))
+		}},
+		{name: "pause: said resumed on waking", i2: 2, overlaps: 1, unfelt: 1, edit: func(h *history) {
+			paused(h)
+			h.events[3] = said("resumed", 4535, "a.1", "")
+			h.events = append(h.events, ev("release", 6000, "a.1", "l", 100))
+		}},
+		{name: "pause: a Release sent during the pause, past the deadline, answered OK", i2: 1, unfelt: 1, edit: func(h *history) {
+			paused(h)
+			h.events[3] = ev("release", 2900, "a.1", "l", 100) // a's client chose to release at 2900
+			h.events = append(h.events, said("released", 4540, "a.1", ""))
+		}},
+		{name: "pause: a Release sent during the pause, past the deadline, answered ABORTED", unfelt: 1, edit: func(h *history) {
+			paused(h)
+			h.events[3] = ev("release", 2900, "a.1", "l", 100)
+			h.events = append(h.events, said("release-failed", 4540, "a.1", "Aborted"))
+		}},
+		{name: "pause: a grant sent before the pause received on waking, then lost", edit: func(h *history) {
+			paused(h)
+			h.faults[0].holder = record{}
+			h.events[1].at = at(4531) // a's Granted was still in zklockd's buffer
+			h.writes = []record{write(3010, "b.1", 200, false), write(4532, "a.1", 100, true)}
+		}, unfelt: 1},
+		{name: "partition: lost by the own clock before the other grant", lostToFaults: 1, edit: partitioned},
+		{name: "partition: the holder heard only Suspended, and lost after the heal", i2: 1, overlaps: 1, lostToFaults: 1, edit: func(h *history) {
+			partitioned(h)
+			h.events[3] = said("lost", 4600, "a.1", "LOST_REASON_SESSION_EXPIRED")
+			h.events = append(h.events, said("suspended", 1030, "a.1", ""))
+		}},
+		{name: "partition: the holder released before its lease was lost", unfelt: 1, edit: func(h *history) {
+			partitioned(h)
+			h.events[3] = ev("release", 500, "a.1", "l", 100)
+		}},
+		{name: "partition that hit no holder", unfelt: 1, edit: func(h *history) {
+			partitioned(h)
+			h.faults[0].holder = record{}
 		}},
 		{name: "released while a killed zklockd's waiter may still be queued", edit: func(h *history) {
 			// zklockd 2 was killed at 0 and back at 20; its session, and
 			// any waiter of it ahead in the queue, lives until 3000.
-			h.events[4].at = at(50 + 1600)
-			h.events[5].at = at(50 + 1700)
+			h.events[4].at = at(50 + 2600)
+			h.events[5].at = at(50 + 2700)
 			h.faults = []fault{{kind: "zklockd-kill", daemon: 2, start: at(0), end: at(20)}}
 		}},
 		{name: "crashed holder granted too late", i5: 1, edit: func(h *history) {
@@ -79,9 +146,11 @@ func TestChaosChecker(t *testing.T) {
 			h.writes = append([]record(nil), base.writes...)
 			tc.edit(&h)
 			v := h.check()
-			if len(v.i1) != tc.i1 || len(v.i2) != tc.i2 || len(v.i5) != tc.i5 {
-				t.Errorf("I1 %d, I2 %d, I5 %d violations, want %d, %d, %d:\n%s", len(v.i1), len(v.i2), len(v.i5), tc.i1, tc.i2, tc.i5,
-					strings.Join(append(append(v.i1, v.i2...), v.i5...), "\n"))
+			if len(v.i1) != tc.i1 || len(v.i2) != tc.i2 || len(v.i5) != tc.i5 || len(v.unfelt) != tc.unfelt ||
+				v.lostToFaults != tc.lostToFaults || len(v.overlaps) != tc.overlaps {
+				t.Errorf("I1 %d, I2 %d (%d overlaps), I5 %d, faults that cost no lease %d (%d that did); want %d, %d (%d), %d, %d (%d):\n%s",
+					len(v.i1), len(v.i2), len(v.overlaps), len(v.i5), len(v.unfelt), v.lostToFaults,
+					tc.i1, tc.i2, tc.overlaps, tc.i5, tc.unfelt, tc.lostToFaults, strings.Join(v.violations(), "\n"))
 			}
 		})
 	}

@@ -36,9 +36,12 @@ type chaosClientConfig struct {
 	Recorder string   // the recorder's (and fenced resource's) address
 	Locks    []string // the locks it takes, one at a time
 	Seed     uint64
-	LongHold bool      // hold every lease for 1-3 s, so that faults find holders
 	Until    time.Time // stop by then even if stdin stays open
 }
+
+// holdThrough bounds a hold the recorder asked to last until the lease is
+// lost (it answers "hold" to the grant): longer than any fault lasts.
+const holdThrough = 30 * time.Second
 
 // chaosClientMain is a client process of the chaos run. Until its stdin
 // closes (or cfg.Until passes), it takes the locks one after another, at random, and with each
@@ -142,12 +145,10 @@ func (c *chaosClient) op(op string) error {
 	if c.rng.IntN(10) == 0 {
 		cancelWait = time.Duration(5+c.rng.IntN(150)) * time.Millisecond
 	}
-	// Mostly short holds; the few long ones keep locks held through the
-	// faults.
+	// Mostly short holds; the few long ones keep locks held while other
+	// faults happen.
 	var hold time.Duration
 	switch n := c.rng.IntN(100); {
-	case c.cfg.LongHold:
-		hold = time.Duration(1000+c.rng.IntN(2000)) * time.Millisecond
 	case n < 85:
 		hold = time.Duration(5+c.rng.IntN(35)) * time.Millisecond
 	case n < 95:
@@ -214,8 +215,12 @@ func (c *chaosClient) op(op string) error {
 		}
 	}
 	token := granted.GetFencingToken()
-	if _, err := c.report("granted", op, lock, token, ""); err != nil {
+	ans, err := c.report("granted", op, lock, token, "")
+	if err != nil {
 		return err
+	}
+	if ans == "hold" {
+		hold = holdThrough // a fault is coming: hold until it costs the lease
 	}
 
 	// Hold: write to the fenced resource every few milliseconds. Writes go

@@ -18,47 +18,66 @@ import (
 // recorder is the chaos run's fenced resource and its witness. Client
 // processes report every step to it over TCP (chaosClient.report), and
 // write to the resource through it: a write carries the writer's fencing
-// token, and with the token check on, a token lower than the highest the
-// resource has accepted for that lock is refused ("stale"), as a fenced
-// store would. After a confirmed Release it checks, before answering,
-// that ZooKeeper no longer has the released node (I4).
+// token, and a token lower than the highest the resource has accepted for
+// that lock is refused ("stale"), as a fenced store would. Every write is
+// recorded, refused or not, for I1. After a confirmed Release it checks,
+// before answering, that ZooKeeper no longer has the released node (I4).
+//
+// Before a fault that must cost a holder its lease, the test asks it to
+// designate one (designate): the next client granted a lock is answered
+// "hold" instead of "ok", and holds that lock until it loses it.
 type recorder struct {
-	lis         net.Listener
-	checkTokens bool
-	zk          *zk.Conn // the test's own client, for the I4 check
-	root        string
-	wg          sync.WaitGroup
+	lis  net.Listener
+	zk   *zk.Conn // the test's own client, for the I4 check
+	root string
+	wg   sync.WaitGroup
 
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{}
 	events   []record
 	maxToken map[string]int64  // per lock, the highest token the resource accepted
-	writes   []record          // accepted writes, in order
-	stale    int               // writes refused for a stale token
+	writes   []record          // every write, in the order the resource took them
 	holding  map[string]record // per client, its grant while it holds
+	waiting  map[string]record // per op, its acquire while it waits
+	daemonOf map[string]int    // client → its zklockd
 	released []string          // I4 violations
 	unproven int               // confirmed releases that could not be checked
+	arm      *designation      // the designation in progress, if any
+}
+
+// designation is a request for a holder to hold its lock through a fault.
+type designation struct {
+	otherWaiter bool          // only a lock that a client of another zklockd waits for
+	chosen      chan designee // receives the grant chosen
+}
+
+// designee is the grant a designation chose.
+type designee struct {
+	grant record
+	rival bool // a client of another zklockd waited for the lock then
 }
 
 // record is one step of a client (or of the test, for a kill), as reported.
 type record struct {
-	kind   string
-	at     time.Time
-	op     string // client.n
-	client string
-	lock   string
-	token  int64
-	detail string
+	kind    string
+	at      time.Time
+	op      string // client.n
+	client  string
+	lock    string
+	token   int64
+	detail  string
+	refused bool // a write the resource refused for a stale token
 }
 
-func startRecorder(t *testing.T, checkTokens bool, c *zk.Conn, root string) *recorder {
+func startRecorder(t *testing.T, c *zk.Conn, root string) *recorder {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &recorder{lis: lis, checkTokens: checkTokens, zk: c, root: root,
-		conns: make(map[net.Conn]struct{}), maxToken: make(map[string]int64), holding: make(map[string]record)}
+	r := &recorder{lis: lis, zk: c, root: root,
+		conns: make(map[net.Conn]struct{}), maxToken: make(map[string]int64), holding: make(map[string]record),
+		waiting: make(map[string]record), daemonOf: make(map[string]int)}
 	r.wg.Add(1)
 	go r.accept()
 	t.Cleanup(r.close)
@@ -139,20 +158,98 @@ func (r *recorder) take(rec record) string {
 	ans := "ok"
 	switch rec.kind {
 	case "write":
-		if r.checkTokens && rec.token < r.maxToken[rec.lock] {
-			r.stale++
-			return "stale" // refused writes are not events
+		rec.refused = rec.token < r.maxToken[rec.lock]
+		r.writes = append(r.writes, rec) // writes are not events
+		if rec.refused {
+			return "stale"
 		}
-		r.maxToken[rec.lock] = max(r.maxToken[rec.lock], rec.token)
-		r.writes = append(r.writes, rec)
+		r.maxToken[rec.lock] = rec.token
 		return ans
+	case "acquire":
+		r.waiting[rec.op] = rec
+	case "not-granted", "cancel-wait":
+		delete(r.waiting, rec.op)
 	case "granted":
+		delete(r.waiting, rec.op)
 		r.holding[rec.client] = rec
+		if r.arm != nil {
+			if rival := r.otherWaits(rec); rival || !r.arm.otherWaiter {
+				r.arm.chosen <- designee{rec, rival}
+				r.arm = nil
+				ans = "hold"
+			}
+		}
 	case "release", "lost", "error":
 		delete(r.holding, rec.client)
 	}
 	r.events = append(r.events, rec)
 	return ans
+}
+
+// otherWaits reports whether a client of another zklockd than g's waits
+// for g's lock. r.mu must be held.
+func (r *recorder) otherWaits(g record) bool {
+	for _, w := range r.waiting {
+		if w.lock == g.lock && r.daemonOf[w.client] != r.daemonOf[g.client] {
+			return true
+		}
+	}
+	return false
+}
+
+// regrantedElsewhere reports whether g's lock was granted after g to a
+// client of another zklockd.
+func (r *recorder) regrantedElsewhere(g record) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range slices.Backward(r.events) {
+		if !e.at.After(g.at) {
+			break
+		}
+		if e.kind == "granted" && e.lock == g.lock && r.daemonOf[e.client] != r.daemonOf[g.client] {
+			return true
+		}
+	}
+	return false
+}
+
+// addClient tells the recorder which zklockd a client uses.
+func (r *recorder) addClient(client string, daemon int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.daemonOf[client] = daemon
+}
+
+// designate makes the next client granted a lock hold it until it loses
+// it, and returns that grant. It prefers a lock that a client of another
+// zklockd waits for (so that a wrong grant to that client would show), for
+// up to prefer, and then takes any grant, for up to timeout in all. It
+// returns false if there was none.
+func (r *recorder) designate(prefer, timeout time.Duration) (designee, bool) {
+	d := &designation{otherWaiter: true, chosen: make(chan designee, 1)}
+	r.mu.Lock()
+	r.arm = d
+	r.mu.Unlock()
+	deadline := time.After(timeout)
+	relax := time.After(prefer)
+	for {
+		select {
+		case g := <-d.chosen:
+			return g, true
+		case <-relax:
+			r.mu.Lock()
+			d.otherWaiter = false
+			r.mu.Unlock()
+		case <-deadline:
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if r.arm == d {
+				r.arm = nil
+				return designee{}, false
+			}
+			return <-d.chosen, true
+		}
+	}
 }
 
 // checkGone records an I4 violation if ZooKeeper still has the node of a
@@ -201,6 +298,11 @@ func (r *recorder) note(kind, client string, at time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.holding, client)
+	for op, w := range r.waiting {
+		if w.client == client {
+			delete(r.waiting, op)
+		}
+	}
 	r.events = append(r.events, record{kind: kind, at: at, client: client})
 }
 

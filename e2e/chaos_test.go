@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,8 +43,7 @@ type chaosParams struct {
 	locks       int           // locks they share
 	faults      []string      // the faults of one round, in a random order each round
 	quiet       time.Duration // pause between faults
-	longHolds   bool          // clients hold every lease for 1-3 s
-	unsafe      bool          // the negative control: no token check, zklockd's own clock off
+	unsafe      bool          // the negative control: zklockd's own clock off
 	seed        uint64
 	summaryTo   string // file to write the summary line to, if set
 	allFaults   bool   // the run must inject every kind of fault
@@ -74,26 +74,69 @@ func TestChaos(t *testing.T) {
 	}
 }
 
-// TestChaosNegativeControl runs the partition and the pause with the
-// safeguards off: a zklockd whose own-clock loss detection is disabled (a
-// build for tests only) and a resource that accepts any token. The checker
-// must then report violations; if it did not, it could not fail.
+// TestChaosNegativeControl shows that the checker catches the double grant
+// that zklockd's own clock prevents. It runs a partition and a pause, each
+// aimed at a client told to hold its lock through the fault while a client
+// of the other zklockd waits for it, twice with one seed: against a zklockd
+// built for tests only with its own-clock loss detection off, the holder
+// cut off by the partition hears Lost only after the heal, long after the
+// other zklockd's client was granted the lock, and the checker must report
+// that overlap (I2); against the real zklockd, with the same seed, it must
+// report nothing.
 func TestChaosNegativeControl(t *testing.T) {
+	netns.Require(t)
 	p := chaosParams{
 		timeout: 3 * time.Second, daemons: 2, clients: 3, locks: 1,
-		faults: []string{"partition", "pause"}, quiet: time.Second, unsafe: true, longHolds: true,
-		summaryTo: os.Getenv(chaosSummaryEnv),
+		faults: []string{"partition", "pause"}, quiet: time.Second,
+		summaryTo: os.Getenv(chaosSummaryEnv), seed: chaosSeed(t),
 	}
-	r := runChaos(t, p)
-	if r.violations == 0 {
-		t.Errorf("the negative control found no violation (%s): the checker cannot fail", r.line)
+	t.Run("unsafe", func(t *testing.T) {
+		p := p
+		p.unsafe = true
+		r := runChaos(t, p)
+		var partition fault
+		for _, f := range r.faults {
+			if f.kind == "partition" {
+				partition = f
+			}
+		}
+		n := 0
+		for _, o := range r.verdict.overlaps {
+			if partition.holder.op != "" && o.first.op == partition.holder.op {
+				n++
+			}
+		}
+		if n == 0 {
+			t.Errorf("no I2 violation by %s, the holder the partition hit (%s): the checker cannot catch a double grant", partition.holder.op, r.line)
+		}
+	})
+	t.Run("safe", func(t *testing.T) {
+		r := runChaos(t, p)
+		if r.violations > 0 || r.orphans > 0 {
+			t.Errorf("the real zklockd, with the unsafe run's seed: %s", r.line)
+		}
+	})
+}
+
+// chaosSeed returns the seed ZKLOCK_CHAOS_SEED sets, else a new one.
+func chaosSeed(t *testing.T) uint64 {
+	s := os.Getenv(chaosSeedEnv)
+	if s == "" {
+		return uint64(time.Now().UnixNano())
 	}
+	seed, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		t.Fatalf("%s=%q: %v", chaosSeedEnv, s, err)
+	}
+	return seed
 }
 
 // chaosResult is a run's outcome.
 type chaosResult struct {
 	violations, orphans int
 	line                string
+	verdict             verdict
+	faults              []fault
 }
 
 // chaosRun is the live system of one run.
@@ -132,15 +175,9 @@ type chaosClientProc struct {
 }
 
 func runChaos(t *testing.T, p chaosParams) chaosResult {
-	if err := netns.Available(); err != nil {
-		t.Skipf("the chaos run partitions zklockd in a network namespace: %v", err)
-	}
-	p.seed = uint64(time.Now().UnixNano())
-	if s := os.Getenv(chaosSeedEnv); s != "" {
-		var err error
-		if p.seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("%s=%q: %v", chaosSeedEnv, s, err)
-		}
+	netns.Require(t) // the partitions cut zklockd off in a network namespace
+	if p.seed == 0 {
+		p.seed = chaosSeed(t)
 	}
 	t.Logf("chaos: seed %d (%s=%d repeats the faults' order and the clients' choices)", p.seed, chaosSeedEnv, p.seed)
 	r := &chaosRun{t: t, p: p, rng: rand.New(rand.NewPCG(p.seed, 1)), dir: t.TempDir()}
@@ -150,7 +187,7 @@ func runChaos(t *testing.T, p chaosParams) chaosResult {
 	}
 
 	r.ens = zktest.StartEnsemble(t, 3)
-	r.rec = startRecorder(t, !p.unsafe, zktest.Client(t, r.ens.ConnectString()), "/zklock")
+	r.rec = startRecorder(t, zktest.Client(t, r.ens.ConnectString()), "/zklock")
 	for i := range p.daemons {
 		r.daemons = append(r.daemons, r.newDaemon(i))
 	}
@@ -189,10 +226,11 @@ func runChaos(t *testing.T, p chaosParams) chaosResult {
 	}
 	r.rec.mu.Lock()
 	h := history{events: r.rec.events, writes: r.rec.writes, faults: r.faults, daemonOf: daemonOf,
-		timeout: p.timeout, ownClock: !p.unsafe, end: stopAt}
-	i4, unproven, stale := r.rec.released, r.rec.unproven, r.rec.stale
+		timeout: p.timeout, end: stopAt}
+	i4, unproven := r.rec.released, r.rec.unproven
 	r.rec.mu.Unlock()
 	v := h.check()
+	r.checkBuild()
 
 	counts := map[string]int{}
 	for _, e := range h.events {
@@ -203,7 +241,11 @@ func runChaos(t *testing.T, p chaosParams) chaosResult {
 	}
 	for _, f := range r.faults {
 		counts["fault "+f.kind]++
-		t.Logf("fault %-13s daemon %2d client %-4s at %s, recovered after %v", f.kind, f.daemon, f.client, clock(f.start), f.end.Sub(f.start).Round(time.Millisecond))
+		hit := f.client
+		if f.holder.op != "" {
+			hit = f.holder.op + " holding " + f.holder.lock
+		}
+		t.Logf("fault %-13s daemon %2d at %s, recovered after %v; hit %s", f.kind, f.daemon, clock(f.start), f.end.Sub(f.start).Round(time.Millisecond), hit)
 	}
 	if p.allFaults {
 		for _, k := range []string{"cancel-wait", "release", "fault leader-kill", "fault follower-kill", "fault partition", "fault pause", "fault zklockd-kill", "fault client-kill", "fault ensemble-stop"} {
@@ -213,13 +255,16 @@ func runChaos(t *testing.T, p chaosParams) chaosResult {
 		}
 	}
 	t.Logf("records: %v", counts)
-	t.Logf("writes: %d accepted, %d refused for a stale token; confirmed releases not checkable against ZooKeeper: %d", len(h.writes), stale, unproven)
-	t.Logf("regrants measured: %d (max %v); crash victims not measurable (no waiter on another zklockd): %d", v.regrants, v.maxRegrant.Round(time.Millisecond), v.unmeasured)
-	var all []string
-	all = append(all, v.i1...)
-	all = append(all, v.i2...)
-	all = append(all, i4...)
-	all = append(all, v.i5...)
+	refused := 0
+	for _, w := range h.writes {
+		if w.refused {
+			refused++
+		}
+	}
+	t.Logf("writes: %d, %d of them refused for a stale token; confirmed releases not checkable against ZooKeeper: %d", len(h.writes), refused, unproven)
+	t.Logf("regrants measured: %d (max %v); after a release: %s; crash victims not measurable (no waiter on another zklockd): %d",
+		v.regrants, v.maxRegrant.Round(time.Millisecond), quantiles(v.releaseRegrants), v.unmeasured)
+	all := slices.Concat(v.violations(), i4)
 	for i, s := range all {
 		if i == 20 {
 			t.Logf("... and %d more", len(all)-20)
@@ -230,15 +275,15 @@ func runChaos(t *testing.T, p chaosParams) chaosResult {
 	for _, o := range orphans {
 		t.Logf("I3 orphan: %s", o)
 	}
-	t.Logf("violations: I1 %d, I2 %d, I4 %d, I5 %d; I3 orphans %d", len(v.i1), len(v.i2), len(i4), len(v.i5), len(orphans))
+	t.Logf("violations: I1 %d, I2 %d, I4 %d, I5 %d, faults that cost no lease %d; I3 orphans %d", len(v.i1), len(v.i2), len(i4), len(v.i5), len(v.unfelt), len(orphans))
 
 	if dir := os.Getenv(chaosLogsEnv); dir != "" {
 		r.saveLogs(dir)
 	}
 
-	res := chaosResult{violations: len(all), orphans: len(orphans)}
-	res.line = fmt.Sprintf("chaos: %d ops, %d faults, %d violations, %d orphans, max regrant %d ms",
-		v.ops, len(r.faults), res.violations, res.orphans, v.maxRegrant.Milliseconds())
+	res := chaosResult{violations: len(all), orphans: len(orphans), verdict: v, faults: r.faults}
+	res.line = fmt.Sprintf("chaos: %d ops, %d faults, %d of %d partitions and pauses cost a holder its lease, %d violations, %d orphans, max regrant %d ms",
+		v.ops, len(r.faults), v.lostToFaults, v.leaseFaults, res.violations, res.orphans, v.maxRegrant.Milliseconds())
 	if p.unsafe {
 		res.line += " (negative control)"
 	}
@@ -254,6 +299,30 @@ func runChaos(t *testing.T, p chaosParams) chaosResult {
 		}
 	}
 	return res
+}
+
+// checkBuild checks, from their logs, that every zklockd of the run was the
+// build the run meant: the negative control's, with its own clock off,
+// or the real one.
+func (r *chaosRun) checkBuild() {
+	const unsafeLine = "UNSAFE test build: the own clock is off"
+	for _, d := range r.procs {
+		if got := strings.Contains(d.out.String(), unsafeLine); got != r.p.unsafe {
+			r.t.Errorf("%s: logged %q: %v, want %v", d.name, unsafeLine, got, r.p.unsafe)
+		}
+	}
+}
+
+// quantiles summarizes latencies as their median, 99th percentile and
+// maximum.
+func quantiles(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "none"
+	}
+	ds = slices.Clone(ds)
+	slices.Sort(ds)
+	at := func(q float64) time.Duration { return ds[int(q*float64(len(ds)-1))].Round(time.Millisecond) }
+	return fmt.Sprintf("%d, p50 %v, p99 %v, max %v", len(ds), at(0.5), at(0.99), ds[len(ds)-1].Round(time.Millisecond))
 }
 
 // saveLogs writes the output of every zklockd process of the run to dir,
@@ -310,8 +379,9 @@ func (r *chaosRun) startClient(daemon int) {
 	r.ndone++
 	cfg := chaosClientConfig{
 		ID: fmt.Sprintf("c%d", r.ndone), Socket: r.daemons[daemon].socket, Recorder: r.rec.addr(), Seed: r.rng.Uint64(),
-		LongHold: r.p.longHolds, Until: time.Now().Add(r.p.duration + 10*time.Minute),
+		Until: time.Now().Add(r.p.duration + 10*time.Minute),
 	}
+	r.rec.addClient(cfg.ID, daemon)
 	for l := range r.p.locks {
 		cfg.Locks = append(cfg.Locks, fmt.Sprintf("chaos/lock%d", l))
 	}
@@ -412,23 +482,24 @@ func (r *chaosRun) inject(kind string) {
 		time.Sleep(outage)
 		r.ens.StartAll()
 	case "partition":
-		f.daemon = r.victim()
+		r.victim(&f)
 		f.start = time.Now()
 		if err := r.daemons[f.daemon].ns.Partition(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(outage)
+		r.cutOff(&f, outage)
 		if err := r.daemons[f.daemon].ns.Heal(); err != nil {
 			t.Fatal(err)
 		}
+		f.woke = time.Now()
 	case "pause":
-		f.daemon = r.victim()
+		r.victim(&f)
 		d := r.daemons[f.daemon]
 		f.start = d.proc.signal(syscall.SIGSTOP)
-		time.Sleep(outage)
-		d.proc.signal(syscall.SIGCONT)
+		r.cutOff(&f, outage)
+		f.woke = d.proc.signal(syscall.SIGCONT)
 	case "zklockd-kill":
-		f.daemon = r.victim()
+		r.victim(&f)
 		d := r.daemons[f.daemon]
 		f.start = d.proc.signal(syscall.SIGKILL)
 		d.proc.waitExit(exitTimeout)
@@ -459,21 +530,39 @@ func (r *chaosRun) inject(kind string) {
 	}
 	r.waitServing()
 	f.end = time.Now()
+	if f.woke.IsZero() {
+		f.woke = f.start
+	}
 	r.faults = append(r.faults, f)
 }
 
-// victim picks the zklockd to hit: one whose client holds a lock now, if
-// any.
-func (r *chaosRun) victim() int {
-	id, ok := r.rec.holder()
-	if ok {
-		for _, c := range r.clients {
-			if c.id == id {
-				return c.daemon
-			}
-		}
+// cutOff lasts a partition or a pause of f: at least outage, and, if a
+// client of the other zklockd waited for the lock of the holder it hit,
+// until ZooKeeper granted it that lock (once it expired the session), up
+// to maxOutage.
+func (r *chaosRun) cutOff(f *fault, outage time.Duration) {
+	const maxOutage = 20 * time.Second
+	time.Sleep(time.Until(f.start.Add(outage)))
+	for f.rival && !r.rec.regrantedElsewhere(f.holder) && time.Since(f.start) < maxOutage {
+		time.Sleep(50 * time.Millisecond)
 	}
-	return r.rng.IntN(len(r.daemons))
+}
+
+// victim picks the zklockd f hits, and the holder it hits there: a client
+// the recorder tells to hold its lock through the fault, preferably one
+// whose lock a client of the other zklockd waits for. If no client is
+// granted a lock for 15 s, it picks a zklockd at random, and the fault
+// hits no holder (checkFaultsCost reports that).
+func (r *chaosRun) victim(f *fault) {
+	d, ok := r.rec.designate(5*time.Second, 15*time.Second)
+	if !ok {
+		r.t.Logf("no client was granted a lock for 15 s: the fault hits no holder")
+		f.daemon = r.rng.IntN(len(r.daemons))
+		return
+	}
+	r.rec.mu.Lock()
+	defer r.rec.mu.Unlock()
+	f.holder, f.rival, f.daemon = d.grant, d.rival, r.rec.daemonOf[d.grant.client]
 }
 
 // waitServing waits until every zklockd reports SERVING (it has a usable
