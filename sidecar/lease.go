@@ -162,14 +162,21 @@ func (t *table) add(l *lease) {
 	t.leases[l.id] = l
 }
 
-// lookup returns the live lease with id, or its tombstone.
+// lookup returns the live lease with id, or its tombstone while it lasts.
 func (t *table) lookup(id string) (*lease, tombstone, bool) {
+	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if l, ok := t.leases[id]; ok {
 		return l, tombstone{}, true
 	}
+	t.prune(now)
 	tb, ok := t.tombs[id]
+	if ok && now.Sub(tb.at) >= t.tombTTL {
+		// Older than the tombstone time, though not pruned yet: tombOrder
+		// is only roughly in burial order.
+		return nil, tombstone{}, false
+	}
 	return nil, tb, ok
 }
 
@@ -185,6 +192,13 @@ func (t *table) bury(l *lease, now time.Time) {
 	t.active--
 	t.tombs[l.id] = tombstone{reason: reason, token: l.hold.Token(), at: now}
 	t.tombOrder = append(t.tombOrder, l.id)
+	t.prune(now)
+}
+
+// prune forgets the tombstones older than the tombstone time, oldest first.
+// It runs on every burial and every lookup, so that a tombstone ends on
+// time even when no other lease ends. t.mu must be held.
+func (t *table) prune(now time.Time) {
 	for len(t.tombOrder) > 0 {
 		old := t.tombs[t.tombOrder[0]]
 		if now.Sub(old.at) < t.tombTTL {

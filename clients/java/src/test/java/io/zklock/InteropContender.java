@@ -8,17 +8,21 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import org.apache.curator.framework.CuratorFramework;
 import org.apache.curator.framework.CuratorFrameworkFactory;
+import org.apache.curator.framework.recipes.locks.InterProcessLock;
 import org.apache.curator.framework.recipes.locks.InterProcessMutex;
+import org.apache.curator.framework.recipes.locks.InterProcessReadWriteLock;
 import org.apache.curator.retry.RetryOneTime;
 
 /**
- * One contender of the interop test (the Go e2e test TestInteropCurator): takes a lock ROUNDS
- * times, either through zklockd with the Java client or with Curator's InterProcessMutex
- * directly on ZooKeeper, and reports each critical section to the test's checker.
+ * One contender of the interop tests (the Go e2e tests TestInteropCurator and
+ * TestInteropCuratorReadWrite): takes a lock ROUNDS times, either through zklockd with the Java
+ * client, or directly on ZooKeeper with Curator's InterProcessMutex or one side of its
+ * InterProcessReadWriteLock, and reports each critical section to the test's checker.
  *
- * <p>Usage: InteropContender zklock|curator TARGET LOCK ROUNDS CHECKER WHO, where TARGET is the
- * zklockd address (zklock) or the ZooKeeper connect string (curator), and LOCK the lock name
- * (zklock) or its ZooKeeper path (curator).
+ * <p>Usage: InteropContender zklock|curator|curator-read|curator-write TARGET LOCK ROUNDS CHECKER
+ * WHO, where TARGET is the zklockd address (zklock) or the ZooKeeper connect string (Curator), and
+ * LOCK the lock name (zklock) or its ZooKeeper path (Curator). A read lock's sections are reported
+ * as shared. The Curator locks store WHO in their nodes, so Describe shows it as the owner.
  */
 public final class InteropContender {
   public static void main(String[] a) throws Exception {
@@ -29,18 +33,32 @@ public final class InteropContender {
         PrintWriter out = new PrintWriter(s.getOutputStream(), true, StandardCharsets.UTF_8);
         BufferedReader in =
             new BufferedReader(new InputStreamReader(s.getInputStream(), StandardCharsets.UTF_8))) {
-      if (mode.equals("curator")) {
+      if (mode.startsWith("curator")) {
         try (CuratorFramework client =
             CuratorFrameworkFactory.newClient(target, 10_000, 5_000, new RetryOneTime(100))) {
           client.start();
           client.blockUntilConnected();
-          InterProcessMutex mutex = new InterProcessMutex(client, lock);
+          byte[] data = who.getBytes(StandardCharsets.UTF_8);
+          InterProcessLock curatorLock;
+          switch (mode) {
+            case "curator":
+              curatorLock = new InterProcessMutex(client, lock);
+              break;
+            case "curator-read":
+              curatorLock = new InterProcessReadWriteLock(client, lock, data).readLock();
+              break;
+            case "curator-write":
+              curatorLock = new InterProcessReadWriteLock(client, lock, data).writeLock();
+              break;
+            default:
+              throw new IllegalArgumentException("unknown mode " + mode);
+          }
           for (int i = 0; i < rounds; i++) {
-            mutex.acquire();
+            curatorLock.acquire();
             try {
-              critical(out, in, who, 0);
+              critical(out, in, who, 0, mode.equals("curator-read"));
             } finally {
-              mutex.release();
+              curatorLock.release();
             }
           }
         }
@@ -48,7 +66,7 @@ public final class InteropContender {
         try (ZkLockClient client = new ZkLockClient(target)) {
           for (int i = 0; i < rounds; i++) {
             try (Lease lease = client.lock(lock, Duration.ofMinutes(1), who, null)) {
-              critical(out, in, who, lease.token());
+              critical(out, in, who, lease.token(), false);
             }
           }
         }
@@ -56,9 +74,10 @@ public final class InteropContender {
     }
   }
 
-  private static void critical(PrintWriter out, BufferedReader in, String who, long token)
+  private static void critical(
+      PrintWriter out, BufferedReader in, String who, long token, boolean shared)
       throws Exception {
-    out.println("ENTER " + who + " " + token);
+    out.println("ENTER " + who + " " + token + (shared ? " shared" : ""));
     if (!"OK".equals(in.readLine())) {
       throw new IllegalStateException(who + ": checker refused ENTER");
     }
