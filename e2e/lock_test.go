@@ -501,8 +501,10 @@ func TestUnixSocket(t *testing.T) {
 	// Killed, a leaves its socket file; the next zklockd takes it over.
 	a.signal(syscall.SIGKILL)
 	a.waitExit(exitTimeout)
-	if _, err := os.Lstat(sock); err != nil {
-		t.Logf("no stale socket after SIGKILL (%v)", err)
+	if fi, err := os.Lstat(sock); err != nil {
+		t.Fatalf("no stale socket after SIGKILL (%v): the takeover below would test nothing", err)
+	} else if fi.Mode().Type() != os.ModeSocket {
+		t.Fatalf("%s after SIGKILL is a %v, want the stale socket", sock, fi.Mode().Type())
 	}
 	c := startDaemon(t, "c", zkc.ConnectString(), daemonOpts{unixSocket: sock})
 	takeLock(c)
