@@ -8,7 +8,6 @@ import (
 
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/status"
 
 	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
 	"github.com/zklock/zklock/internal/tcpproxy"
@@ -326,12 +325,12 @@ func TestReleaseWhileSuspended(t *testing.T) {
 		<-changed
 		st, changed = a.sess.State()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	// The sidecar stops waiting a fifth of the time left (here 500 ms)
+	// before the call's deadline, to answer why.
+	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
 	_, err = a.client.Release(ctx, &zklockv1.ReleaseRequest{LeaseId: g.GetLeaseId()})
 	cancel()
-	if c := status.Code(err); c != codes.DeadlineExceeded && c != codes.Unavailable {
-		t.Fatalf("Release while suspended = %v, want DEADLINE_EXCEEDED or UNAVAILABLE", err)
-	}
+	wantCode(t, err, codes.Unavailable, "RELEASE_UNCONFIRMED")
 	_, err = a.client.Renew(ctxT(t), &zklockv1.RenewRequest{LeaseIds: []string{g.GetLeaseId()}})
 	wantCode(t, err, codes.NotFound, "LEASE_NOT_FOUND")
 	if n := len(zktest.Children(t, ins, "/zklock/susp")); n != 1 {
