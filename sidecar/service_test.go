@@ -105,7 +105,9 @@ func TestDetachedLease(t *testing.T) {
 	b.waitUsable(t)
 
 	t.Run("renewed, it is kept; released, it is gone", func(t *testing.T) {
-		ea := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "job", Detach: true, Ttl: dur(time.Second)})
+		// Renewed every 250 ms for 3 s, past its 2 s ttl: a round may take
+		// 1.75 s longer than planned before the lease runs out.
+		ea := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "job", Detach: true, Ttl: dur(2 * time.Second)})
 		g := ea.granted(wait)
 		if g.GetExpiresAt() == nil {
 			t.Fatal("detached lease without expires_at")
@@ -113,7 +115,7 @@ func TestDetachedLease(t *testing.T) {
 		if err := ea.end(wait); err != nil {
 			t.Fatalf("detached stream ended with %v", err)
 		}
-		for range 6 {
+		for range 12 {
 			r, err := a.client.Renew(ctxT(t), &zklockv1.RenewRequest{LeaseIds: []string{g.GetLeaseId()}})
 			if err != nil {
 				t.Fatalf("Renew: %v", err)
@@ -121,7 +123,7 @@ func TestDetachedLease(t *testing.T) {
 			if got := r.GetLeases()[0].GetExpiresAt().AsTime(); !got.After(g.GetExpiresAt().AsTime()) {
 				t.Errorf("Renew moved expiry to %v, not after %v", got, g.GetExpiresAt().AsTime())
 			}
-			time.Sleep(300 * time.Millisecond)
+			time.Sleep(250 * time.Millisecond)
 		}
 		eb := acquire(t, b.client, &zklockv1.AcquireRequest{Lock: "job", Wait: dur(0)})
 		eb.queued(wait)
