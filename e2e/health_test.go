@@ -28,11 +28,14 @@ func TestHealthListenBesideUnixSocket(t *testing.T) {
 	d := startDaemon(t, "a", zkc.ConnectString(), daemonOpts{unixSocket: sock, sessionTimeout: 4 * time.Second,
 		args: []string{"--health-listen", "127.0.0.1:0"}})
 
-	// The port zklockd bound, from its log line.
-	m := regexp.MustCompile(`msg="serving grpc.health.v1 alone, in plaintext" listen=(\S+)`).FindStringSubmatch(d.out.String())
-	if m == nil {
-		t.Fatalf("no health listener in the log:\n%s", d.out)
-	}
+	// The port zklockd bound, from its log line (its output reaches d.out
+	// through a pipe, behind its answers).
+	re := regexp.MustCompile(`msg="serving grpc.health.v1 alone, in plaintext" listen=(\S+)`)
+	var m []string
+	zktest.Eventually(t, wait, "zklockd logs its health listener", func() bool {
+		m = re.FindStringSubmatch(d.out.String())
+		return m != nil
+	})
 	healthAddr := m[1]
 	hconn, err := grpc.NewClient("passthrough:///"+healthAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

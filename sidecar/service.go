@@ -592,7 +592,9 @@ func (s *Service) Release(ctx context.Context, req *zklockv1.ReleaseRequest) (*z
 	default:
 		return nil, lostError(tombstone{reason: reason, token: l.hold.Token()})
 	}
-	err := l.hold.Release(ctx)
+	wait, cancel := confirmWait(ctx)
+	err := l.hold.Release(wait)
+	cancel()
 	switch {
 	case err == nil:
 		if !l.end(endReleased) {
@@ -634,6 +636,26 @@ func (s *Service) Release(ctx context.Context, req *zklockv1.ReleaseRequest) (*z
 	})
 	return nil, statusError(codes.Unavailable, "RELEASE_UNCONFIRMED", nil,
 		"ZooKeeper has not confirmed the delete yet (%v); the sidecar keeps trying: call Release again", err)
+}
+
+// releaseAnswerMargin bounds how long before the call's deadline a Release
+// stops waiting for ZooKeeper's confirmation.
+const releaseAnswerMargin = time.Second
+
+// confirmWait returns the context a Release waits on for ZooKeeper's
+// confirmation. With a deadline, it ends a fifth of the time left (at most
+// releaseAnswerMargin) before it, so that the UNAVAILABLE
+// RELEASE_UNCONFIRMED answer reaches the caller before the caller's own
+// deadline turns it into a bare DEADLINE_EXCEEDED, even through a process
+// paused by GC or CPU throttling. Waiting to the last moment would gain
+// little: the delete goes on in the background either way.
+func confirmWait(ctx context.Context) (context.Context, context.CancelFunc) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return ctx, func() {}
+	}
+	margin := max(0, min(time.Until(d)/5, releaseAnswerMargin))
+	return context.WithDeadline(ctx, d.Add(-margin))
 }
 
 // Describe implements LockService.Describe.

@@ -8,7 +8,6 @@ import (
 
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/status"
 
 	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
 	"github.com/zklock/zklock/internal/tcpproxy"
@@ -106,7 +105,9 @@ func TestDetachedLease(t *testing.T) {
 	b.waitUsable(t)
 
 	t.Run("renewed, it is kept; released, it is gone", func(t *testing.T) {
-		ea := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "job", Detach: true, Ttl: dur(time.Second)})
+		// Renewed every 250 ms for 3 s, past its 2 s ttl: a round may take
+		// 1.75 s longer than planned before the lease runs out.
+		ea := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "job", Detach: true, Ttl: dur(2 * time.Second)})
 		g := ea.granted(wait)
 		if g.GetExpiresAt() == nil {
 			t.Fatal("detached lease without expires_at")
@@ -114,7 +115,7 @@ func TestDetachedLease(t *testing.T) {
 		if err := ea.end(wait); err != nil {
 			t.Fatalf("detached stream ended with %v", err)
 		}
-		for range 6 {
+		for range 12 {
 			r, err := a.client.Renew(ctxT(t), &zklockv1.RenewRequest{LeaseIds: []string{g.GetLeaseId()}})
 			if err != nil {
 				t.Fatalf("Renew: %v", err)
@@ -122,7 +123,7 @@ func TestDetachedLease(t *testing.T) {
 			if got := r.GetLeases()[0].GetExpiresAt().AsTime(); !got.After(g.GetExpiresAt().AsTime()) {
 				t.Errorf("Renew moved expiry to %v, not after %v", got, g.GetExpiresAt().AsTime())
 			}
-			time.Sleep(300 * time.Millisecond)
+			time.Sleep(250 * time.Millisecond)
 		}
 		eb := acquire(t, b.client, &zklockv1.AcquireRequest{Lock: "job", Wait: dur(0)})
 		eb.queued(wait)
@@ -202,9 +203,10 @@ func TestShutdownReleasesEveryLease(t *testing.T) {
 	}
 	wantCode(t, waiting.end(wait), codes.Unavailable, "SHUTTING_DOWN")
 	other.granted(5 * time.Second)
-	for _, p := range []string{"/zklock/s1", "/zklock/s2"} {
-		if n := len(zktest.Children(t, ins, p)); p == "/zklock/s1" && n != 0 {
-			t.Errorf("%s: %d nodes after shutdown, want 0", p, n)
+	// a's nodes are gone; b's on s2 holds.
+	for p, want := range map[string]int{"/zklock/s1": 0, "/zklock/s2": 1} {
+		if n := len(zktest.Children(t, ins, p)); n != want {
+			t.Errorf("%s: %d nodes after shutdown, want %d", p, n, want)
 		}
 	}
 }
@@ -269,6 +271,11 @@ func TestUnavailableWithoutSession(t *testing.T) {
 // TestReleaseOfLeaseLostWithItsEpoch: a detached lease whose epoch ended
 // (the session itself survived, so the sidecar deleted the node itself)
 // must answer ABORTED, not OK: the lock may have been held by another.
+//
+// ZooKeeper's replies are dropped while its requests get through, so the
+// epoch ends by the sidecar's clock while ZooKeeper keeps the session (see
+// zkrecipes' TestEpochEndedOnSurvivingSessionLeavesNoOrphan); the cut is
+// healed, and the connection closed, as soon as the epoch ends.
 func TestReleaseOfLeaseLostWithItsEpoch(t *testing.T) {
 	zkc := startZK(t)
 	p, err := tcpproxy.New(zkc.Servers()[0])
@@ -276,17 +283,21 @@ func TestReleaseOfLeaseLostWithItsEpoch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	a := startInstance(t, p.Addr(), instanceOpts{timeout: 6 * time.Second})
+	a := startInstance(t, p.Addr(), instanceOpts{timeout: 8 * time.Second})
 	a.waitUsable(t)
 	g := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "epoch", Detach: true, Ttl: dur(time.Minute)}).granted(wait)
 
 	st, changed := a.sess.State()
-	p.SetMode(tcpproxy.Stall)
+	p.SetMode(tcpproxy.DropReplies)
 	<-st.Epoch.Done()
 	p.SetMode(tcpproxy.Pass)
+	p.Cut()
 	for {
 		now, _ := a.sess.State()
 		if now.Epoch != nil && now.Epoch != st.Epoch {
+			if now.Epoch.SessionID() != st.Epoch.SessionID() {
+				t.Fatalf("session 0x%x expired (new 0x%x), though ZooKeeper heard from it all along", st.Epoch.SessionID(), now.Epoch.SessionID())
+			}
 			break
 		}
 		select {
@@ -326,12 +337,12 @@ func TestReleaseWhileSuspended(t *testing.T) {
 		<-changed
 		st, changed = a.sess.State()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	// The sidecar stops waiting a fifth of the time left (here 500 ms)
+	// before the call's deadline, to answer why.
+	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
 	_, err = a.client.Release(ctx, &zklockv1.ReleaseRequest{LeaseId: g.GetLeaseId()})
 	cancel()
-	if c := status.Code(err); c != codes.DeadlineExceeded && c != codes.Unavailable {
-		t.Fatalf("Release while suspended = %v, want DEADLINE_EXCEEDED or UNAVAILABLE", err)
-	}
+	wantCode(t, err, codes.Unavailable, "RELEASE_UNCONFIRMED")
 	_, err = a.client.Renew(ctxT(t), &zklockv1.RenewRequest{LeaseIds: []string{g.GetLeaseId()}})
 	wantCode(t, err, codes.NotFound, "LEASE_NOT_FOUND")
 	if n := len(zktest.Children(t, ins, "/zklock/susp")); n != 1 {

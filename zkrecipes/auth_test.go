@@ -235,20 +235,30 @@ func TestAuthSurvivesReconnectAndExpiry(t *testing.T) {
 
 	// A new connection to the same session.
 	e1 := waitEpoch(t, s, 0)
+	handshakes := func() int { return strings.Count(logs.String(), "zookeeper client: authenticated: id=") }
+	before := handshakes()
 	p.Cut()
 	zktest.Eventually(t, 20*time.Second, "reconnected", func() bool {
 		st, _ := s.State()
-		return st.Connected
+		return handshakes() > before && st.Connected
 	})
 	if st, _ := s.State(); st.Epoch != e1 {
 		t.Fatalf("epoch changed across a short cut: %d, want %d", st.Epoch.ID(), e1.ID())
 	}
 	lockAndRelease("/zklock/auth/after-cut")
 
-	// A new session after the old one expired.
+	// A new session after the old one expired. The node of a hold taken
+	// before the cut tells when ZooKeeper expired the session.
+	held, err := s.Lock(ctxFor(t, time.Minute), "/zklock/auth/held", LockOptions{})
+	if err != nil {
+		t.Fatalf("Lock(/zklock/auth/held): %v", err)
+	}
 	p.SetMode(tcpproxy.Stall)
 	<-e1.Done()
-	time.Sleep(timeout + time.Second) // and ZooKeeper expired the session
+	zktest.Eventually(t, 4*timeout, "ZooKeeper expires the session and deletes its node", func() bool {
+		ok, _, err := anon.Exists(held.Path())
+		return err == nil && !ok
+	})
 	p.SetMode(tcpproxy.Pass)
 	p.Cut()
 	e2 := waitEpoch(t, s, e1.ID())

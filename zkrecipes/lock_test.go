@@ -350,23 +350,37 @@ func TestSharedHoldersExcludeExclusive(t *testing.T) {
 		t.Fatalf("exclusive try under readers = %v, want ErrHeld", err)
 	}
 	got := make(chan *Hold, 1)
+	queued := make(chan [2]int, 10) // the writer's position and queue length
 	go func() {
-		h, err := s.Lock(ctx, lockPath, LockOptions{})
+		h, err := s.Lock(ctx, lockPath, LockOptions{OnQueued: func(pos, n int) { queued <- [2]int{pos, n} }})
 		if err != nil {
 			t.Errorf("exclusive Lock: %v", err)
 		}
 		got <- h
 	}()
-	time.Sleep(100 * time.Millisecond)
+	wantQueued := func(want [2]int) {
+		t.Helper()
+		select {
+		case q := <-queued:
+			if q != want {
+				t.Fatalf("writer queued at position %d of %d, want %d of %d", q[0], q[1], want[0], want[1])
+			}
+		case <-got:
+			t.Fatal("writer's Lock returned while readers hold")
+		}
+	}
+	wantQueued([2]int{2, 3})
 	// A reader arriving after a queued writer waits behind it.
 	if _, err := s.Lock(ctx, lockPath, LockOptions{Shared: true, TryOnce: true}); !errors.Is(err, ErrHeld) {
 		t.Fatalf("shared try behind a queued writer = %v, want ErrHeld", err)
 	}
 	// The writer waits on r2, the reader just before it. r2 leaving does
-	// not grant it while r1 still holds.
+	// not grant it while r1 still holds: it moves up, and keeps waiting (a
+	// negative check: it can only miss a wrong grant that comes late).
 	if err := r2.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
+	wantQueued([2]int{1, 2})
 	select {
 	case <-got:
 		t.Fatal("writer granted while a reader still holds")

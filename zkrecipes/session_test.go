@@ -39,10 +39,11 @@ func TestCreateAfterConnectionLossFindsItsOwnNode(t *testing.T) {
 	// The server applies the waiter's create, but its reply never arrives.
 	p.SetMode(tcpproxy.DropReplies)
 	done := make(chan error, 1)
+	queued := make(chan [2]int, 10) // the waiter's position and queue length
 	var hold *Hold
 	go func() {
 		var err error
-		hold, err = s.Lock(context.Background(), lockPath, LockOptions{TryOnce: false})
+		hold, err = s.Lock(context.Background(), lockPath, LockOptions{OnQueued: func(pos, n int) { queued <- [2]int{pos, n} }})
 		done <- err
 	}()
 	zktest.Eventually(t, 10*time.Second, "the waiter's node is created", func() bool {
@@ -52,8 +53,17 @@ func TestCreateAfterConnectionLossFindsItsOwnNode(t *testing.T) {
 	p.SetMode(tcpproxy.Pass)
 
 	// Once reconnected, the waiter must find its node rather than make a
-	// second one.
-	time.Sleep(time.Second)
+	// second one: it queues behind the holder, and no other node appeared.
+	select {
+	case q := <-queued:
+		if q != [2]int{1, 2} {
+			t.Errorf("waiter queued at position %d of %d, want 1 of 2", q[0], q[1])
+		}
+	case err := <-done:
+		t.Fatalf("waiter's Lock returned %v before it queued", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("waiter not queued 20s after the cut")
+	}
 	if c := zktest.Children(t, ins, lockPath); len(c) != 2 {
 		t.Fatalf("nodes after reconnecting: %v, want the holder's and one waiter's", c)
 	}
@@ -80,7 +90,12 @@ func TestCreateAfterConnectionLossFindsItsOwnNode(t *testing.T) {
 
 // TestLostBeforeAnotherIsGranted checks the safety rule of the session's
 // own clock: when ZooKeeper is cut off, the holder is told Suspended, then
-// Lost, before ZooKeeper can grant the lock to anyone else.
+// Lost, before ZooKeeper can grant the lock to anyone else. The goroutine
+// granted checks at once, so the test's goroutine waking late cannot blur
+// the order: A's own clock, asked then, must not vouch for the hold (the
+// hard rule: a sidecar asks it before it answers), and A must have been
+// told already (its clock ended the epoch by itself, a quarter of the
+// timeout before ZooKeeper could).
 func TestLostBeforeAnotherIsGranted(t *testing.T) {
 	zkc := startZK(t)
 	p := proxied(t, zkc.Servers()[0])
@@ -92,21 +107,28 @@ func TestLostBeforeAnotherIsGranted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	granted := make(chan time.Time, 1)
+	type grant struct {
+		err   error
+		at    time.Time
+		lost  bool // A's hold had ended (Done closed) when B was granted
+		valid bool // then A's own clock, asked, still vouched for its hold
+	}
+	granted := make(chan grant, 1)
 	go func() {
 		hb, err := b.Lock(ctxFor(t, time.Minute), lockPath, LockOptions{})
-		granted <- time.Now()
-		if err != nil {
-			t.Errorf("B's Lock: %v", err)
-			return
+		g := grant{err: err, at: time.Now()}
+		select {
+		case <-ha.Done():
+			g.lost = true
+		default:
 		}
-		hb.Release(context.Background())
+		g.valid = ha.Valid() // after Done: Valid ends an epoch past its deadline
+		granted <- g
+		if err == nil {
+			hb.Release(context.Background())
+		}
 	}()
 
-	var (
-		mu        sync.Mutex
-		suspended time.Time
-	)
 	st, changed := a.State()
 	stallAt := time.Now()
 	p.SetMode(tcpproxy.Stall)
@@ -114,18 +136,22 @@ func TestLostBeforeAnotherIsGranted(t *testing.T) {
 		<-changed
 		st, changed = a.State()
 	}
-	mu.Lock()
-	suspended = time.Now()
-	mu.Unlock()
+	suspended := time.Now()
 	<-ha.Done()
 	lostAt := time.Now()
-	grantedAt := <-granted
+	g := <-granted
 	p.SetMode(tcpproxy.Pass)
+	if g.err != nil {
+		t.Fatalf("B's Lock: %v", g.err)
+	}
 
 	t.Logf("suspended after %v, lost after %v, other granted after %v",
-		suspended.Sub(stallAt), lostAt.Sub(stallAt), grantedAt.Sub(stallAt))
-	if !lostAt.Before(grantedAt) {
-		t.Errorf("holder lost at %v after the cut, but another was granted at %v: two holders", lostAt.Sub(stallAt), grantedAt.Sub(stallAt))
+		suspended.Sub(stallAt), lostAt.Sub(stallAt), g.at.Sub(stallAt))
+	if g.valid {
+		t.Errorf("A's hold still valid by its own clock when B was granted, %v after the cut: two holders", g.at.Sub(stallAt))
+	}
+	if !g.lost {
+		t.Errorf("A's hold not yet lost when B was granted, %v after the cut (A learnt it %v after)", g.at.Sub(stallAt), lostAt.Sub(stallAt))
 	}
 	if ha.Valid() {
 		t.Error("hold still valid after its epoch ended")
@@ -148,13 +174,22 @@ func TestLostBeforeAnotherIsGranted(t *testing.T) {
 }
 
 // TestEpochEndedOnSurvivingSessionLeavesNoOrphan covers a session that
-// outlives the epoch its holders were told was lost (a pause shorter than
-// the session timeout but longer than the margin allows): the Session must
+// outlives the epoch its holders were told was lost: the Session must
 // delete the old nodes itself, and re-queue its waiters.
+//
+// ZooKeeper's replies are dropped while its requests get through: the
+// Session's clock sees no contact and ends the epoch at 3/4 of the
+// timeout, while ZooKeeper keeps hearing the client's pings, and its
+// reconnect request if its library gives up on the connection first, so
+// the session cannot expire during the cut. Once the hold is lost, the cut
+// heals and the connection is closed (a reconnect whose reply was dropped
+// would otherwise wait for it for ten times the read timeout). The library
+// reconnects within a second, while ZooKeeper keeps the session at least
+// 2/3 of the timeout after the last ping it heard: over 4 s of slack here.
 func TestEpochEndedOnSurvivingSessionLeavesNoOrphan(t *testing.T) {
 	zkc := startZK(t)
 	p := proxied(t, zkc.Servers()[0])
-	const timeout = 6 * time.Second
+	const timeout = 8 * time.Second
 	a := newSession(t, p.Addr(), timeout)
 	b := newSession(t, zkc.ConnectString(), timeout)
 	ins := zktest.Client(t, zkc.ConnectString())
@@ -184,13 +219,14 @@ func TestEpochEndedOnSurvivingSessionLeavesNoOrphan(t *testing.T) {
 	oldWaiter := zktest.Children(t, ins, lockPath)
 	sid := ha.Epoch().SessionID()
 
-	p.SetMode(tcpproxy.Stall)
-	<-ha.Done() // lost by A's clock, before ZooKeeper expires the session
+	p.SetMode(tcpproxy.DropReplies)
+	<-ha.Done() // lost by A's clock; ZooKeeper still hears A
 	p.SetMode(tcpproxy.Pass)
+	p.Cut()
 
 	e := waitEpoch(t, a, ha.Epoch().ID())
 	if e.SessionID() != sid {
-		t.Skipf("session 0x%x expired too (new 0x%x): the pause was too long for this machine", sid, e.SessionID())
+		t.Fatalf("session 0x%x expired (new 0x%x), though ZooKeeper heard from it all along", sid, e.SessionID())
 	}
 	zktest.Eventually(t, 10*time.Second, "the lost hold's node is deleted", func() bool {
 		ok, _, err := ins.Exists(ha.Path())

@@ -277,15 +277,20 @@ func TestMetricsShowTheLockLife(t *testing.T) {
 	if c.next(t, false).GetGranted() == nil {
 		t.Fatal("C: want Granted")
 	}
-	m = eventually(t, d.url, "the detached lease expired", func(m map[string]float64) bool {
-		return m[`zklock_lease_expiries_total`] == 1
+	// The loss is counted in two series one after the other, and an
+	// Acquire's handling time when its handler has returned, after its
+	// last event: wait for all of them.
+	const acquiresHandled = `grpc_server_handling_seconds_count{grpc_method="Acquire",grpc_service="zklock.v1.LockService",grpc_type="server_stream"}`
+	m = eventually(t, d.url, "the detached lease expired, and the three Acquire calls returned", func(m map[string]float64) bool {
+		return m[`zklock_lease_expiries_total`] >= 1 && m[`zklock_leases_lost_total{reason="lease_expired"}`] >= 1 && m[acquiresHandled] >= 3
 	})
 	want(t, m, map[string]float64{
+		`zklock_lease_expiries_total`:                      1,
 		`zklock_leases_lost_total{reason="lease_expired"}`: 1,
 		`zklock_leases_lost_total{reason="shutdown"}`:      0,
 		`zklock_leases_held`:                               0,
 		`zklock_acquire_wait_seconds_count`:                3,
-		`grpc_server_handling_seconds_count{grpc_method="Acquire",grpc_service="zklock.v1.LockService",grpc_type="server_stream"}`: 3,
+		acquiresHandled:                                    3,
 	})
 	if n := m[`grpc_server_handled_total{grpc_code="OK",grpc_method="Acquire",grpc_service="zklock.v1.LockService",grpc_type="server_stream"}`]; n < 1 {
 		t.Errorf("grpc_server_handled_total of OK Acquire calls = %v, want at least 1", n)
