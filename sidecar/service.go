@@ -669,6 +669,8 @@ func (s *Service) Describe(ctx context.Context, req *zklockv1.DescribeRequest) (
 		return nil, noSessionError()
 	case ctx.Err() != nil:
 		return nil, status.FromContextError(ctx.Err()).Err()
+	case errors.Is(err, zkrecipes.ErrRefused):
+		return nil, refusedError(req.GetLock(), err)
 	case err != nil:
 		return nil, status.Errorf(codes.Unavailable, "describe %q: %v", req.GetLock(), err)
 	}

@@ -69,8 +69,17 @@ func acquireError(lock string, wait time.Duration, err error, streamCtx, waitCtx
 	case errors.Is(err, zkrecipes.ErrNotAuthorized):
 		return statusError(codes.FailedPrecondition, "ZK_NOT_AUTHORIZED", meta,
 			"ZooKeeper's ACL does not let this sidecar's identity queue on lock %q: its nodes belong to another identity (--zk-auth-file)", lock)
+	case errors.Is(err, zkrecipes.ErrRefused):
+		return refusedError(lock, err)
 	}
 	return status.Errorf(codes.Unavailable, "acquire %q: %v", lock, err)
+}
+
+// refusedError is the status of a request on lock that ZooKeeper refused
+// for good: not to be retried as it is.
+func refusedError(lock string, err error) error {
+	return statusError(codes.FailedPrecondition, "ZK_REFUSED", map[string]string{"lock": lock},
+		"ZooKeeper refused the request for lock %q (%v): retrying will not help", lock, err)
 }
 
 func noSessionError() error {

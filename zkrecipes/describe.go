@@ -3,7 +3,6 @@ package zkrecipes
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -38,7 +37,7 @@ func (s *Session) Contenders(ctx context.Context, lockPath string) ([]Contender,
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("zkrecipes: %w", err)
+		return nil, wrapZK(err)
 	}
 	q := queue(children)
 	nh := holders(q)
@@ -52,7 +51,7 @@ func (s *Session) Contenders(ctx context.Context, lockPath string) ([]Contender,
 			continue // left the queue while we read it
 		}
 		if err != nil {
-			return nil, fmt.Errorf("zkrecipes: %w", err)
+			return nil, wrapZK(err)
 		}
 		out = append(out, Contender{
 			Node:    c.name,

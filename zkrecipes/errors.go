@@ -15,4 +15,8 @@ var (
 	ErrClosed = errors.New("zkrecipes: session closed")
 	// ErrHeld means a lock tried once (WaitNone) is held by another.
 	ErrHeld = errors.New("zkrecipes: lock is held")
+	// ErrRefused means ZooKeeper answered a request with an error that
+	// trying again will not change, such as an invalid path; the
+	// ZooKeeper error is wrapped with it.
+	ErrRefused = errors.New("zkrecipes: refused by ZooKeeper")
 )

@@ -443,7 +443,7 @@ func (s *Session) afterError(ctx context.Context, e *Epoch, err error) error {
 		s.log.Warn("zookeeper refused a request: the node's ACL does not let this identity do it", "auth", s.identity(), "err", err)
 		return fmt.Errorf("%w: %w", ErrNotAuthorized, err)
 	case serverAnswered(err):
-		return fmt.Errorf("zkrecipes: %w", err)
+		return wrapZK(err)
 	}
 	// The connection failed (also a raw network error from the client
 	// library): wait a little, then retry on the reconnected session.
@@ -457,6 +457,15 @@ func (s *Session) afterError(ctx context.Context, e *Epoch, err error) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// wrapZK wraps an error of the client library for the recipes' callers:
+// with ErrRefused if ZooKeeper answered it (trying again will not help).
+func wrapZK(err error) error {
+	if serverAnswered(err) {
+		return fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	return fmt.Errorf("zkrecipes: %w", err)
 }
 
 // serverAnswered reports whether err is ZooKeeper's answer to a request,
