@@ -140,8 +140,9 @@ const grace = 10 * time.Second
 
 // TestRunSignals runs zklock as a process and signals it: while queued, it
 // leaves the queue and exits 130 on Ctrl-C; while the command runs, it passes
-// signals on to the command's process group, kills the group on a second
-// signal, and kills it 10 s after the first if it is still running.
+// signals on to the command's process group (and the command's exit code
+// back, 130 if SIGINT killed it), kills the group on a second signal, and
+// kills it 10 s after the first if it is still running.
 func TestRunSignals(t *testing.T) {
 	t.Parallel()
 	zklockBinary(t) // build before the parallel subtests start their clocks
@@ -193,6 +194,17 @@ func TestRunSignals(t *testing.T) {
 			t.Errorf("zklock exited %d, want the command's 4 from its INT trap", code)
 		}
 		waitFile(t, filepath.Join(dir, "got"), "INT\n")
+	})
+
+	t.Run("Ctrl-C while the command runs exits 130 when it kills the command", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		p := startCLI(t, dir, sc.Addr, "run", "ctrl-c", "--", "sh", "-c", `touch started; while :; do sleep 0.1; done`)
+		waitFileExists(t, filepath.Join(dir, "started"))
+		p.signal(syscall.SIGINT)
+		if code, _ := p.wait(10 * time.Second); code != 130 {
+			t.Errorf("zklock exited %d, want 130 (the command killed by the SIGINT passed on)", code)
+		}
 	})
 
 	t.Run("SIGTERM is passed on, and a second signal kills the command", func(t *testing.T) {
