@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,11 +33,20 @@ func TestJavaClient(t *testing.T) {
 
 	zkc := zktest.StartStandalone(t)
 	d := startDaemon(t, "a", zkc.ConnectString(), daemonOpts{})
+	// The checks of a lost lease stop one and kill the other.
+	stopped := startDaemon(t, "stopped", zkc.ConnectString(), daemonOpts{})
+	killed := startDaemon(t, "killed", zkc.ConnectString(), daemonOpts{})
 	run := exec.CommandContext(ctx, "java", "-cp", strings.TrimSpace(string(cp)), "io.zklock.ZkLockClientE2E")
-	run.Env = append(os.Environ(), "ZKLOCK_ADDR="+d.listen)
+	run.Env = append(os.Environ(), "ZKLOCK_ADDR="+d.listen,
+		fmt.Sprintf("ZKLOCK_STOP_DAEMON=%s %d", stopped.listen, stopped.cmd.Process.Pid),
+		fmt.Sprintf("ZKLOCK_KILL_DAEMON=%s %d", killed.listen, killed.cmd.Process.Pid))
 	out, err := run.CombinedOutput()
 	t.Logf("java io.zklock.ZkLockClientE2E:\n%s", out)
 	if err != nil {
 		t.Fatalf("Java client checks failed: %v", err)
 	}
+	if st := stopped.waitExit(exitTimeout); !st.Success() {
+		t.Errorf("the zklockd the checks stopped exited with %v, want 0", st)
+	}
+	killed.waitExit(exitTimeout)
 }

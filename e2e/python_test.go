@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,7 +13,9 @@ import (
 )
 
 // TestPythonClient runs the Python client's tests (clients/python), with
-// Debian's python3-grpcio, against a zklockd process.
+// Debian's python3-grpcio, against zklockd processes: one for most tests,
+// and one each for the tests that stop (SIGTERM) and kill (SIGKILL) their
+// sidecar.
 func TestPythonClient(t *testing.T) {
 	t.Parallel()
 	dir, err := filepath.Abs("../clients/python")
@@ -21,14 +24,22 @@ func TestPythonClient(t *testing.T) {
 	}
 	zkc := zktest.StartStandalone(t)
 	d := startDaemon(t, "a", zkc.ConnectString(), daemonOpts{})
+	stopped := startDaemon(t, "stopped", zkc.ConnectString(), daemonOpts{})
+	killed := startDaemon(t, "killed", zkc.ConnectString(), daemonOpts{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/usr/bin/python3", "-m", "unittest", "-v", "test_zklock")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "ZKLOCK_ADDR="+d.listen, "PYTHONPATH="+dir, "PYTHONDONTWRITEBYTECODE=1")
+	cmd.Env = append(os.Environ(), "ZKLOCK_ADDR="+d.listen, "PYTHONPATH="+dir, "PYTHONDONTWRITEBYTECODE=1",
+		fmt.Sprintf("ZKLOCK_STOP_DAEMON=%s %d", stopped.listen, stopped.cmd.Process.Pid),
+		fmt.Sprintf("ZKLOCK_KILL_DAEMON=%s %d", killed.listen, killed.cmd.Process.Pid))
 	out, err := cmd.CombinedOutput()
 	t.Logf("python3 -m unittest:\n%s", out)
 	if err != nil {
 		t.Fatalf("Python client tests failed: %v", err)
 	}
+	if st := stopped.waitExit(exitTimeout); !st.Success() {
+		t.Errorf("the zklockd the tests stopped exited with %v, want 0", st)
+	}
+	killed.waitExit(exitTimeout)
 }

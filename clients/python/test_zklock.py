@@ -1,10 +1,17 @@
 """End-to-end tests of the Python client, against the zklockd at
-$ZKLOCK_ADDR (the Go e2e test TestPythonClient starts one and runs these)."""
+$ZKLOCK_ADDR (the Go e2e test TestPythonClient starts one and runs these).
+The tests of a lost lease stop or kill the zklockds named by
+$ZKLOCK_STOP_DAEMON and $ZKLOCK_KILL_DAEMON ("ADDR PID" each), which serve
+them alone."""
 
 import os
+import queue
+import signal
 import threading
 import time
 import unittest
+
+import grpc
 
 import zklock
 
@@ -52,6 +59,40 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(zklock.LockError) as cm:
             self.client.lock("../etc")
         self.assertIn("INVALID_ARGUMENT", str(cm.exception))
+
+
+class LostTest(unittest.TestCase):
+    """A lease whose sidecar goes away: on_lost is called once with the
+    reason, and leaving the with block raises LockError (ABORTED)."""
+
+    def lose(self, env, sig, check_reason):
+        spec = os.environ.get(env)
+        if not spec:
+            self.fail(f"${env} is not set: run these through the Go test TestPythonClient")
+        addr, pid = spec.split()
+        client = zklock.Client(addr)
+        self.addCleanup(client.close)
+        reasons = queue.Queue()
+        with self.assertRaises(zklock.LockError) as cm:
+            # A lock of its own: a killed sidecar's node stays until its
+            # session expires.
+            with client.lock(f"py/lost/{sig.name}", on_lost=reasons.put) as lease:
+                self.assertFalse(lease.lost.is_set())
+                os.kill(int(pid), sig)
+                reason = reasons.get(timeout=30)
+                check_reason(reason)
+                self.assertTrue(lease.lost.is_set())
+                self.assertEqual(lease.lost_reason, reason)
+        self.assertEqual(cm.exception.code, grpc.StatusCode.ABORTED)
+        self.assertTrue(reasons.empty(), "on_lost called more than once")
+
+    def test_sidecar_shut_down(self):
+        self.lose("ZKLOCK_STOP_DAEMON", signal.SIGTERM,
+                  lambda r: self.assertEqual(r, "LOST_REASON_SHUTDOWN"))
+
+    def test_sidecar_killed(self):
+        self.lose("ZKLOCK_KILL_DAEMON", signal.SIGKILL,
+                  lambda r: self.assertTrue(r.startswith("stream broke:"), r))
 
 
 if __name__ == "__main__":

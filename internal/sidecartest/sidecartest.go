@@ -27,12 +27,27 @@ type Sidecar struct {
 	stopOnce sync.Once
 }
 
+// Options change how StartWith runs a zklockd.
+type Options struct {
+	// SessionTimeout is the ZooKeeper session timeout. Default 10 s.
+	SessionTimeout time.Duration
+}
+
 // Start runs a zklockd against the ZooKeeper servers zkAddr
 // (comma-separated) and returns once its session is usable. It is stopped
 // when the test ends.
 func Start(t testing.TB, zkAddr string) *Sidecar {
 	t.Helper()
-	sess, err := zkrecipes.Connect(zkrecipes.Config{Servers: strings.Split(zkAddr, ","), SessionTimeout: 10 * time.Second, Logger: zktest.Logger()})
+	return StartWith(t, zkAddr, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, zkAddr string, o Options) *Sidecar {
+	t.Helper()
+	if o.SessionTimeout == 0 {
+		o.SessionTimeout = 10 * time.Second
+	}
+	sess, err := zkrecipes.Connect(zkrecipes.Config{Servers: strings.Split(zkAddr, ","), SessionTimeout: o.SessionTimeout, Logger: zktest.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,7 +81,10 @@ func Owner(owner string) Option {
 	return func(r *zklockv1.AcquireRequest, _ *options) { r.Owner = owner }
 }
 
-// Wait bounds the wait in the queue. Default: until ctx ends.
+// Wait bounds the wait in the queue. Default: until ctx ends. When the wait
+// runs out, Lock returns an error with the gRPC code DeadlineExceeded
+// (status.Code(err)) and the caller has left the queue. Wait(0) tries once,
+// as TryLock does (ErrLocked).
 func Wait(d time.Duration) Option {
 	return func(r *zklockv1.AcquireRequest, _ *options) { r.Wait = durationpb.New(d) }
 }
@@ -210,18 +213,28 @@ func (l *Lease) Err() error {
 
 // Release releases the lock and returns once the sidecar confirmed that
 // ZooKeeper deleted its node. If ctx ends first, the lease's stream is
-// closed, which makes the sidecar release it anyway.
+// closed, which makes the sidecar release it anyway. If the lease was lost,
+// Release returns an error wrapping ErrLost (Err's, if the loss was seen
+// first), whatever the sidecar answers: a sidecar that saw the stream end
+// counts the lease as released.
 func (l *Lease) Release(ctx context.Context) error {
 	l.mu.Lock()
 	l.released = true
+	lost := l.err
 	l.mu.Unlock()
 	defer func() {
 		l.cancel()
 		<-l.done
 	}()
+	if lost != nil {
+		return lost // ending the stream releases whatever is left
+	}
 	_, err := l.api.Release(ctx, &zklockv1.ReleaseRequest{LeaseId: l.id})
 	if status.Code(err) == codes.Aborted {
 		return fmt.Errorf("%w: %s", ErrLost, status.Convert(err).Message())
+	}
+	if lost := l.Err(); lost != nil {
+		return lost // lost while releasing
 	}
 	return err
 }

@@ -139,15 +139,27 @@ class Lease:
 
     def release(self, timeout=10):
         """Releases the lock and returns once ZooKeeper deleted its node.
-        Raises LockError if the lease had been lost."""
+        Raises LockError (ABORTED) if the lease was lost, whatever the
+        sidecar answers: one that saw the stream end counts it as
+        released."""
         self._released = True
         try:
+            if self.lost.is_set():
+                # Ending the stream releases whatever is left.
+                raise self._lost_error()
             self._stub.Release(lock_pb2.ReleaseRequest(lease_id=self.id), timeout=timeout)
         except grpc.RpcError as e:
+            if self.lost.is_set():
+                raise self._lost_error() from None
             raise LockError(e.code(), e.details()) from None
         finally:
             self._call.cancel()
             self._follower.join(timeout)
+        if self.lost.is_set():
+            raise self._lost_error()  # lost while releasing
+
+    def _lost_error(self):
+        return LockError(grpc.StatusCode.ABORTED, f"lease lost: {self.lost_reason}")
 
     def __enter__(self):
         return self

@@ -1,6 +1,7 @@
 package io.zklock;
 
 import io.grpc.Context;
+import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.zklock.v1.AcquireResponse;
 import io.zklock.v1.LockServiceGrpc;
@@ -94,17 +95,30 @@ public final class Lease implements AutoCloseable {
   }
 
   /**
-   * Releases the lock and returns once ZooKeeper deleted its node.
+   * Releases the lock and returns once ZooKeeper deleted its node. Closing a lease again has no
+   * effect.
    *
-   * @throws LockException if the lease had been lost (ABORTED) or the release failed
+   * @throws LockException ABORTED if the lease was lost, whatever the sidecar answers (one that saw
+   *     the stream end counts it as released); the sidecar's code if the release failed
    */
   @Override
   public void close() throws LockException {
-    released = true;
+    synchronized (this) {
+      if (released) {
+        return;
+      }
+      released = true;
+    }
     try {
+      if (isLost()) {
+        throw lostException(); // ending the stream releases whatever is left
+      }
       stub.withDeadlineAfter(10, TimeUnit.SECONDS)
           .release(ReleaseRequest.newBuilder().setLeaseId(id).build());
     } catch (StatusRuntimeException e) {
+      if (isLost()) {
+        throw lostException();
+      }
       throw new LockException(e.getStatus().getCode(), e.getStatus().getDescription());
     } finally {
       call.cancel(null);
@@ -114,5 +128,12 @@ public final class Lease implements AutoCloseable {
         Thread.currentThread().interrupt();
       }
     }
+    if (isLost()) {
+      throw lostException(); // lost while releasing
+    }
+  }
+
+  private LockException lostException() {
+    return new LockException(Status.Code.ABORTED, "lease lost: " + lostReason);
   }
 }

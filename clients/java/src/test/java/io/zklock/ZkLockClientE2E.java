@@ -1,9 +1,12 @@
 package io.zklock;
 
+import io.grpc.Status;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -74,7 +77,61 @@ public final class ZkLockClientE2E {
       } catch (LockException e) {
         check(e.code() == io.grpc.Status.Code.INVALID_ARGUMENT, "a bad name is INVALID_ARGUMENT");
       }
+
+      // close() releases at once, and closing again does nothing.
+      try (ZkLockClient other = new ZkLockClient(addr)) {
+        Lease c = client.lock("java/close", Duration.ofSeconds(10));
+        check(!c.isLost() && c.lostReason() == null, "isLost() is false while held");
+        c.close();
+        check(!c.isLost(), "isLost() is false after close()");
+        try (Lease d = other.tryLock("java/close")) {
+          check(d.token() > c.token(), "after close() another client gets the lock at once");
+        } catch (LockException.Held e) {
+          check(false, "after close() another client gets the lock at once");
+        }
+        try {
+          c.close();
+          check(true, "a second close() does nothing");
+        } catch (LockException e) {
+          check(false, "a second close() does nothing, but it threw " + e);
+        }
+      }
     }
+    lose("ZKLOCK_STOP_DAEMON", false, "LOST_REASON_SHUTDOWN");
+    lose("ZKLOCK_KILL_DAEMON", true, "stream broke:");
     System.out.println("java client: all " + passed + " checks passed");
+  }
+
+  /**
+   * Takes a lock through the zklockd named by the environment variable env ("ADDR PID"), stops it
+   * (SIGTERM) or kills it (SIGKILL), and checks that the lease reports the loss.
+   */
+  private static void lose(String env, boolean kill, String wantReason) throws Exception {
+    String spec = System.getenv(env);
+    check(spec != null, "$" + env + " names a zklockd to " + (kill ? "kill" : "stop"));
+    String[] f = spec.split(" ");
+    String how = kill ? "killed" : "shut down";
+    try (ZkLockClient c = new ZkLockClient(f[0])) {
+      BlockingQueue<String> reasons = new LinkedBlockingQueue<>();
+      Lease l = c.lock("java/lost/" + env, Duration.ofSeconds(10), "e2e", reasons::add);
+      check(!l.isLost(), "isLost() is false while held");
+      ProcessHandle daemon = ProcessHandle.of(Long.parseLong(f[1])).orElseThrow();
+      check(kill ? daemon.destroyForcibly() : daemon.destroy(), "the zklockd is " + how);
+      String reason = reasons.poll(30, TimeUnit.SECONDS);
+      check(
+          reason != null && reason.startsWith(wantReason),
+          "the lost listener is called with " + wantReason + " when the sidecar is " + how
+              + " (got " + reason + ")");
+      check(l.isLost() && reason.equals(l.lostReason()), "isLost() is true, lostReason() says why");
+      try {
+        l.close();
+        check(false, "close() after the loss throws LockException ABORTED");
+      } catch (LockException e) {
+        check(
+            e.code() == Status.Code.ABORTED,
+            "close() after the loss throws LockException ABORTED (got " + e.code() + ")");
+      }
+      check(reasons.isEmpty(), "the lost listener is called once");
+    }
   }
 }
