@@ -140,7 +140,9 @@ type AcquireRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The lock's name: 1 to 512 bytes of UTF-8, segments joined by "/", no
 	// empty, "." or ".." segment, no leading or trailing "/", no control
-	// characters, and no segment ending in ten digits.
+	// characters, none of the characters ZooKeeper refuses in a path
+	// (U+D800 to U+F8FF, U+FFF0 to U+FFFF, and every character above U+FFFF,
+	// such as emoji), and no segment ending in ten digits.
 	Lock string `protobuf:"bytes,1,opt,name=lock,proto3" json:"lock,omitempty"`
 	// The kind of hold. Unspecified means EXCLUSIVE.
 	Mode Mode `protobuf:"varint,2,opt,name=mode,proto3,enum=zklock.v1.Mode" json:"mode,omitempty"`

@@ -66,7 +66,9 @@ type LockServiceClient interface {
 	//
 	// Releasing a lease twice succeeds. Errors: NOT_FOUND for a lease the
 	// sidecar does not know; ABORTED for a lease that was lost before this
-	// call; UNAVAILABLE if ZooKeeper could not confirm the delete yet: retry.
+	// call; UNAVAILABLE (RELEASE_UNCONFIRMED) if ZooKeeper has not confirmed
+	// the delete shortly before the call's deadline (a fifth of the time
+	// left, at most 1 s): the sidecar keeps trying; retry.
 	Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error)
 	// Describes a lock as ZooKeeper holds it: its holders and its waiters,
 	// from every sidecar and every compatible client.
@@ -171,7 +173,9 @@ type LockServiceServer interface {
 	//
 	// Releasing a lease twice succeeds. Errors: NOT_FOUND for a lease the
 	// sidecar does not know; ABORTED for a lease that was lost before this
-	// call; UNAVAILABLE if ZooKeeper could not confirm the delete yet: retry.
+	// call; UNAVAILABLE (RELEASE_UNCONFIRMED) if ZooKeeper has not confirmed
+	// the delete shortly before the call's deadline (a fifth of the time
+	// left, at most 1 s): the sidecar keeps trying; retry.
 	Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error)
 	// Describes a lock as ZooKeeper holds it: its holders and its waiters,
 	// from every sidecar and every compatible client.

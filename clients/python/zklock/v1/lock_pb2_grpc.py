@@ -97,7 +97,9 @@ class LockServiceServicer(object):
 
     Releasing a lease twice succeeds. Errors: NOT_FOUND for a lease the
     sidecar does not know; ABORTED for a lease that was lost before this
-    call; UNAVAILABLE if ZooKeeper could not confirm the delete yet: retry.
+    call; UNAVAILABLE (RELEASE_UNCONFIRMED) if ZooKeeper has not confirmed
+    the delete shortly before the call's deadline (a fifth of the time
+    left, at most 1 s): the sidecar keeps trying; retry.
     """
     context.set_code(grpc.StatusCode.UNIMPLEMENTED)
     context.set_details('Method not implemented!')

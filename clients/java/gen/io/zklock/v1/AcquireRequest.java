@@ -57,7 +57,9 @@ private static final long serialVersionUID = 0L;
    * <pre>
    * The lock's name: 1 to 512 bytes of UTF-8, segments joined by "/", no
    * empty, "." or ".." segment, no leading or trailing "/", no control
-   * characters, and no segment ending in ten digits.
+   * characters, none of the characters ZooKeeper refuses in a path
+   * (U+D800 to U+F8FF, U+FFF0 to U+FFFF, and every character above U+FFFF,
+   * such as emoji), and no segment ending in ten digits.
    * </pre>
    *
    * <code>string lock = 1;</code>
@@ -80,7 +82,9 @@ private static final long serialVersionUID = 0L;
    * <pre>
    * The lock's name: 1 to 512 bytes of UTF-8, segments joined by "/", no
    * empty, "." or ".." segment, no leading or trailing "/", no control
-   * characters, and no segment ending in ten digits.
+   * characters, none of the characters ZooKeeper refuses in a path
+   * (U+D800 to U+F8FF, U+FFF0 to U+FFFF, and every character above U+FFFF,
+   * such as emoji), and no segment ending in ten digits.
    * </pre>
    *
    * <code>string lock = 1;</code>
@@ -761,7 +765,9 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * The lock's name: 1 to 512 bytes of UTF-8, segments joined by "/", no
      * empty, "." or ".." segment, no leading or trailing "/", no control
-     * characters, and no segment ending in ten digits.
+     * characters, none of the characters ZooKeeper refuses in a path
+     * (U+D800 to U+F8FF, U+FFF0 to U+FFFF, and every character above U+FFFF,
+     * such as emoji), and no segment ending in ten digits.
      * </pre>
      *
      * <code>string lock = 1;</code>
@@ -783,7 +789,9 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * The lock's name: 1 to 512 bytes of UTF-8, segments joined by "/", no
      * empty, "." or ".." segment, no leading or trailing "/", no control
-     * characters, and no segment ending in ten digits.
+     * characters, none of the characters ZooKeeper refuses in a path
+     * (U+D800 to U+F8FF, U+FFF0 to U+FFFF, and every character above U+FFFF,
+     * such as emoji), and no segment ending in ten digits.
      * </pre>
      *
      * <code>string lock = 1;</code>
@@ -806,7 +814,9 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * The lock's name: 1 to 512 bytes of UTF-8, segments joined by "/", no
      * empty, "." or ".." segment, no leading or trailing "/", no control
-     * characters, and no segment ending in ten digits.
+     * characters, none of the characters ZooKeeper refuses in a path
+     * (U+D800 to U+F8FF, U+FFF0 to U+FFFF, and every character above U+FFFF,
+     * such as emoji), and no segment ending in ten digits.
      * </pre>
      *
      * <code>string lock = 1;</code>
@@ -825,7 +835,9 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * The lock's name: 1 to 512 bytes of UTF-8, segments joined by "/", no
      * empty, "." or ".." segment, no leading or trailing "/", no control
-     * characters, and no segment ending in ten digits.
+     * characters, none of the characters ZooKeeper refuses in a path
+     * (U+D800 to U+F8FF, U+FFF0 to U+FFFF, and every character above U+FFFF,
+     * such as emoji), and no segment ending in ten digits.
      * </pre>
      *
      * <code>string lock = 1;</code>
@@ -841,7 +853,9 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * The lock's name: 1 to 512 bytes of UTF-8, segments joined by "/", no
      * empty, "." or ".." segment, no leading or trailing "/", no control
-     * characters, and no segment ending in ten digits.
+     * characters, none of the characters ZooKeeper refuses in a path
+     * (U+D800 to U+F8FF, U+FFF0 to U+FFFF, and every character above U+FFFF,
+     * such as emoji), and no segment ending in ten digits.
      * </pre>
      *
      * <code>string lock = 1;</code>

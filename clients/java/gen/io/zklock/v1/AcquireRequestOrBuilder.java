@@ -11,7 +11,9 @@ public interface AcquireRequestOrBuilder extends
    * <pre>
    * The lock's name: 1 to 512 bytes of UTF-8, segments joined by "/", no
    * empty, "." or ".." segment, no leading or trailing "/", no control
-   * characters, and no segment ending in ten digits.
+   * characters, none of the characters ZooKeeper refuses in a path
+   * (U+D800 to U+F8FF, U+FFF0 to U+FFFF, and every character above U+FFFF,
+   * such as emoji), and no segment ending in ten digits.
    * </pre>
    *
    * <code>string lock = 1;</code>
@@ -22,7 +24,9 @@ public interface AcquireRequestOrBuilder extends
    * <pre>
    * The lock's name: 1 to 512 bytes of UTF-8, segments joined by "/", no
    * empty, "." or ".." segment, no leading or trailing "/", no control
-   * characters, and no segment ending in ten digits.
+   * characters, none of the characters ZooKeeper refuses in a path
+   * (U+D800 to U+F8FF, U+FFF0 to U+FFFF, and every character above U+FFFF,
+   * such as emoji), and no segment ending in ten digits.
    * </pre>
    *
    * <code>string lock = 1;</code>

@@ -249,7 +249,9 @@ public final class LockServiceGrpc {
      * Releases a lease and answers once ZooKeeper has deleted its node.
      * Releasing a lease twice succeeds. Errors: NOT_FOUND for a lease the
      * sidecar does not know; ABORTED for a lease that was lost before this
-     * call; UNAVAILABLE if ZooKeeper could not confirm the delete yet: retry.
+     * call; UNAVAILABLE (RELEASE_UNCONFIRMED) if ZooKeeper has not confirmed
+     * the delete shortly before the call's deadline (a fifth of the time
+     * left, at most 1 s): the sidecar keeps trying; retry.
      * </pre>
      */
     public void release(io.zklock.v1.ReleaseRequest request,
@@ -368,7 +370,9 @@ public final class LockServiceGrpc {
      * Releases a lease and answers once ZooKeeper has deleted its node.
      * Releasing a lease twice succeeds. Errors: NOT_FOUND for a lease the
      * sidecar does not know; ABORTED for a lease that was lost before this
-     * call; UNAVAILABLE if ZooKeeper could not confirm the delete yet: retry.
+     * call; UNAVAILABLE (RELEASE_UNCONFIRMED) if ZooKeeper has not confirmed
+     * the delete shortly before the call's deadline (a fifth of the time
+     * left, at most 1 s): the sidecar keeps trying; retry.
      * </pre>
      */
     public void release(io.zklock.v1.ReleaseRequest request,
@@ -455,7 +459,9 @@ public final class LockServiceGrpc {
      * Releases a lease and answers once ZooKeeper has deleted its node.
      * Releasing a lease twice succeeds. Errors: NOT_FOUND for a lease the
      * sidecar does not know; ABORTED for a lease that was lost before this
-     * call; UNAVAILABLE if ZooKeeper could not confirm the delete yet: retry.
+     * call; UNAVAILABLE (RELEASE_UNCONFIRMED) if ZooKeeper has not confirmed
+     * the delete shortly before the call's deadline (a fifth of the time
+     * left, at most 1 s): the sidecar keeps trying; retry.
      * </pre>
      */
     public io.zklock.v1.ReleaseResponse release(io.zklock.v1.ReleaseRequest request) {
@@ -521,7 +527,9 @@ public final class LockServiceGrpc {
      * Releases a lease and answers once ZooKeeper has deleted its node.
      * Releasing a lease twice succeeds. Errors: NOT_FOUND for a lease the
      * sidecar does not know; ABORTED for a lease that was lost before this
-     * call; UNAVAILABLE if ZooKeeper could not confirm the delete yet: retry.
+     * call; UNAVAILABLE (RELEASE_UNCONFIRMED) if ZooKeeper has not confirmed
+     * the delete shortly before the call's deadline (a fifth of the time
+     * left, at most 1 s): the sidecar keeps trying; retry.
      * </pre>
      */
     public com.google.common.util.concurrent.ListenableFuture<io.zklock.v1.ReleaseResponse> release(
