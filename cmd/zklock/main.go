@@ -96,7 +96,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	defer conn.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := onSignal()
 	defer stop()
 
 	rest := fs.Args()
@@ -203,7 +203,7 @@ func runLocked(ctx context.Context, c *zklock.Client, lock string, command []str
 	lease, err := c.Lock(ctx, lock, opts...)
 	if err != nil {
 		if ctx.Err() != nil {
-			return 130 // interrupted while queued
+			return interrupted(ctx) // while queued
 		}
 		return fail(stderr, err)
 	}
@@ -313,6 +313,9 @@ func acquire(ctx context.Context, api zklockv1.LockServiceClient, req *zklockv1.
 	for {
 		ev, err := stream.Recv()
 		if err != nil {
+			if ctx.Err() != nil {
+				return interrupted(ctx) // while queued
+			}
 			return fail(stderr, err)
 		}
 		if g := ev.GetGranted(); g != nil {
@@ -320,6 +323,44 @@ func acquire(ctx context.Context, api zklockv1.LockServiceClient, req *zklockv1.
 			return 0
 		}
 	}
+}
+
+// signalled is why the context of a command ends when zklock gets SIGINT or
+// SIGTERM.
+type signalled struct{ sig syscall.Signal }
+
+func (s signalled) Error() string { return "zklock: interrupted by " + s.sig.String() }
+
+// onSignal returns a context that ends, with cause signalled, at the first
+// SIGINT or SIGTERM, and a function that stops it.
+func onSignal() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigs:
+			cancel(signalled{sig.(syscall.Signal)})
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel(nil)
+	}
+}
+
+// interrupted returns the exit code of a command whose context ctx ended:
+// 128+N for signal N, as a shell reports a process killed by it (130 for
+// Ctrl-C).
+func interrupted(ctx context.Context) int {
+	var s signalled
+	if errors.As(context.Cause(ctx), &s) {
+		return 128 + int(s.sig)
+	}
+	return 128 + int(syscall.SIGINT)
 }
 
 // fail reports err and returns the exit code for it: exitLost for a lease

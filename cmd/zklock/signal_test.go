@@ -139,10 +139,11 @@ func waitFile(t *testing.T, path, want string) {
 const grace = 10 * time.Second
 
 // TestRunSignals runs zklock as a process and signals it: while queued, it
-// leaves the queue and exits 130 on Ctrl-C; while the command runs, it passes
-// signals on to the command's process group (and the command's exit code
-// back, 130 if SIGINT killed it), kills the group on a second signal, and
-// kills it 10 s after the first if it is still running.
+// leaves the queue and exits 128+N on signal N (130 on Ctrl-C); while the
+// command runs, it passes signals on to the command's process group (and
+// the command's exit code back, 130 if SIGINT killed it), kills the group
+// on a second signal, and kills it 10 s after the first if it is still
+// running.
 func TestRunSignals(t *testing.T) {
 	t.Parallel()
 	zklockBinary(t) // build before the parallel subtests start their clocks
@@ -154,34 +155,37 @@ func TestRunSignals(t *testing.T) {
 	t.Cleanup(func() { conn.Close() })
 	api := zklockv1.NewLockServiceClient(conn)
 
-	t.Run("Ctrl-C while queued exits 130 and leaves the queue", func(t *testing.T) {
-		t.Parallel()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		holder, err := zklock.New(conn).Lock(ctx, "queued")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer holder.Release(ctx)
-		dir := t.TempDir()
-		p := startCLI(t, dir, sc.Addr, "run", "queued", "--", "touch", "ran")
-		waiters := func() int {
-			r, err := api.Describe(ctx, &zklockv1.DescribeRequest{Lock: "queued"})
+	for sig, want := range map[syscall.Signal]int{syscall.SIGINT: 130, syscall.SIGTERM: 143} {
+		t.Run(fmt.Sprintf("%v while queued exits %d and leaves the queue", sig, want), func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			lock := fmt.Sprintf("queued-%d", sig)
+			holder, err := zklock.New(conn).Lock(ctx, lock)
 			if err != nil {
-				t.Fatalf("Describe: %v", err)
+				t.Fatal(err)
 			}
-			return len(r.GetWaiters())
-		}
-		zktest.Eventually(t, 10*time.Second, "zklock is queued", func() bool { return waiters() == 1 })
-		p.signal(syscall.SIGINT)
-		if code, _ := p.wait(10 * time.Second); code != 130 {
-			t.Errorf("zklock interrupted while queued exited %d, want 130", code)
-		}
-		zktest.Eventually(t, 10*time.Second, "zklock's node left the queue", func() bool { return waiters() == 0 })
-		if _, err := os.Stat(filepath.Join(dir, "ran")); err == nil {
-			t.Error("the command ran without the lock")
-		}
-	})
+			defer holder.Release(ctx)
+			dir := t.TempDir()
+			p := startCLI(t, dir, sc.Addr, "run", lock, "--", "touch", "ran")
+			waiters := func() int {
+				r, err := api.Describe(ctx, &zklockv1.DescribeRequest{Lock: lock})
+				if err != nil {
+					t.Fatalf("Describe: %v", err)
+				}
+				return len(r.GetWaiters())
+			}
+			zktest.Eventually(t, 10*time.Second, "zklock is queued", func() bool { return waiters() == 1 })
+			p.signal(sig)
+			if code, _ := p.wait(10 * time.Second); code != want {
+				t.Errorf("zklock given %v while queued exited %d, want %d", sig, code, want)
+			}
+			zktest.Eventually(t, 10*time.Second, "zklock's node left the queue", func() bool { return waiters() == 0 })
+			if _, err := os.Stat(filepath.Join(dir, "ran")); err == nil {
+				t.Error("the command ran without the lock")
+			}
+		})
+	}
 
 	t.Run("SIGINT is passed on to the command", func(t *testing.T) {
 		t.Parallel()
