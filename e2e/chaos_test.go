@@ -106,6 +106,7 @@ func TestChaosNegativeControl(t *testing.T) {
 				n++
 			}
 		}
+		t.Logf("negative control: %d I2 violations by %s, the holder the partition cut off", n, partition.holder.op)
 		if n == 0 {
 			t.Errorf("no I2 violation by %s, the holder the partition hit (%s): the checker cannot catch a double grant", partition.holder.op, r.line)
 		}
