@@ -73,6 +73,29 @@ class LostTest(unittest.TestCase):
         client = zklock.Client(addr)
         self.addCleanup(client.close)
         reasons = queue.Queue()
+        # Listeners that release their lease, from another thread they wait
+        # for (as one stopping a worker would), and from on_lost itself:
+        # release must not wait for the listener.
+        released = queue.Queue()
+
+        def release(lease):
+            try:
+                lease.release()
+                released.put("returned")
+            except zklock.LockError as e:
+                released.put(e.code.name)
+            except Exception as e:  # noqa: BLE001: any other is the failure
+                released.put(repr(e))
+
+        def from_worker(_reason):
+            worker = threading.Thread(target=release, args=(others[0],))
+            worker.start()
+            worker.join(10)
+            if worker.is_alive():
+                released.put("blocked")
+
+        others = [client.lock(f"py/lost-worker/{sig.name}", on_lost=from_worker)]
+        others.append(client.lock(f"py/lost-self/{sig.name}", on_lost=lambda _r: release(others[1])))
         with self.assertRaises(zklock.LockError) as cm:
             # A lock of its own: a killed sidecar's node stays until its
             # session expires.
@@ -85,6 +108,9 @@ class LostTest(unittest.TestCase):
                 self.assertEqual(lease.lost_reason, reason)
         self.assertEqual(cm.exception.code, grpc.StatusCode.ABORTED)
         self.assertTrue(reasons.empty(), "on_lost called more than once")
+        for _ in others:
+            self.assertEqual(released.get(timeout=30), "ABORTED",
+                             "release from a lost listener, or a thread it waits for")
 
     def test_sidecar_shut_down(self):
         self.lose("ZKLOCK_STOP_DAEMON", signal.SIGTERM,

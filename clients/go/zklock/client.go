@@ -97,7 +97,9 @@ func OnQueued(f func(position, length int)) Option {
 
 // OnSuspended is called with true when the sidecar lost contact with
 // ZooKeeper (the lock may be lost: stop writes without a fencing token) and
-// with false when contact came back in time.
+// with false when contact came back in time. f runs on the goroutine that
+// follows the lease: until it returns, no other event of the lease is
+// taken, and Release waits for it, so f must not wait for a Release.
 func OnSuspended(f func(suspended bool)) Option {
 	return func(_ *zklockv1.AcquireRequest, o *options) { o.onSuspend = f }
 }

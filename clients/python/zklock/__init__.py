@@ -154,7 +154,11 @@ class Lease:
             raise LockError(e.code(), e.details()) from None
         finally:
             self._call.cancel()
-            self._follower.join(timeout)
+            # Wait for the stream's thread, unless the lease is lost: that
+            # thread is then done, or in on_lost, which may be waiting for
+            # this very call.
+            if not self.lost.is_set() and threading.current_thread() is not self._follower:
+                self._follower.join(timeout)
         if self.lost.is_set():
             raise self._lost_error()  # lost while releasing
 

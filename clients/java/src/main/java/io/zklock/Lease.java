@@ -84,11 +84,14 @@ public final class Lease implements AutoCloseable {
     }
   }
 
-  private synchronized void lose(String reason) {
-    if (lostReason != null) {
-      return;
+  private void lose(String reason) {
+    synchronized (this) {
+      if (lostReason != null) {
+        return;
+      }
+      lostReason = reason;
     }
-    lostReason = reason;
+    // Outside the lock: the listener may wait for a thread that calls close().
     if (onLost != null) {
       onLost.accept(reason);
     }
@@ -122,10 +125,15 @@ public final class Lease implements AutoCloseable {
       throw new LockException(e.getStatus().getCode(), e.getStatus().getDescription());
     } finally {
       call.cancel(null);
-      try {
-        follower.join(10_000);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
+      // Wait for the stream's thread, unless the lease is lost: that thread
+      // is then done, or in the lost listener, which may be waiting for
+      // this very call.
+      if (!isLost() && Thread.currentThread() != follower) {
+        try {
+          follower.join(10_000);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
       }
     }
     if (isLost()) {

@@ -115,6 +115,37 @@ public final class ZkLockClientE2E {
       BlockingQueue<String> reasons = new LinkedBlockingQueue<>();
       Lease l = c.lock("java/lost/" + env, Duration.ofSeconds(10), "e2e", reasons::add);
       check(!l.isLost(), "isLost() is false while held");
+      // A listener that has another thread close its lease, and waits for
+      // it, as a listener stopping a worker would: close() must not wait
+      // for the listener.
+      Lease[] other = new Lease[1];
+      BlockingQueue<String> closedBy = new LinkedBlockingQueue<>();
+      other[0] =
+          c.lock(
+              "java/lost-close/" + env,
+              Duration.ofSeconds(10),
+              "e2e",
+              r -> {
+                Thread worker =
+                    new Thread(
+                        () -> {
+                          try {
+                            other[0].close();
+                            closedBy.add("returned");
+                          } catch (LockException e) {
+                            closedBy.add(e.code().name());
+                          }
+                        });
+                worker.start();
+                try {
+                  worker.join(10_000);
+                } catch (InterruptedException e) {
+                  Thread.currentThread().interrupt();
+                }
+                if (worker.isAlive()) {
+                  closedBy.add("blocked");
+                }
+              });
       ProcessHandle daemon = ProcessHandle.of(Long.parseLong(f[1])).orElseThrow();
       check(kill ? daemon.destroyForcibly() : daemon.destroy(), "the zklockd is " + how);
       String reason = reasons.poll(30, TimeUnit.SECONDS);
@@ -123,6 +154,11 @@ public final class ZkLockClientE2E {
           "the lost listener is called with " + wantReason + " when the sidecar is " + how
               + " (got " + reason + ")");
       check(l.isLost() && reason.equals(l.lostReason()), "isLost() is true, lostReason() says why");
+      String closed = closedBy.poll(30, TimeUnit.SECONDS);
+      check(
+          "ABORTED".equals(closed),
+          "close() from another thread while the lost listener waits for it throws ABORTED (got "
+              + closed + ")");
       try {
         l.close();
         check(false, "close() after the loss throws LockException ABORTED");
