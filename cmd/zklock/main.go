@@ -210,6 +210,10 @@ func runLocked(ctx context.Context, c *zklock.Client, lock string, command []str
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	defer signal.Stop(sigs)
+	if ctx.Err() != nil { // a signal came as the lock was granted
+		releaseLease(lease)
+		return interrupted(ctx)
+	}
 
 	cmd := exec.Command(command[0], command[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
