@@ -38,7 +38,8 @@ type history struct {
 	timeout  time.Duration  // zklockd's session timeout
 	end      time.Time      // when the clients were told to stop
 
-	byOp map[string][]record // each op's events in time order, set by check
+	byOp   map[string][]record  // each op's events in time order, set by check
+	rawEnd map[string]time.Time // when each lease's client stopped using it, set by check
 }
 
 // interval is one lease: from its grant until the holder stopped using it,
@@ -74,6 +75,11 @@ func (v *verdict) violations() []string {
 	return slices.Concat(v.i1, v.i2, v.i5, v.unfelt)
 }
 
+// wakeBound is how soon a zklockd woken from a pause must tell the client of
+// each lease it granted before the pause that the lease is lost (it checks
+// its clock before it answers anything: this takes milliseconds).
+const wakeBound = 2 * time.Second
+
 // Bounds of I5. A released lock goes to its next waiter in tens of
 // milliseconds (the run logs the distribution); the bound is far above
 // that, so that a loaded 2-core machine running -race builds stays under
@@ -81,7 +87,10 @@ func (v *verdict) violations() []string {
 // 10 s wait runs out). Speed is measured by make bench, not here.
 const releasedRegrant = 2 * time.Second
 
-func (h *history) crashRegrant() time.Duration { return h.timeout + time.Second }
+// crashRegrant bounds the regrant of a lock whose holder's zklockd was cut
+// off: ZooKeeper expires the session a session timeout after it last heard
+// from it, rounded up to its tick, and the waiter's watch then fires.
+func (h *history) crashRegrant() time.Duration { return h.timeout + 2*time.Second }
 
 // ownDeadline is how long a zklockd cut off at from may still vouch for
 // its holders: its own clock gives them up three quarters of the session
@@ -101,14 +110,66 @@ func saysLost(w record) bool {
 }
 
 // firstWord returns the first thing op's zklockd said about its lease at
-// or after t.
+// or after t. A Release the client's own deadline ended said nothing.
 func (h *history) firstWord(op string, t time.Time) (record, bool) {
 	for _, e := range h.byOp[op] {
+		if e.kind == "release-failed" && (e.detail == "DeadlineExceeded" || e.detail == "Canceled") {
+			continue
+		}
 		if zklockdWords[e.kind] && !e.at.Before(t) {
 			return e, true
 		}
 	}
 	return record{}, false
+}
+
+// wakeWord returns what op's zklockd said first about op's lease once it
+// woke from pause f, if it said it within wakeBound.
+func (h *history) wakeWord(op string, f *fault) (record, bool) {
+	w, ok := h.firstWord(op, f.woke)
+	if !ok || w.at.After(f.woke.Add(wakeBound)) {
+		return record{}, false
+	}
+	return w, true
+}
+
+// pausedLease says whether op's lease is one that f, a pause of its
+// zklockd, caught: granted before the pause, or received during it or
+// just after it but sent before it. For the latter, the zklockd's first
+// word after waking must say lost, and no other lease of that zklockd may
+// have held the lock when the pause began (then the grant was not sent
+// before it). It also returns until when a stale write of the lease is
+// the zklockd's pause and not its fault: until it said lost on waking;
+// if it said anything else, until then; if it said nothing, until the
+// client stopped using the lease, at the latest wakeBound after waking.
+func (h *history) pausedLease(op string, f *fault) (time.Time, bool) {
+	g, ok := h.grantOf(op)
+	if !ok || f.kind != "pause" || h.daemonOf[g.client] != f.daemon || g.at.After(f.woke.Add(wakeBound)) {
+		return time.Time{}, false
+	}
+	w, said := h.wakeWord(op, f)
+	if !g.at.Before(f.start) && (!said || !saysLost(w) || !g.at.Before(w.at) || h.heldAt(f.daemon, g.lock, f.start)) {
+		return time.Time{}, false
+	}
+	if said {
+		return w.at, true
+	}
+	end := f.woke.Add(wakeBound)
+	if e := h.rawEnd[op]; e.Before(end) {
+		end = e
+	}
+	return end, true
+}
+
+// heldAt reports whether a client of zklockd daemon held lock at t.
+func (h *history) heldAt(daemon int, lock string, t time.Time) bool {
+	for op, evs := range h.byOp {
+		g, ok := h.grantOf(op)
+		if ok && g.lock == lock && h.daemonOf[evs[0].client] == daemon && g.at.Before(t) && h.rawEnd[op].After(t) {
+			return true
+		}
+	}
+	return false
 }
 
 // grantOf returns op's grant.
@@ -137,8 +198,8 @@ func (h *history) check() verdict {
 			v.ops++
 		}
 	}
-	h.checkTokens(&v, events)
 	ivs, acquired := h.intervals(&v, events)
+	h.checkTokens(&v, events)
 	byLock := h.checkOverlaps(&v, ivs)
 	h.checkFaultsCost(&v)
 	h.checkRegrants(&v, ivs, byLock, acquired)
@@ -151,10 +212,10 @@ func (h *history) check() verdict {
 // carry rising tokens in the order they were received.
 //
 // The one exception: a client whose zklockd is paused by SIGSTOP cannot be
-// told anything, so its writes from the pause until its zklockd's first
-// word after waking may be stale; the resource's refusal is what protects
-// the lock then. A grant such a client receives in that time was sent
-// before the pause.
+// told anything, so the writes of a lease the pause caught may be stale
+// from the pause until the zklockd says on waking that the lease is lost
+// (pausedLease); the resource's refusal is what protects the lock then. A
+// grant received in the pause was sent before it.
 func (h *history) checkTokens(v *verdict, events []record) {
 	highest := map[string]record{}
 	for _, w := range h.writes {
@@ -172,7 +233,7 @@ func (h *history) checkTokens(v *verdict, events []record) {
 	}
 	last := map[string]record{}
 	for _, g := range events {
-		if g.kind != "granted" || h.pausedAt(g) {
+		if g.kind != "granted" || h.sentBeforePause(g) {
 			continue
 		}
 		if prev, ok := last[g.lock]; ok && g.token <= prev.token {
@@ -183,29 +244,30 @@ func (h *history) checkTokens(v *verdict, events []record) {
 	}
 }
 
-// pausedAt reports whether e, an event of a lease granted before a pause
-// of its zklockd, came after the pause began and before that zklockd said
-// anything about the lease after waking. (A grant sent before the pause
-// may reach its client only just after the zklockd woke.)
-func (h *history) pausedAt(e record) bool {
-	g, ok := h.grantOf(e.op)
-	if !ok {
-		return false
-	}
-	for _, f := range h.faults {
-		if f.kind != "pause" || f.daemon != h.daemonOf[e.client] || e.at.Before(f.start) || !g.at.Before(f.woke.Add(time.Second)) {
-			continue
-		}
-		if w, ok := h.firstWord(e.op, f.woke); !ok || !w.at.Before(e.at) {
+// fencedInPause reports whether a stale write w is the one exception of
+// I1: a write of a lease a pause caught, before its zklockd said on waking
+// that it is lost.
+func (h *history) fencedInPause(w record) bool {
+	for i := range h.faults {
+		f := &h.faults[i]
+		if until, ok := h.pausedLease(w.op, f); ok && !w.at.Before(f.start) && !w.at.After(until) {
 			return true
 		}
 	}
 	return false
 }
 
-// fencedInPause reports whether a stale write w is the one exception of
-// I1: its zklockd was paused, and has not said anything since it woke.
-func (h *history) fencedInPause(w record) bool { return h.pausedAt(w) }
+// sentBeforePause reports whether grant g reached its client after its
+// zklockd was paused, having been sent before.
+func (h *history) sentBeforePause(g record) bool {
+	for i := range h.faults {
+		f := &h.faults[i]
+		if _, ok := h.pausedLease(g.op, f); ok && !g.at.Before(f.start) {
+			return true
+		}
+	}
+	return false
+}
 
 // checkOverlaps is I2: no two vouched intervals of one lock overlap. It
 // returns the intervals by lock, sorted by start.
@@ -340,15 +402,16 @@ func (h *history) intervals(v *verdict, events []record) ([]*interval, map[strin
 			killed[e.client] = e.at
 		}
 	}
+	h.rawEnd = map[string]time.Time{}
 	for _, iv := range ivs {
-		if !iv.end.IsZero() {
-			continue
+		if iv.end.IsZero() {
+			if k, ok := killed[iv.client]; ok && k.After(iv.start) {
+				iv.end, iv.endedBy = k, "killed"
+			} else {
+				iv.end, iv.endedBy = h.end, "never released"
+			}
 		}
-		if k, ok := killed[iv.client]; ok && k.After(iv.start) {
-			iv.end, iv.endedBy = k, "killed"
-		} else {
-			iv.end, iv.endedBy = h.end, "never released"
-		}
+		h.rawEnd[iv.op] = iv.end
 	}
 	// A zklockd vouches for nothing once it is dead. A paused zklockd
 	// cannot tell its holders anything, and vouches until its own clock's
@@ -366,12 +429,21 @@ func (h *history) intervals(v *verdict, events []record) ([]*interval, map[strin
 		case "pause":
 			until := h.ownDeadline(f.start)
 			for _, iv := range ivs {
-				if iv.daemon != f.daemon || iv.start.After(f.woke) || !until.Before(iv.end) {
+				if iv.daemon != f.daemon || !until.Before(iv.end) {
 					continue
 				}
-				if w, ok := h.firstWord(iv.op, f.woke); ok && !saysLost(w) {
+				if _, ok := h.pausedLease(iv.op, &f); !ok {
+					continue
+				}
+				w, said := h.wakeWord(iv.op, &f)
+				switch {
+				case said && !saysLost(w):
 					v.i2 = append(v.i2, fmt.Sprintf("I2 %s: %s (token %d): its zklockd, paused at %s past its deadline %s, said %q at %s on waking, not that the lease was lost",
 						iv.lock, iv.op, iv.token, clock(f.start), clock(until), strings.TrimSpace(w.kind+" "+w.detail), clock(w.at)))
+					continue
+				case !said && iv.end.After(f.woke.Add(wakeBound)):
+					v.i2 = append(v.i2, fmt.Sprintf("I2 %s: %s (token %d): its zklockd, paused at %s past its deadline %s, said nothing about the lease within %v of waking at %s",
+						iv.lock, iv.op, iv.token, clock(f.start), clock(until), wakeBound, clock(f.woke)))
 					continue
 				}
 				iv.end, iv.endedBy = until, "vouched until (pause)"

@@ -112,6 +112,35 @@ func TestChaosChecker(t *testing.T) {
 			h.events[1].at = at(4531) // a's Granted was still in zklockd's buffer
 			h.writes = []record{write(3010, "b.1", 200, false), write(4532, "a.1", 100, true)}
 		}, unfelt: 1},
+		{name: "pause: the woken zklockd grants its waiter a stale token on the lock it held", i1: 3, lostToFaults: 1, edit: func(h *history) {
+			// w.1, a waiter of a's zklockd, is granted on the old epoch
+			// after b held and released: its grant and writes go back.
+			paused(h)
+			h.daemonOf["w"] = 0
+			h.events = append(h.events, ev("acquire", 20, "w.1", "l", 0), ev("granted", 4600, "w.1", "l", 150),
+				said("lost", 4700, "w.1", "LOST_REASON_SESSION_EXPIRED"))
+			h.writes = append(h.writes, write(4610, "w.1", 150, true), write(4620, "w.1", 150, true))
+		}},
+		{name: "pause: a lease of the paused zklockd that hears nothing on waking", i1: 2, i2: 2, overlaps: 1, lostToFaults: 1, edit: func(h *history) {
+			// c.1 holds lock m on a's zklockd through the pause; b.2 gets
+			// m; after waking, c.1 hears nothing, writes on and closes.
+			paused(h)
+			h.daemonOf["c"] = 0
+			h.events = append(h.events, ev("acquire", 0, "c.1", "m", 0), ev("granted", 5, "c.1", "m", 110),
+				ev("acquire", 100, "b.2", "m", 0), ev("granted", 3100, "b.2", "m", 210), ev("release", 3150, "b.2", "m", 210),
+				ev("release", 7000, "c.1", "m", 110))
+			for _, w := range []record{write(3120, "b.2", 210, false), write(4600, "c.1", 110, true),
+				write(6600, "c.1", 110, true), write(6990, "c.1", 110, true)} {
+				w.lock = "m"
+				h.writes = append(h.writes, w)
+			}
+		}},
+		{name: "pause: a Release whose client deadline ran out in the pause says nothing", lostToFaults: 1, edit: func(h *history) {
+			paused(h)
+			h.events[3] = ev("release", 1000, "a.1", "l", 100) // released by RPC before the deadline
+			h.events = append(h.events, said("release-failed", 4531, "a.1", "DeadlineExceeded"),
+				said("lost", 4540, "a.1", "LOST_REASON_SESSION_EXPIRED"))
+		}},
 		{name: "partition: lost by the own clock before the other grant", lostToFaults: 1, edit: partitioned},
 		{name: "partition: the holder heard only Suspended, and lost after the heal", i2: 1, overlaps: 1, lostToFaults: 1, edit: func(h *history) {
 			partitioned(h)
@@ -135,7 +164,7 @@ func TestChaosChecker(t *testing.T) {
 		}},
 		{name: "crashed holder granted too late", i5: 1, edit: func(h *history) {
 			h.events[3] = ev("error", 31, "a.1", "l", 100)
-			h.events[4].at, h.events[5].at = at(30+4100), at(30+4200)
+			h.events[4].at, h.events[5].at = at(30+5100), at(30+5200)
 			h.faults = []fault{{kind: "zklockd-kill", daemon: 0, start: at(30), end: at(300)}}
 		}},
 	}

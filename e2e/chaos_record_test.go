@@ -42,6 +42,8 @@ type recorder struct {
 	daemonOf map[string]int    // client → its zklockd
 	released []string          // I4 violations
 	unproven int               // confirmed releases that could not be checked
+	foreign  []string          // I2 violations seen in ZooKeeper at a grant
+	unseen   int               // grants whose node could not be looked at
 	arm      *designation      // the designation in progress, if any
 }
 
@@ -150,8 +152,11 @@ func parseRecord(line string) (record, error) {
 
 // take records rec and returns the answer to its client.
 func (r *recorder) take(rec record) string {
-	if rec.kind == "released" {
+	switch rec.kind {
+	case "released":
 		r.checkGone(rec)
+	case "granted":
+		r.checkHead(rec)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -290,6 +295,65 @@ func (r *recorder) checkGone(rec record) {
 	}
 	r.mu.Lock()
 	r.unproven++
+	r.mu.Unlock()
+}
+
+// checkHead records an I2 violation if, when a client reports a grant,
+// ZooKeeper shows a node of another session ahead of the grantee's (the
+// child whose czxid is its token) in the lock's queue: the lock was
+// granted over a contender that may still hold it. The grantee waits for
+// the answer, so its node is there unless its session ended meanwhile.
+// Nodes of the grantee's own session may be ahead: its zklockd may hand
+// the lock on before ZooKeeper confirmed the delete of its own released
+// hold. (The chaos clients take exclusive locks only.)
+func (r *recorder) checkHead(rec record) {
+	lockPath := path.Join(r.root, rec.lock)
+	for attempt := 0; attempt < 5; attempt++ {
+		if attempt > 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if _, err := r.zk.Sync(lockPath); err != nil && err != zk.ErrNoNode {
+			continue
+		}
+		children, _, err := r.zk.Children(lockPath)
+		if err != nil {
+			continue
+		}
+		stats := map[string]*zk.Stat{}
+		var mine string
+		ok := true
+		for _, ch := range children {
+			found, st, err := r.zk.Exists(path.Join(lockPath, ch))
+			if err != nil {
+				ok = false
+				break
+			}
+			if found {
+				stats[ch] = st
+				if st.Czxid == rec.token {
+					mine = ch
+				}
+			}
+		}
+		if !ok {
+			continue
+		}
+		if mine == "" {
+			break // gone with its session
+		}
+		seq := func(name string) string { return name[max(0, len(name)-10):] } // zero-padded: sorts as numbers
+		for ch, st := range stats {
+			if seq(ch) < seq(mine) && st.EphemeralOwner != stats[mine].EphemeralOwner {
+				r.mu.Lock()
+				r.foreign = append(r.foreign, fmt.Sprintf("I2 %s: %s granted token %d while ZooKeeper had %s of another session (0x%x) ahead of it",
+					rec.lock, rec.op, rec.token, ch, st.EphemeralOwner))
+				r.mu.Unlock()
+			}
+		}
+		return
+	}
+	r.mu.Lock()
+	r.unseen++
 	r.mu.Unlock()
 }
 
