@@ -346,45 +346,37 @@ func (s *sidecarSide) finish(b *testing.B) {
 	})
 }
 
-// benchSidecar starts a Session, Service and gRPC server on a loopback port,
-// waits for the session and returns the server's address. Cleanup stops
-// them.
+// benchSidecar starts a sidecar (Start) on a loopback port, waits for its
+// session and returns the server's address. Cleanup stops it.
 func benchSidecar(b *testing.B, zkAddr string) string {
 	b.Helper()
-	sess, err := zkrecipes.Connect(zkrecipes.Config{Servers: strings.Split(zkAddr, ","), SessionTimeout: 10 * time.Second, Logger: zktest.Logger()})
+	d, err := Start(DaemonConfig{
+		Session: zkrecipes.Config{Servers: strings.Split(zkAddr, ","), SessionTimeout: 10 * time.Second, Logger: zktest.Logger()},
+		Service: Config{Logger: zktest.Logger()},
+		Server:  ServerOptions{Logger: zktest.Logger()},
+	})
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(sess.Close)
-	for {
-		st, changed := sess.State()
-		if st.Epoch != nil {
-			break
-		}
-		select {
-		case <-changed:
-		case <-time.After(30 * time.Second):
-			b.Fatal("no ZooKeeper session after 30s")
-		}
-	}
-	svc, err := New(sess, Config{Logger: zktest.Logger()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := NewServer(svc, ServerOptions{Logger: zktest.Logger()})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		d.Shutdown(context.Background())
 		b.Fatal(err)
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
+	go func() { served <- d.Server.Serve(lis) }()
 	b.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		srv.Shutdown(ctx)
+		d.Shutdown(ctx)
 		if err := <-served; err != nil {
 			b.Errorf("Serve: %v", err)
 		}
 	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.WaitUsable(ctx); err != nil {
+		b.Fatalf("no ZooKeeper session: %v", err)
+	}
 	return lis.Addr().String()
 }

@@ -29,6 +29,7 @@ func TestMain(m *testing.M) {
 // instance is one in-process zklockd: a Session, a Service and a gRPC
 // server on a loopback port, with a client connected to it.
 type instance struct {
+	d      *Daemon
 	sess   *zkrecipes.Session
 	svc    *Service
 	srv    *Server
@@ -48,20 +49,20 @@ func startInstance(t *testing.T, zkAddr string, o instanceOpts) *instance {
 		o.timeout = 6 * time.Second
 	}
 	o.cfg.Logger = zktest.Logger()
-	sess, err := zkrecipes.Connect(zkrecipes.Config{Servers: strings.Split(zkAddr, ","), SessionTimeout: o.timeout, Logger: zktest.Logger()})
+	d, err := Start(DaemonConfig{
+		Session: zkrecipes.Config{Servers: strings.Split(zkAddr, ","), SessionTimeout: o.timeout, Logger: zktest.Logger()},
+		Service: o.cfg,
+		Server:  ServerOptions{Logger: zktest.Logger()},
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := New(sess, o.cfg)
-	if err != nil {
-		sess.Close()
 		t.Fatal(err)
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		d.Shutdown(context.Background())
 		t.Fatal(err)
 	}
-	in := &instance{sess: sess, svc: svc, srv: NewServer(svc, ServerOptions{Logger: zktest.Logger()}), served: make(chan error, 1)}
+	in := &instance{d: d, sess: d.Session, svc: d.Service, srv: d.Server, served: make(chan error, 1)}
 	go func() { in.served <- in.srv.Serve(lis) }()
 	in.conn, err = grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -96,13 +97,12 @@ func (in *instance) stop(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	in.srv.Shutdown(ctx)
+	in.d.Shutdown(ctx)
 	if err := <-in.served; err != nil {
 		t.Errorf("Serve: %v", err)
 	}
 	in.served = nil
 	in.conn.Close()
-	in.sess.Close()
 }
 
 // events reads an Acquire stream in the background.

@@ -186,33 +186,32 @@ func runUntil(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	mx := metrics.New()
 
-	sess, err := zkrecipes.Connect(zkrecipes.Config{
-		Servers:        strings.Split(o.zk, ","),
-		SessionTimeout: o.sessionTimeout,
-		Layout:         layout,
-		Observer:       mx,
-		Auth:           sec.zkAuth,
-		Logger:         log,
+	d, err := sidecar.Start(sidecar.DaemonConfig{
+		Session: zkrecipes.Config{
+			Servers:        strings.Split(o.zk, ","),
+			SessionTimeout: o.sessionTimeout,
+			Layout:         layout,
+			Observer:       mx,
+			Auth:           sec.zkAuth,
+			Logger:         log,
+		},
+		Service: sidecar.Config{
+			Root:              o.root,
+			DefaultTTL:        o.defaultTTL,
+			MaxTTL:            o.maxTTL,
+			MaxWaitersPerLock: o.maxWaiters,
+			MaxLeases:         o.maxLeases,
+			Logger:            log,
+			Metrics:           mx,
+		},
+		Server: sidecar.ServerOptions{MaxMessageBytes: o.maxMessageBytes, Logger: log,
+			UnaryInterceptors: mx.UnaryInterceptors(), StreamInterceptors: mx.StreamInterceptors(), Creds: sec.creds},
 	})
 	if err != nil {
 		return err
 	}
-	defer sess.Close()
-	mx.FollowSession(sess)
-	svc, err := sidecar.New(sess, sidecar.Config{
-		Root:              o.root,
-		DefaultTTL:        o.defaultTTL,
-		MaxTTL:            o.maxTTL,
-		MaxWaitersPerLock: o.maxWaiters,
-		MaxLeases:         o.maxLeases,
-		Logger:            log,
-		Metrics:           mx,
-	})
-	if err != nil {
-		return err
-	}
-	srv := sidecar.NewServer(svc, sidecar.ServerOptions{MaxMessageBytes: o.maxMessageBytes, Logger: log,
-		UnaryInterceptors: mx.UnaryInterceptors(), StreamInterceptors: mx.StreamInterceptors(), Creds: sec.creds})
+	mx.FollowSession(d.Session)
+	srv := d.Server
 
 	// Each gRPC server's goroutine sends its end here: nil once Shutdown
 	// stopped it, an error if it failed before.
@@ -244,7 +243,7 @@ func runUntil(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()
-	srv.Shutdown(sctx) // the main server, then the health server
+	d.Shutdown(sctx) // the main server, the health server, then the session
 	for ; servers > 0; servers-- {
 		<-served // nil, or ErrServerStopped if Shutdown came before Serve
 	}

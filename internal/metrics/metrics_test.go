@@ -47,16 +47,17 @@ func startDaemon(t *testing.T, zkAddr string) *daemon {
 	t.Helper()
 	log := zktest.Logger()
 	mx := New()
-	sess, err := zkrecipes.Connect(zkrecipes.Config{Servers: strings.Split(zkAddr, ","), SessionTimeout: 6 * time.Second, Logger: log, Observer: mx})
+	sd, err := sidecar.Start(sidecar.DaemonConfig{
+		Session: zkrecipes.Config{Servers: strings.Split(zkAddr, ","), SessionTimeout: 6 * time.Second, Logger: log, Observer: mx},
+		Service: sidecar.Config{Logger: log, Metrics: mx},
+		Server: sidecar.ServerOptions{Logger: log,
+			UnaryInterceptors: mx.UnaryInterceptors(), StreamInterceptors: mx.StreamInterceptors()},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mx.FollowSession(sess)
-	svc, err := sidecar.New(sess, sidecar.Config{Logger: log, Metrics: mx})
-	if err != nil {
-		sess.Close()
-		t.Fatal(err)
-	}
+	mx.FollowSession(sd.Session)
+	sess := sd.Session
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -66,9 +67,8 @@ func startDaemon(t *testing.T, zkAddr string) *daemon {
 		t.Fatal(err)
 	}
 	d := &daemon{
-		sess: sess,
-		srv: sidecar.NewServer(svc, sidecar.ServerOptions{Logger: log,
-			UnaryInterceptors: mx.UnaryInterceptors(), StreamInterceptors: mx.StreamInterceptors()}),
+		sess:   sess,
+		srv:    sd.Server,
 		served: make(chan error, 1),
 		url:    "http://" + mlis.Addr().String() + "/metrics",
 	}

@@ -21,8 +21,7 @@ type Sidecar struct {
 	// Addr is its gRPC address on loopback.
 	Addr string
 
-	srv      *sidecar.Server
-	sess     *zkrecipes.Session
+	d        *sidecar.Daemon
 	served   chan error
 	stopOnce sync.Once
 }
@@ -47,27 +46,27 @@ func StartWith(t testing.TB, zkAddr string, o Options) *Sidecar {
 	if o.SessionTimeout == 0 {
 		o.SessionTimeout = 10 * time.Second
 	}
-	sess, err := zkrecipes.Connect(zkrecipes.Config{Servers: strings.Split(zkAddr, ","), SessionTimeout: o.SessionTimeout, Logger: zktest.Logger()})
+	d, err := sidecar.Start(sidecar.DaemonConfig{
+		Session: zkrecipes.Config{Servers: strings.Split(zkAddr, ","), SessionTimeout: o.SessionTimeout, Logger: zktest.Logger()},
+		Service: sidecar.Config{Logger: zktest.Logger()},
+		Server:  sidecar.ServerOptions{Logger: zktest.Logger()},
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := sidecar.New(sess, sidecar.Config{Logger: zktest.Logger()})
-	if err != nil {
-		sess.Close()
 		t.Fatal(err)
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		sess.Close()
+		d.Shutdown(context.Background())
 		t.Fatal(err)
 	}
-	s := &Sidecar{Addr: lis.Addr().String(), srv: sidecar.NewServer(svc, sidecar.ServerOptions{Logger: zktest.Logger()}), sess: sess, served: make(chan error, 1)}
-	go func() { s.served <- s.srv.Serve(lis) }()
+	s := &Sidecar{Addr: lis.Addr().String(), d: d, served: make(chan error, 1)}
+	go func() { s.served <- d.Server.Serve(lis) }()
 	t.Cleanup(s.Stop)
-	zktest.Eventually(t, 30*time.Second, "zklockd has a ZooKeeper session", func() bool {
-		st, _ := sess.State()
-		return st.Epoch != nil
-	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.WaitUsable(ctx); err != nil {
+		t.Fatalf("zklockd has no ZooKeeper session: %v", err)
+	}
 	return s
 }
 
@@ -77,8 +76,7 @@ func (s *Sidecar) Stop() {
 	s.stopOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		s.srv.Shutdown(ctx)
+		s.d.Shutdown(ctx)
 		<-s.served
-		s.sess.Close()
 	})
 }
