@@ -1,14 +1,29 @@
 package sidecar
 
 import (
-	"crypto/rand"
-	"encoding/hex"
+	"context"
+	"errors"
 	"strings"
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+
 	"github.com/zklock/zklock/zkrecipes"
 )
+
+// A lease's life. Every way a lease ends is one transition below, in this
+// file; the RPC handlers ask for them and report what they answer.
+//
+//	held ── Release claims it ──▶ releasing ── delete confirmed ──▶ ended: released
+//	 │                              └── its epoch ended first ──▶ ended: session expired
+//	 ├── its stream ended, or Granted could not be sent ──▶ ended: released
+//	 ├── its ttl passed (detached leases) ──▶ ended: lease expired
+//	 ├── its epoch ended ──▶ ended: session expired
+//	 └── the sidecar shuts down ──▶ ended: shutdown
+//
+// An ended lease's node is deleted, and the lease moves to the tombstones
+// once ZooKeeper confirmed the delete or the lease's epoch ended (drop).
 
 // endReason says how a lease ended.
 type endReason int
@@ -45,28 +60,49 @@ type lease struct {
 	lock     string
 	hold     *zkrecipes.Hold
 	detached bool
-	metrics  Metrics // told once when the lease ends
 
 	mu        sync.Mutex
 	ttl       time.Duration
 	expires   time.Time   // detached leases only
 	timer     *time.Timer // detached leases only
 	releasing bool        // a Release claimed it: ttl expiry no longer applies
-	finishing bool        // a background wait for its delete runs
+	finishing bool        // a background wait for its delete's confirmation runs
 	reason    endReason
 	ended     chan struct{} // closed when reason is set
 }
 
-// end ends the lease for reason unless it already ended. It reports whether
-// this call ended it.
-func (l *lease) end(reason endReason) bool {
+// state returns how the lease ended (endNone while it has not) and whether
+// a Release claimed it.
+func (l *lease) state() (endReason, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.endLocked(reason)
+	return l.reason, l.releasing
 }
 
-// endLocked is end with l.mu held.
-func (l *lease) endLocked(reason endReason) bool {
+// grant makes the lease of a granted hold and adds it to the table. A
+// detached lease's ttl starts now. If the Service is shutting down the
+// lease ends at once with SHUTDOWN and grant returns false.
+func (s *Service) grant(hold *zkrecipes.Hold, lock string, detached bool, ttl time.Duration) (*lease, bool) {
+	l := &lease{id: newLeaseID(), lock: lock, hold: hold, detached: detached, ttl: ttl, ended: make(chan struct{})}
+	if detached {
+		l.expires = time.Now().Add(ttl)
+		l.timer = time.AfterFunc(ttl, func() { s.expire(l) })
+	}
+	s.mu.Lock()
+	added := !s.closing
+	if added {
+		s.tab.add(l) // under s.mu, so that Shutdown sees every lease added before it began
+	}
+	s.mu.Unlock()
+	if !added {
+		s.finish(l, endShutdown)
+	}
+	return l, added
+}
+
+// endLocked moves l to ended for reason unless it already ended, and
+// reports whether it did. l.mu must be held.
+func (s *Service) endLocked(l *lease, reason endReason) bool {
 	if l.reason != endNone {
 		return false
 	}
@@ -75,147 +111,242 @@ func (l *lease) endLocked(reason endReason) bool {
 		l.timer.Stop()
 	}
 	close(l.ended)
-	if l.metrics != nil {
-		l.metrics.LeaseEnded(reason.label())
-	}
+	s.cfg.Metrics.LeaseEnded(reason.label())
 	return true
 }
 
-// endedWith returns the reason the lease ended, or endNone.
-func (l *lease) endedWith() endReason {
+// finish ends l for reason unless it already ended, and then deletes its
+// node (drop). Every transition to ended but a confirmed Release's goes
+// through it.
+func (s *Service) finish(l *lease, reason endReason) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.reason
-}
-
-// tombstone remembers how a lease ended, so that late Renew and Release
-// calls get a meaningful answer.
-type tombstone struct {
-	reason endReason
-	token  int64
-	at     time.Time
-}
-
-// table holds the sidecar's leases, the tombstones of ended ones, and the
-// count of local waiters. Its lock is never held across a ZooKeeper call.
-type table struct {
-	tombTTL time.Duration
-
-	mu        sync.Mutex
-	leases    map[string]*lease
-	tombs     map[string]tombstone
-	tombOrder []string // tombstone ids, oldest first
-	waiters   map[string]int
-	active    int // waiting and held acquires
-}
-
-func newTable(tombTTL time.Duration) *table {
-	return &table{
-		tombTTL: tombTTL,
-		leases:  make(map[string]*lease),
-		tombs:   make(map[string]tombstone),
-		waiters: make(map[string]int),
+	ended := s.endLocked(l, reason)
+	l.mu.Unlock()
+	if ended {
+		s.drop(l)
 	}
 }
 
-// newLeaseID returns a random 128-bit id, hex-encoded.
-func newLeaseID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("sidecar: no randomness: " + err.Error())
-	}
-	return hex.EncodeToString(b[:])
-}
-
-// admit counts a new waiter on lock unless a limit is reached. It returns
-// the limit reached, or "".
-func (t *table) admit(lock string, maxPerLock, maxActive int) string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.waiters[lock] >= maxPerLock {
-		return "waiters"
-	}
-	if t.active >= maxActive {
-		return "leases"
-	}
-	t.active++
-	t.waiters[lock]++
-	return ""
-}
-
-// unwait uncounts a waiter on lock; if it was not granted it is no longer
-// active either.
-func (t *table) unwait(lock string, granted bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.waiters[lock]--; t.waiters[lock] <= 0 {
-		delete(t.waiters, lock)
-	}
-	if !granted {
-		t.active--
-	}
-}
-
-func (t *table) add(l *lease) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.leases[l.id] = l
-}
-
-// lookup returns the live lease with id, or its tombstone while it lasts.
-func (t *table) lookup(id string) (*lease, tombstone, bool) {
-	now := time.Now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if l, ok := t.leases[id]; ok {
-		return l, tombstone{}, true
-	}
-	t.prune(now)
-	tb, ok := t.tombs[id]
-	if ok && now.Sub(tb.at) >= t.tombTTL {
-		// Older than the tombstone time, though not pruned yet: tombOrder
-		// is only roughly in burial order.
-		return nil, tombstone{}, false
-	}
-	return nil, tb, ok
-}
-
-// bury moves an ended lease to the tombstones.
-func (t *table) bury(l *lease, now time.Time) {
-	reason := l.endedWith()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if _, ok := t.leases[l.id]; !ok {
+// drop deletes an ended lease's node and moves the lease to the tombstones
+// once ZooKeeper confirmed the delete, or once the lease's epoch ended. It
+// waits at most ReleaseTimeout, then goes on waiting in the background:
+// until then a Release of the lease waits for the confirmation.
+func (s *Service) drop(l *lease) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ReleaseTimeout)
+	defer cancel()
+	if err := l.hold.Release(ctx); err == nil || errors.Is(err, zkrecipes.ErrLost) {
+		s.tab.bury(l, time.Now())
 		return
 	}
-	delete(t.leases, l.id)
-	t.active--
-	t.tombs[l.id] = tombstone{reason: reason, token: l.hold.Token(), at: now}
-	t.tombOrder = append(t.tombOrder, l.id)
-	t.prune(now)
-}
-
-// prune forgets the tombstones older than the tombstone time, oldest first.
-// It runs on every burial and every lookup, so that a tombstone ends on
-// time even when no other lease ends. t.mu must be held.
-func (t *table) prune(now time.Time) {
-	for len(t.tombOrder) > 0 {
-		old := t.tombs[t.tombOrder[0]]
-		if now.Sub(old.at) < t.tombTTL {
-			break
+	s.log.Warn("lock node not deleted yet; retrying in the background", "lock", l.lock)
+	s.background(func(ctx context.Context) {
+		if err := l.hold.Release(ctx); err == nil || errors.Is(err, zkrecipes.ErrLost) {
+			s.tab.bury(l, time.Now())
 		}
-		delete(t.tombs, t.tombOrder[0])
-		t.tombOrder = t.tombOrder[1:]
+	})
+}
+
+// expire ends a detached lease whose ttl passed without a Renew.
+func (s *Service) expire(l *lease) {
+	if !s.enter() {
+		return
+	}
+	defer s.wg.Done()
+	// The check and the end are one step, so that a Renew cannot slip in
+	// between and answer for a lease about to be deleted.
+	l.mu.Lock()
+	due := !l.releasing && l.reason == endNone && !time.Now().Before(l.expires)
+	if due {
+		s.endLocked(l, endExpired)
+	}
+	l.mu.Unlock()
+	if due {
+		s.log.Debug("lease expired", "lock", l.lock)
+		s.drop(l)
 	}
 }
 
-// all returns the live leases.
-func (t *table) all() []*lease {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make([]*lease, 0, len(t.leases))
-	for _, l := range t.leases {
-		out = append(out, l)
+// check returns the status a lease answers Renew and Release with once it
+// ended or a Release claimed it (field names it in the request), or nil
+// while it is held. A lease whose epoch ended by the local clock ends here.
+func (s *Service) check(l *lease, field string) error {
+	if !l.hold.Valid() {
+		s.finish(l, endSessionLost)
 	}
-	return out
+	switch r, releasing := l.state(); {
+	case r == endNone && !releasing:
+		return nil
+	case r == endNone, r == endReleased:
+		return notFoundError(field, true)
+	default:
+		return lostError(tombstone{reason: r, token: l.hold.Token()})
+	}
+}
+
+// renew extends a held detached lease by ttl, or by its own ttl if ttl is
+// 0 (which it keeps from then on), and returns its new expiry; a
+// stream-bound lease has none. It returns check's status for a lease no
+// longer held.
+func (s *Service) renew(l *lease, ttl time.Duration, now time.Time, field string) (time.Time, error) {
+	l.mu.Lock()
+	if l.reason != endNone || l.releasing {
+		l.mu.Unlock()
+		return time.Time{}, s.check(l, field)
+	}
+	defer l.mu.Unlock()
+	if !l.detached {
+		return time.Time{}, nil
+	}
+	if ttl > 0 {
+		l.ttl = ttl
+	}
+	l.expires = now.Add(l.ttl)
+	l.timer.Reset(l.ttl)
+	return l.expires, nil
+}
+
+// release is the Release call's transition: it claims l (its ttl no longer
+// applies), deletes its node and waits until ZooKeeper confirmed the
+// delete, then ends l as released. It returns check's status for a lease
+// that had already ended otherwise, the lost status if the epoch ended
+// before the confirmation, and UNAVAILABLE RELEASE_UNCONFIRMED if none
+// came shortly before ctx's deadline (confirmWait); the delete is then
+// retried in the background and a later Release waits again.
+func (s *Service) release(ctx context.Context, l *lease) error {
+	if !l.hold.Valid() {
+		s.finish(l, endSessionLost)
+	}
+	l.mu.Lock()
+	reason := l.reason
+	if reason == endNone {
+		l.releasing = true
+		if l.timer != nil {
+			l.timer.Stop()
+		}
+	}
+	l.mu.Unlock()
+	if reason != endNone && reason != endReleased {
+		return lostError(tombstone{reason: reason, token: l.hold.Token()})
+	}
+	// Held, or released by its stream or another Release: wait for the
+	// delete.
+	wait, cancel := confirmWait(ctx)
+	err := l.hold.Release(wait)
+	cancel()
+	switch {
+	case err == nil:
+		l.mu.Lock()
+		s.endLocked(l, endReleased)
+		r := l.reason
+		l.mu.Unlock()
+		if r != endReleased {
+			return lostError(tombstone{reason: r, token: l.hold.Token()})
+		}
+		s.tab.bury(l, time.Now())
+		return nil
+	case errors.Is(err, zkrecipes.ErrLost):
+		s.finish(l, endSessionLost)
+		if r, _ := l.state(); r != endReleased {
+			return lostError(tombstone{reason: r, token: l.hold.Token()})
+		}
+		// Its stream had released it already.
+		s.tab.bury(l, time.Now())
+		return nil
+	}
+	// Keep waiting for the confirmation in the background; meanwhile the
+	// lease counts as released for Renew, and a new Release waits again.
+	l.mu.Lock()
+	waiting := l.finishing
+	l.finishing = true
+	l.mu.Unlock()
+	if !waiting {
+		s.background(func(ctx context.Context) {
+			switch err := l.hold.Release(ctx); {
+			case err == nil:
+				l.mu.Lock()
+				s.endLocked(l, endReleased)
+				l.mu.Unlock()
+			case errors.Is(err, zkrecipes.ErrLost):
+				l.mu.Lock()
+				s.endLocked(l, endSessionLost)
+				l.mu.Unlock()
+			default:
+				return
+			}
+			s.tab.bury(l, time.Now())
+		})
+	}
+	return statusError(codes.Unavailable, "RELEASE_UNCONFIRMED", nil,
+		"ZooKeeper has not confirmed the delete yet (%v); the sidecar keeps trying: call Release again", err)
+}
+
+// releaseAnswerMargin bounds how long before the call's deadline a Release
+// stops waiting for ZooKeeper's confirmation.
+const releaseAnswerMargin = time.Second
+
+// confirmWait returns the context a Release waits on for ZooKeeper's
+// confirmation. With a deadline, it ends a fifth of the time left (at most
+// releaseAnswerMargin) before it, so that the UNAVAILABLE
+// RELEASE_UNCONFIRMED answer reaches the caller before the caller's own
+// deadline turns it into a bare DEADLINE_EXCEEDED, even through a process
+// paused by GC or CPU throttling. Waiting to the last moment would gain
+// little: the delete goes on in the background either way.
+func confirmWait(ctx context.Context) (context.Context, context.CancelFunc) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return ctx, func() {}
+	}
+	margin := max(0, min(time.Until(d)/5, releaseAnswerMargin))
+	return context.WithDeadline(ctx, d.Add(-margin))
+}
+
+// followEpochs ends every lease of an epoch, stream-bound or detached, as
+// soon as the epoch ends, until Shutdown.
+func (s *Service) followEpochs() {
+	defer close(s.epochsFollowed)
+	for {
+		st, changed := s.sess.State()
+		if st.Epoch == nil {
+			select {
+			case <-s.stopCtx.Done():
+				return
+			case <-changed:
+			}
+			continue
+		}
+		select {
+		case <-s.stopCtx.Done():
+			return
+		case <-st.Epoch.Done():
+		}
+		for _, l := range s.tab.all() {
+			if l.hold.Epoch() == st.Epoch {
+				s.finish(l, endSessionLost)
+			}
+		}
+	}
+}
+
+// shutdownLeases ends every lease with SHUTDOWN (a lease a Release claimed
+// is left to it) and waits, until ctx ends, for ZooKeeper to confirm the
+// deletes.
+func (s *Service) shutdownLeases(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, l := range s.tab.all() {
+		l.mu.Lock()
+		ended := !l.releasing && s.endLocked(l, endShutdown)
+		l.mu.Unlock()
+		if !ended {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l.hold.Release(ctx); err != nil && !errors.Is(err, zkrecipes.ErrLost) {
+				s.log.Warn("lock node not deleted at shutdown", "lock", l.lock, "err", err)
+			}
+			s.tab.bury(l, time.Now())
+		}()
+	}
+	wg.Wait()
 }

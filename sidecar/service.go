@@ -109,7 +109,9 @@ type Service struct {
 	mu      sync.Mutex
 	closing bool
 	drained bool
-	wg      sync.WaitGroup // ttl expiries in flight
+	wg      sync.WaitGroup // ttl expiries and background deletes in flight
+
+	epochsFollowed chan struct{} // closed when followEpochs returned
 }
 
 // New returns a Service taking locks on sess.
@@ -118,14 +120,21 @@ func New(sess *zkrecipes.Session, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("sidecar: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{
-		cfg:     cfg,
-		sess:    sess,
-		log:     cfg.Logger,
-		tab:     newTable(cfg.TombstoneTTL),
-		stopCtx: ctx,
-		stop:    cancel,
-	}, nil
+	s := &Service{
+		cfg:            cfg,
+		sess:           sess,
+		log:            cfg.Logger,
+		tab:            newTable(cfg.TombstoneTTL),
+		stopCtx:        ctx,
+		stop:           cancel,
+		epochsFollowed: make(chan struct{}),
+	}
+	if sess != nil {
+		go s.followEpochs()
+	} else {
+		close(s.epochsFollowed) // a Service that only validates requests (tests)
+	}
+	return s, nil
 }
 
 func (s *Service) lockPath(name string) string { return s.cfg.Root + "/" + name }
@@ -268,45 +277,26 @@ func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockServ
 		return acquireError(lock, wait, err, streamCtx, waitCtx)
 	}
 
-	l := &lease{id: newLeaseID(), lock: lock, hold: hold, detached: req.GetDetach(), ttl: args.ttl, ended: make(chan struct{}), metrics: s.cfg.Metrics}
 	s.cfg.Metrics.Granted(time.Since(start))
-	granted := &zklockv1.Granted{LeaseId: l.id, FencingToken: hold.Token()}
-	if l.detached {
-		l.mu.Lock()
-		l.expires = time.Now().Add(args.ttl)
-		l.timer = time.AfterFunc(args.ttl, func() { s.expire(l) })
-		granted.ExpiresAt = timestamppb.New(l.expires)
-		l.mu.Unlock()
-	}
-	added := s.addLease(l)
+	l, added := s.grant(hold, lock, req.GetDetach(), args.ttl)
 	s.tab.unwait(lock, added)
 	s.cfg.Metrics.WaitEnded()
 	if !added {
-		l.end(endShutdown)
-		s.dropLease(l)
 		return statusError(codes.Unavailable, "SHUTTING_DOWN", nil, "sidecar is shutting down")
+	}
+	granted := &zklockv1.Granted{LeaseId: l.id, FencingToken: hold.Token()}
+	if l.detached {
+		granted.ExpiresAt = timestamppb.New(l.expires)
 	}
 	if err := stream.Send(&zklockv1.AcquireResponse{Event: &zklockv1.AcquireResponse_Granted{Granted: granted}}); err != nil {
 		// The caller never learnt the lease id: nobody could release it.
-		s.closeLease(l, endReleased)
+		s.finish(l, endReleased)
 		return err
 	}
 	if l.detached {
 		return nil
 	}
 	return s.follow(stream, l)
-}
-
-// addLease adds l to the table unless the Service is shutting down. Done
-// under s.mu, so that Shutdown sees every lease added before it began.
-func (s *Service) addLease(l *lease) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.tab.add(l)
-	return true
 }
 
 // awaitSession waits until the Session has a live epoch.
@@ -333,23 +323,23 @@ func (s *Service) follow(stream zklockv1.LockService_AcquireServer, l *lease) er
 	if st.Epoch == l.hold.Epoch() && !st.Connected {
 		suspended = true
 		if err := stream.Send(&zklockv1.AcquireResponse{Event: &zklockv1.AcquireResponse_Suspended{Suspended: &zklockv1.Suspended{}}}); err != nil {
-			s.closeLease(l, endReleased)
+			s.finish(l, endReleased)
 			return err
 		}
 	}
 	for {
 		select {
 		case <-ctx.Done():
-			s.closeLease(l, endReleased)
+			s.finish(l, endReleased)
 			return status.FromContextError(ctx.Err()).Err()
 		case <-l.ended:
 			ev := &zklockv1.AcquireResponse{Event: &zklockv1.AcquireResponse_Released{Released: &zklockv1.Released{}}}
-			if r := l.endedWith(); r != endReleased {
+			if r, _ := l.state(); r != endReleased {
 				ev = &zklockv1.AcquireResponse{Event: &zklockv1.AcquireResponse_Lost{Lost: &zklockv1.Lost{Reason: r.proto()}}}
 			}
 			return stream.Send(ev)
 		case <-l.hold.Done():
-			s.closeLease(l, endSessionLost)
+			s.finish(l, endSessionLost)
 		case <-changed:
 			st, changed = s.sess.State()
 			mine := st.Epoch == l.hold.Epoch()
@@ -357,45 +347,18 @@ func (s *Service) follow(stream zklockv1.LockService_AcquireServer, l *lease) er
 			case mine && !st.Connected && !suspended:
 				suspended = true
 				if err := stream.Send(&zklockv1.AcquireResponse{Event: &zklockv1.AcquireResponse_Suspended{Suspended: &zklockv1.Suspended{}}}); err != nil {
-					s.closeLease(l, endReleased)
+					s.finish(l, endReleased)
 					return err
 				}
 			case mine && st.Connected && suspended && l.hold.Valid():
 				suspended = false
 				if err := stream.Send(&zklockv1.AcquireResponse{Event: &zklockv1.AcquireResponse_Resumed{Resumed: &zklockv1.Resumed{}}}); err != nil {
-					s.closeLease(l, endReleased)
+					s.finish(l, endReleased)
 					return err
 				}
 			}
 		}
 	}
-}
-
-// closeLease ends l for reason, unless it already ended, and deletes its
-// node.
-func (s *Service) closeLease(l *lease, reason endReason) {
-	if l.end(reason) {
-		s.dropLease(l)
-	}
-}
-
-// dropLease deletes an ended lease's node and moves the lease to the
-// tombstones once ZooKeeper confirmed the delete, or once the lease's epoch
-// ended. It waits at most ReleaseTimeout, then goes on waiting in the
-// background: until then a Release of the lease waits for the confirmation.
-func (s *Service) dropLease(l *lease) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ReleaseTimeout)
-	defer cancel()
-	if err := l.hold.Release(ctx); err == nil || errors.Is(err, zkrecipes.ErrLost) {
-		s.tab.bury(l, time.Now())
-		return
-	}
-	s.log.Warn("lock node not deleted yet; retrying in the background", "lock", l.lock)
-	s.background(func(ctx context.Context) {
-		if err := l.hold.Release(ctx); err == nil || errors.Is(err, zkrecipes.ErrLost) {
-			s.tab.bury(l, time.Now())
-		}
-	})
 }
 
 // background runs f in a goroutine that Shutdown cancels and waits for.
@@ -407,26 +370,6 @@ func (s *Service) background(f func(ctx context.Context)) {
 		defer s.wg.Done()
 		f(s.stopCtx)
 	}()
-}
-
-// expire ends a detached lease whose ttl passed without a Renew.
-func (s *Service) expire(l *lease) {
-	if !s.enter() {
-		return
-	}
-	defer s.wg.Done()
-	// The check and the end are one step, so that a Renew cannot slip in
-	// between and answer for a lease about to be deleted.
-	l.mu.Lock()
-	due := !l.releasing && l.reason == endNone && !time.Now().Before(l.expires)
-	if due {
-		l.endLocked(endExpired)
-	}
-	l.mu.Unlock()
-	if due {
-		s.log.Debug("lease expired", "lock", l.lock)
-		s.dropLease(l)
-	}
 }
 
 // enter counts a background task unless the Service has drained.
@@ -488,25 +431,14 @@ func (s *Service) Renew(ctx context.Context, req *zklockv1.RenewRequest) (*zkloc
 	now := time.Now()
 	resp := &zklockv1.RenewResponse{Leases: make([]*zklockv1.LeaseExpiry, len(ids))}
 	for i, l := range leases {
+		expires, err := s.renew(l, ttl, now, fmt.Sprintf("lease_ids[%d]", i))
+		if err != nil {
+			return nil, err
+		}
 		e := &zklockv1.LeaseExpiry{LeaseId: l.id}
-		l.mu.Lock()
-		reason, releasing := l.reason, l.releasing
-		if reason != endNone || releasing {
-			l.mu.Unlock()
-			if reason == endNone || reason == endReleased {
-				return nil, notFoundError(fmt.Sprintf("lease_ids[%d]", i), true)
-			}
-			return nil, lostError(tombstone{reason: reason, token: l.hold.Token()})
+		if !expires.IsZero() {
+			e.ExpiresAt = timestamppb.New(expires)
 		}
-		if l.detached {
-			if ttl > 0 {
-				l.ttl = ttl
-			}
-			l.expires = now.Add(l.ttl)
-			l.timer.Reset(l.ttl)
-			e.ExpiresAt = timestamppb.New(l.expires)
-		}
-		l.mu.Unlock()
 		resp.Leases[i] = e
 	}
 	return resp, nil
@@ -525,22 +457,8 @@ func (s *Service) liveLease(id, field string) (*lease, error) {
 		}
 		return nil, notFoundError(field, ok)
 	}
-	l.mu.Lock()
-	r, releasing := l.reason, l.releasing
-	l.mu.Unlock()
-	switch r {
-	case endNone:
-		if releasing {
-			return nil, notFoundError(field, true)
-		}
-	case endReleased:
-		return nil, notFoundError(field, true)
-	default:
-		return nil, lostError(tombstone{reason: r, token: l.hold.Token()})
-	}
-	if !l.hold.Valid() {
-		s.closeLease(l, endSessionLost)
-		return nil, lostError(tombstone{reason: endSessionLost, token: l.hold.Token()})
+	if err := s.check(l, field); err != nil {
+		return nil, err
 	}
 	return l, nil
 }
@@ -573,89 +491,10 @@ func (s *Service) Release(ctx context.Context, req *zklockv1.ReleaseRequest) (*z
 		}
 		return nil, lostError(tomb)
 	}
-	if !l.hold.Valid() {
-		s.closeLease(l, endSessionLost)
+	if err := s.release(ctx, l); err != nil {
+		return nil, err
 	}
-	l.mu.Lock()
-	reason := l.reason
-	if reason == endNone {
-		l.releasing = true
-		if l.timer != nil {
-			l.timer.Stop()
-		}
-	}
-	l.mu.Unlock()
-	switch reason {
-	case endNone:
-	case endReleased:
-		// Released by its stream, or by another Release: wait for the delete.
-	default:
-		return nil, lostError(tombstone{reason: reason, token: l.hold.Token()})
-	}
-	wait, cancel := confirmWait(ctx)
-	err := l.hold.Release(wait)
-	cancel()
-	switch {
-	case err == nil:
-		if !l.end(endReleased) {
-			if r := l.endedWith(); r != endReleased {
-				return nil, lostError(tombstone{reason: r, token: l.hold.Token()})
-			}
-		}
-		s.tab.bury(l, time.Now())
-		return &zklockv1.ReleaseResponse{}, nil
-	case errors.Is(err, zkrecipes.ErrLost):
-		s.closeLease(l, endSessionLost)
-		if r := l.endedWith(); r != endReleased {
-			return nil, lostError(tombstone{reason: r, token: l.hold.Token()})
-		}
-		// Its stream had released it already.
-		s.tab.bury(l, time.Now())
-		return &zklockv1.ReleaseResponse{}, nil
-	}
-	// Keep waiting for the confirmation in the background; meanwhile the
-	// lease counts as released for Renew, and a new Release waits again.
-	l.mu.Lock()
-	waiting := l.finishing
-	l.finishing = true
-	l.mu.Unlock()
-	if waiting {
-		return nil, statusError(codes.Unavailable, "RELEASE_UNCONFIRMED", nil,
-			"ZooKeeper has not confirmed the delete yet (%v); the sidecar keeps trying: call Release again", err)
-	}
-	s.background(func(ctx context.Context) {
-		switch err := l.hold.Release(ctx); {
-		case err == nil:
-			l.end(endReleased)
-		case errors.Is(err, zkrecipes.ErrLost):
-			l.end(endSessionLost)
-		default:
-			return
-		}
-		s.tab.bury(l, time.Now())
-	})
-	return nil, statusError(codes.Unavailable, "RELEASE_UNCONFIRMED", nil,
-		"ZooKeeper has not confirmed the delete yet (%v); the sidecar keeps trying: call Release again", err)
-}
-
-// releaseAnswerMargin bounds how long before the call's deadline a Release
-// stops waiting for ZooKeeper's confirmation.
-const releaseAnswerMargin = time.Second
-
-// confirmWait returns the context a Release waits on for ZooKeeper's
-// confirmation. With a deadline, it ends a fifth of the time left (at most
-// releaseAnswerMargin) before it, so that the UNAVAILABLE
-// RELEASE_UNCONFIRMED answer reaches the caller before the caller's own
-// deadline turns it into a bare DEADLINE_EXCEEDED, even through a process
-// paused by GC or CPU throttling. Waiting to the last moment would gain
-// little: the delete goes on in the background either way.
-func confirmWait(ctx context.Context) (context.Context, context.CancelFunc) {
-	d, ok := ctx.Deadline()
-	if !ok {
-		return ctx, func() {}
-	}
-	margin := max(0, min(time.Until(d)/5, releaseAnswerMargin))
-	return context.WithDeadline(ctx, d.Add(-margin))
+	return &zklockv1.ReleaseResponse{}, nil
 }
 
 // Describe implements LockService.Describe.
@@ -704,24 +543,8 @@ func (s *Service) Shutdown(ctx context.Context) {
 	s.closing = true
 	s.mu.Unlock()
 	s.stop()
-	var wg sync.WaitGroup
-	for _, l := range s.tab.all() {
-		l.mu.Lock()
-		releasing := l.releasing
-		l.mu.Unlock()
-		if releasing || !l.end(endShutdown) {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := l.hold.Release(ctx); err != nil && !errors.Is(err, zkrecipes.ErrLost) {
-				s.log.Warn("lock node not deleted at shutdown", "lock", l.lock, "err", err)
-			}
-			s.tab.bury(l, time.Now())
-		}()
-	}
-	wg.Wait()
+	<-s.epochsFollowed
+	s.shutdownLeases(ctx)
 	s.mu.Lock()
 	s.drained = true
 	s.mu.Unlock()
