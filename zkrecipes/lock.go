@@ -63,7 +63,7 @@ func (h *Hold) Valid() bool { return h.s.Valid(h.e) }
 // node is still deleted). It may be called again, also after ctx ended: the
 // delete is retried in the background until confirmed.
 func (h *Hold) Release(ctx context.Context) error {
-	h.once.Do(func() { h.s.remove(h.n) })
+	h.once.Do(func() { h.s.release(h.n) })
 	select {
 	case <-h.n.gone:
 		return h.releaseResult()
@@ -248,7 +248,7 @@ func (s *Session) wait(ctx context.Context, n *node, opts LockOptions) (*Hold, e
 	}
 
 	lastPos := -1
-	var handoffFrom int64 // when the local hold we were handed the lock by was deleted
+	var handoffFrom int64 // when the local hold we were handed the lock by was released
 	for {
 		i := indexOf(q, me)
 		if i < 0 {
@@ -266,15 +266,15 @@ func (s *Session) wait(ctx context.Context, n *node, opts LockOptions) (*Hold, e
 			return nil, ErrHeld
 		}
 		watchPath := n.parent + "/" + watch
-		s.handoffs.watch(watchPath)
-		woke, err := s.watchGone(ctx, e, watchPath)
-		wasHeld, deleteAt := s.handoffs.unwatch(watchPath)
+		released := s.handoffs.watch(watchPath)
+		woke, err := s.watchGone(ctx, e, watchPath, released)
+		wasHeld, releaseAt := s.handoffs.unwatch(watchPath)
 		if err != nil {
 			return nil, err
 		}
 		if woke && (wakeHolds || wasHeld) {
 			if wasHeld {
-				handoffFrom = deleteAt
+				handoffFrom = releaseAt
 			}
 			break
 		}
@@ -298,10 +298,15 @@ func (s *Session) wait(ctx context.Context, n *node, opts LockOptions) (*Hold, e
 }
 
 // watchGone watches p and waits for it to change. It returns true if p was
-// deleted, false if p must be looked at again (it was already gone, or
-// changed).
-func (s *Session) watchGone(ctx context.Context, e *Epoch, p string) (bool, error) {
+// deleted, or released if it is a local hold (released closes), false if p
+// must be looked at again (it was already gone, or changed).
+func (s *Session) watchGone(ctx context.Context, e *Epoch, p string, released <-chan struct{}) (bool, error) {
 	for {
+		select {
+		case <-released:
+			return true, nil
+		default:
+		}
 		// A data watch, not an exists watch: an exists watch on a node that
 		// is already gone would stay registered until such a node is
 		// created, which never happens to a sequential node.
@@ -320,6 +325,8 @@ func (s *Session) watchGone(ctx context.Context, e *Epoch, p string) (bool, erro
 			return false, ctx.Err()
 		case <-e.done:
 			return false, errRequeue
+		case <-released:
+			return true, nil
 		case ev := <-ch:
 			return ev.Type == zk.EventNodeDeleted, nil
 		}
@@ -509,12 +516,32 @@ func (s *Session) settle(n *node) bool {
 	return s.epoch == n.epoch
 }
 
+// release ends the hold of n: if n is an exclusive hold and its epoch is
+// still valid by the own clock, the local waiter watching it takes the lock
+// at once (handoffs); then n is deleted by a goroutine of the Session
+// (remove), so that the caller may stop waiting for the confirmation when
+// it likes.
+func (s *Session) release(n *node) {
+	if s.Valid(n.epoch) {
+		s.handoffs.release(n.path(), s.now())
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return // Close ended the session, and its nodes with it
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.remove(n)
+	}()
+}
+
 // remove deletes n: once now if ZooKeeper is in reach, then by the janitor
 // until confirmed. It does not wait for a connection that is in doubt.
 func (s *Session) remove(n *node) {
 	if st, _ := s.State(); st.Epoch == n.epoch && st.Connected && n.getName() != "" {
 		sent := s.now()
-		s.handoffs.deleting(n.path(), sent)
 		err := s.conn.Delete(n.path(), -1)
 		if err == nil || errors.Is(err, zk.ErrNoNode) {
 			if err == nil {
@@ -623,7 +650,6 @@ func (s *Session) deleteNode(n *node) bool {
 		}
 	}
 	for _, name := range names {
-		s.handoffs.deleting(n.parent+"/"+name, s.now())
 		err := s.conn.Delete(n.parent+"/"+name, -1)
 		if err != nil && !errors.Is(err, zk.ErrNoNode) {
 			if !errors.Is(err, zk.ErrConnectionClosed) && !errors.Is(err, zk.ErrNoServer) {

@@ -20,9 +20,10 @@ type Observer interface {
 	EpochLost(cause LossCause)
 	// Handoff is called when a waiter of this Session is granted because
 	// the exclusive hold it waited on, a hold of this Session too, was
-	// released; d runs from the moment this Session sent the delete of
-	// that hold's node to the moment the waiter's Lock call has the lock.
-	// Handoffs from another session's holder are not seen.
+	// released; d runs from the release (before the delete of that hold's
+	// node is sent: the waiter does not wait for it) to the moment the
+	// waiter's Lock call has the lock. Handoffs from another session's
+	// holder are not seen.
 	Handoff(d time.Duration)
 }
 

@@ -83,8 +83,9 @@ func New() *Metrics {
 		}),
 		handoff: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "zklock_local_handoff_seconds",
-			Help: "Release-to-grant latency inside this sidecar: from sending the delete of a released exclusive lease's node " +
-				"to the grant of this sidecar's waiter that queued right behind it. Handoffs to or from other sidecars are not seen.",
+			Help: "Release-to-grant latency inside this sidecar: from the release of an exclusive lease " +
+				"to the grant of this sidecar's waiter that queued right behind it, which does not wait for the delete. " +
+				"Handoffs to or from other sidecars are not seen.",
 			Buckets: lockBuckets,
 		}),
 		leaseExpiries: prometheus.NewCounter(prometheus.CounterOpts{
