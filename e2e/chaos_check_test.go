@@ -23,11 +23,13 @@ type fault struct {
 
 // Fault kinds that make a zklockd stop vouching for its holders; the
 // locks they held must be granted again within the session timeout + 1 s.
-var crashFaults = map[string]bool{"zklockd-kill": true, "pause": true, "partition": true}
+var crashFaults = map[string]bool{"zklockd-kill": true, "pause": true, "partition": true, "handoff-cut": true}
 
 // Fault kinds that must cost the holder they hit its lease, with
-// Lost{SESSION_EXPIRED}: they cut its zklockd off for longer than a session.
-var leaseFaults = map[string]bool{"partition": true, "pause": true}
+// Lost{SESSION_EXPIRED}: they cut its zklockd off for longer than a
+// session. For a handoff cut that holder is the waiter the released holder
+// handed the lock to while cut off.
+var leaseFaults = map[string]bool{"partition": true, "pause": true, "handoff-cut": true}
 
 // history is everything a chaos run recorded, for the checks.
 type history struct {
@@ -64,6 +66,7 @@ type verdict struct {
 	// holder they hit its lease. unfelt describes the others.
 	leaseFaults, lostToFaults int
 	unfelt                    []string
+	handoffsCut               int // handoff cuts whose holder handed the lock on while cut off
 	regrants                  int // regrant latencies measured
 	maxRegrant                time.Duration
 	releaseRegrants           []time.Duration // the latencies measured after releases
@@ -304,8 +307,19 @@ func (h *history) checkFaultsCost(v *verdict) {
 			v.unfelt = append(v.unfelt, fmt.Sprintf("%s at %s hit no holder", f.kind, clock(f.start)))
 			continue
 		}
+		holder := f.holder
+		if f.kind == "handoff-cut" {
+			g, ok := h.handedOn(&f)
+			if !ok {
+				v.unfelt = append(v.unfelt, fmt.Sprintf("handoff-cut of zklockd %d at %s: %s released, but its zklockd handed %s to none of its waiters while cut off",
+					f.daemon, clock(f.start), f.holder.op, f.holder.lock))
+				continue
+			}
+			v.handoffsCut++
+			holder = g
+		}
 		lost := false
-		for _, e := range h.byOp[f.holder.op] {
+		for _, e := range h.byOp[holder.op] {
 			if e.kind == "lost" && strings.HasSuffix(e.detail, "SESSION_EXPIRED") && e.at.After(f.start) {
 				lost = true
 				break
@@ -316,12 +330,28 @@ func (h *history) checkFaultsCost(v *verdict) {
 			continue
 		}
 		said := "nothing"
-		if w, ok := h.firstWord(f.holder.op, f.start); ok {
+		if w, ok := h.firstWord(holder.op, f.start); ok {
 			said = fmt.Sprintf("%s %s at %s", w.kind, w.detail, clock(w.at))
 		}
 		v.unfelt = append(v.unfelt, fmt.Sprintf("%s of zklockd %d at %s did not cost %s (granted %s) its lease: it heard %s, want Lost SESSION_EXPIRED",
-			f.kind, f.daemon, clock(f.start), f.holder.op, clock(f.holder.at), said))
+			f.kind, f.daemon, clock(f.start), holder.op, clock(holder.at), said))
 	}
+}
+
+// handedOn returns the grant a handoff cut's holder handed its lock to: the
+// first grant of that lock to a client of the same zklockd while it was cut
+// off.
+func (h *history) handedOn(f *fault) (record, bool) {
+	var first record
+	for _, evs := range h.byOp {
+		for _, e := range evs {
+			if e.kind == "granted" && e.lock == f.holder.lock && e.op != f.holder.op && h.daemonOf[e.client] == f.daemon &&
+				e.at.After(f.start) && e.at.Before(f.woke) && (first.op == "" || e.at.Before(first.at)) {
+				first = e
+			}
+		}
+	}
+	return first, first.op != ""
 }
 
 // checkRegrants is I5: a released lock is granted again within

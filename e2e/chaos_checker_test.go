@@ -151,6 +151,30 @@ func TestChaosChecker(t *testing.T) {
 			partitioned(h)
 			h.events[3] = ev("release", 500, "a.1", "l", 100)
 		}},
+		{name: "handoff cut: the holder released while cut off, its zklockd's waiter was handed the lock and lost it", lostToFaults: 1, edit: func(h *history) {
+			// a.1 holds; w.1 of a's zklockd waits right behind; the cut
+			// runs 30-4530; a.1 releases at 40, w.1 is granted at 45 and
+			// hears Lost by the own clock at 2280; b.1 is granted at 3000.
+			h.daemonOf["w"] = 0
+			h.events[3] = ev("release", 40, "a.1", "l", 100)
+			h.events[4].at, h.events[5].at = at(3000), at(3100)
+			h.events = append(h.events, ev("acquire", 15, "w.1", "l", 0), ev("granted", 45, "w.1", "l", 150),
+				said("lost", 2280, "w.1", "LOST_REASON_SESSION_EXPIRED"))
+			h.faults = []fault{{kind: "handoff-cut", daemon: 0, holder: h.events[1], start: at(30), woke: at(4530), end: at(5000)}}
+		}},
+		{name: "handoff cut: the waiter handed the lock kept it past the other grant", i2: 1, overlaps: 1, unfelt: 1, edit: func(h *history) {
+			h.daemonOf["w"] = 0
+			h.events[3] = ev("release", 40, "a.1", "l", 100)
+			h.events[4].at, h.events[5].at = at(3000), at(3100)
+			h.events = append(h.events, ev("acquire", 15, "w.1", "l", 0), ev("granted", 45, "w.1", "l", 150),
+				ev("release", 4000, "w.1", "l", 150))
+			h.faults = []fault{{kind: "handoff-cut", daemon: 0, holder: h.events[1], start: at(30), woke: at(4530), end: at(5000)}}
+		}},
+		{name: "handoff cut that handed nothing on", unfelt: 1, edit: func(h *history) {
+			h.events[3] = ev("release", 40, "a.1", "l", 100)
+			h.events[4].at, h.events[5].at = at(3000), at(3100)
+			h.faults = []fault{{kind: "handoff-cut", daemon: 0, holder: h.events[1], start: at(30), woke: at(4530), end: at(5000)}}
+		}},
 		{name: "partition that hit no holder", unfelt: 1, edit: func(h *history) {
 			partitioned(h)
 			h.faults[0].holder = record{}

@@ -230,8 +230,12 @@ func (c *chaosClient) op(op string) error {
 	until := time.Now().Add(hold)
 	suspended := false
 	for suspended || time.Now().Before(until) {
-		if _, err := c.report("write", op, lock, token, ""); err != nil {
+		ans, err := c.report("write", op, lock, token, "")
+		if err != nil {
 			return err
+		}
+		if ans == "release" {
+			break // the recorder asks for the release now: a fault is on
 		}
 		select {
 		case <-c.stop:

@@ -44,12 +44,18 @@ type recorder struct {
 	unproven int               // confirmed releases that could not be checked
 	foreign  []string          // I2 violations seen in ZooKeeper at a grant
 	unseen   int               // grants whose node could not be looked at
-	arm      *designation      // the designation in progress, if any
+	// successors maps lock → the token (czxid) of the node right behind a
+	// designated holder's, when that node is of the same session: the grant
+	// a local handoff will make is answered "hold" too.
+	successors map[string]int64
+	release    map[string]bool // ops whose next write is answered "release"
+	arm        *designation    // the designation in progress, if any
 }
 
 // designation is a request for a holder to hold its lock through a fault.
 type designation struct {
 	otherWaiter bool          // only a lock that a client of another zklockd waits for
+	successor   bool          // only a holder whose node is followed by one of its own session's
 	chosen      chan designee // receives the grant chosen
 }
 
@@ -79,7 +85,8 @@ func startRecorder(t *testing.T, c *zk.Conn, root string) *recorder {
 	}
 	r := &recorder{lis: lis, zk: c, root: root,
 		conns: make(map[net.Conn]struct{}), maxToken: make(map[string]int64), holding: make(map[string]record),
-		waiting: make(map[string]record), daemonOf: make(map[string]int)}
+		waiting: make(map[string]record), daemonOf: make(map[string]int),
+		successors: make(map[string]int64), release: make(map[string]bool)}
 	r.wg.Add(1)
 	go r.accept()
 	t.Cleanup(r.close)
@@ -150,13 +157,16 @@ func parseRecord(line string) (record, error) {
 	return record{kind: f[0], at: time.Unix(0, ns), op: f[2], client: client, lock: f[3], token: token, detail: f[5]}, nil
 }
 
-// take records rec and returns the answer to its client.
+// take records rec and returns the answer to its client: "ok", "stale" for
+// a write it refused, "hold" for a grant to hold through a fault, "release"
+// for a write of a lease to release now.
 func (r *recorder) take(rec record) string {
+	var successor int64
 	switch rec.kind {
 	case "released":
 		r.checkGone(rec)
 	case "granted":
-		r.checkHead(rec)
+		successor = r.checkHead(rec)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -165,6 +175,10 @@ func (r *recorder) take(rec record) string {
 	case "write":
 		rec.refused = rec.token < r.maxToken[rec.lock]
 		r.writes = append(r.writes, rec) // writes are not events
+		if r.release[rec.op] {
+			delete(r.release, rec.op)
+			ans = "release"
+		}
 		if rec.refused {
 			return "stale"
 		}
@@ -177,11 +191,18 @@ func (r *recorder) take(rec record) string {
 	case "granted":
 		delete(r.waiting, rec.op)
 		r.holding[rec.client] = rec
-		if r.arm != nil {
+		if tok, ok := r.successors[rec.lock]; ok && tok == rec.token {
+			delete(r.successors, rec.lock)
+			ans = "hold" // handed the lock by the designated holder
+		}
+		if r.arm != nil && (!r.arm.successor || successor != 0) {
 			if rival := r.otherWaits(rec); rival || !r.arm.otherWaiter {
 				r.arm.chosen <- designee{rec, rival}
 				r.arm = nil
 				ans = "hold"
+				if successor != 0 {
+					r.successors[rec.lock] = successor
+				}
 			}
 		}
 	case "release", "lost", "error":
@@ -218,6 +239,14 @@ func (r *recorder) regrantedElsewhere(g record) bool {
 	return false
 }
 
+// releaseNow makes the recorder answer op's next write with "release":
+// its client then releases the lease.
+func (r *recorder) releaseNow(op string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.release[op] = true
+}
+
 // addClient tells the recorder which zklockd a client uses.
 func (r *recorder) addClient(client string, daemon int) {
 	r.mu.Lock()
@@ -230,8 +259,13 @@ func (r *recorder) addClient(client string, daemon int) {
 // zklockd waits for (so that a wrong grant to that client would show), for
 // up to prefer, and then takes any grant, for up to timeout in all. It
 // returns false if there was none.
-func (r *recorder) designate(prefer, timeout time.Duration) (designee, bool) {
-	d := &designation{otherWaiter: true, chosen: make(chan designee, 1)}
+//
+// With successor, only a holder whose node in ZooKeeper is followed by a
+// node of its own session qualifies: the waiter that a local handoff will
+// grant at once when the holder releases. That grant is answered "hold"
+// too.
+func (r *recorder) designate(successor bool, prefer, timeout time.Duration) (designee, bool) {
+	d := &designation{otherWaiter: true, successor: successor, chosen: make(chan designee, 1)}
 	r.mu.Lock()
 	r.arm = d
 	r.mu.Unlock()
@@ -306,7 +340,10 @@ func (r *recorder) checkGone(rec record) {
 // Nodes of the grantee's own session may be ahead: its zklockd may hand
 // the lock on before ZooKeeper confirmed the delete of its own released
 // hold. (The chaos clients take exclusive locks only.)
-func (r *recorder) checkHead(rec record) {
+//
+// It returns the czxid of the node right behind the grantee's if that node
+// is of the grantee's session, else 0.
+func (r *recorder) checkHead(rec record) int64 {
 	lockPath := path.Join(r.root, rec.lock)
 	for attempt := 0; attempt < 5; attempt++ {
 		if attempt > 0 {
@@ -342,6 +379,7 @@ func (r *recorder) checkHead(rec record) {
 			break // gone with its session
 		}
 		seq := func(name string) string { return name[max(0, len(name)-10):] } // zero-padded: sorts as numbers
+		var next string
 		for ch, st := range stats {
 			if seq(ch) < seq(mine) && st.EphemeralOwner != stats[mine].EphemeralOwner {
 				r.mu.Lock()
@@ -349,12 +387,19 @@ func (r *recorder) checkHead(rec record) {
 					rec.lock, rec.op, rec.token, ch, st.EphemeralOwner))
 				r.mu.Unlock()
 			}
+			if seq(ch) > seq(mine) && (next == "" || seq(ch) < seq(next)) {
+				next = ch
+			}
 		}
-		return
+		if next != "" && stats[next].EphemeralOwner == stats[mine].EphemeralOwner {
+			return stats[next].Czxid
+		}
+		return 0
 	}
 	r.mu.Lock()
 	r.unseen++
 	r.mu.Unlock()
+	return 0
 }
 
 // note records a step taken by the test itself, such as a client's kill.

@@ -50,7 +50,7 @@ type chaosParams struct {
 	unsafeBuild string // the zklockd built without its own clock, when unsafe
 }
 
-var everyFault = []string{"leader-kill", "follower-kill", "partition", "pause", "zklockd-kill", "client-kill", "ensemble-stop"}
+var everyFault = []string{"leader-kill", "follower-kill", "partition", "pause", "zklockd-kill", "client-kill", "ensemble-stop", "handoff-cut"}
 
 // TestChaos injects every fault of issue 3 into a live system (a 3-server
 // ensemble, zklockds in network namespaces, client processes writing to a
@@ -253,7 +253,7 @@ func runChaos(t *testing.T, p chaosParams) chaosResult {
 		t.Logf("fault %-13s daemon %2d at %s, recovered after %v; hit %s", f.kind, f.daemon, clock(f.start), f.end.Sub(f.start).Round(time.Millisecond), hit)
 	}
 	if p.allFaults {
-		for _, k := range []string{"cancel-wait", "release", "fault leader-kill", "fault follower-kill", "fault partition", "fault pause", "fault zklockd-kill", "fault client-kill", "fault ensemble-stop"} {
+		for _, k := range []string{"cancel-wait", "release", "fault leader-kill", "fault follower-kill", "fault partition", "fault pause", "fault zklockd-kill", "fault client-kill", "fault ensemble-stop", "fault handoff-cut"} {
 			if counts[k] == 0 {
 				t.Errorf("the run had no %q: every fault must happen at least once", k)
 			}
@@ -289,7 +289,7 @@ func runChaos(t *testing.T, p chaosParams) chaosResult {
 	}
 
 	res := chaosResult{violations: len(all), orphans: len(orphans), verdict: v, faults: r.faults}
-	res.line = fmt.Sprintf("chaos: %d ops, %d faults, %d of %d partitions and pauses cost a holder its lease, %d violations, %d orphans, max regrant %d ms",
+	res.line = fmt.Sprintf("chaos: %d ops, %d faults, %d of %d partitions, pauses and handoff cuts cost a holder its lease, %d violations, %d orphans, max regrant %d ms",
 		v.ops, len(r.faults), v.lostToFaults, v.leaseFaults, res.violations, res.orphans, v.maxRegrant.Milliseconds())
 	if p.unsafe {
 		res.line += " (negative control)"
@@ -489,7 +489,7 @@ func (r *chaosRun) inject(kind string) {
 		time.Sleep(outage)
 		r.ens.StartAll()
 	case "partition":
-		r.victim(&f)
+		r.victim(&f, false)
 		f.start = time.Now()
 		if err := r.daemons[f.daemon].ns.Partition(); err != nil {
 			t.Fatal(err)
@@ -499,14 +499,31 @@ func (r *chaosRun) inject(kind string) {
 			t.Fatal(err)
 		}
 		f.woke = time.Now()
+	case "handoff-cut":
+		// A holder whose node is followed by one of its own zklockd's
+		// waiters is cut off, then releases: the local handoff grants that
+		// waiter while the delete cannot reach ZooKeeper.
+		r.victim(&f, true)
+		f.start = time.Now()
+		if err := r.daemons[f.daemon].ns.Partition(); err != nil {
+			t.Fatal(err)
+		}
+		if f.holder.op != "" {
+			r.rec.releaseNow(f.holder.op)
+		}
+		r.cutOff(&f, outage)
+		if err := r.daemons[f.daemon].ns.Heal(); err != nil {
+			t.Fatal(err)
+		}
+		f.woke = time.Now()
 	case "pause":
-		r.victim(&f)
+		r.victim(&f, false)
 		d := r.daemons[f.daemon]
 		f.start = d.proc.signal(syscall.SIGSTOP)
 		r.cutOff(&f, outage)
 		f.woke = d.proc.signal(syscall.SIGCONT)
 	case "zklockd-kill":
-		r.victim(&f)
+		r.victim(&f, false)
 		d := r.daemons[f.daemon]
 		f.start = d.proc.signal(syscall.SIGKILL)
 		d.proc.waitExit(exitTimeout)
@@ -560,8 +577,11 @@ func (r *chaosRun) cutOff(f *fault, outage time.Duration) {
 // whose lock a client of the other zklockd waits for. If no client is
 // granted a lock for 15 s, it picks a zklockd at random, and the fault
 // hits no holder (checkFaultsCost reports that).
-func (r *chaosRun) victim(f *fault) {
-	d, ok := r.rec.designate(5*time.Second, 15*time.Second)
+//
+// With successor, the holder must be followed in its lock's queue by a
+// waiter of its own zklockd (see recorder.designate).
+func (r *chaosRun) victim(f *fault, successor bool) {
+	d, ok := r.rec.designate(successor, 5*time.Second, 15*time.Second)
 	if !ok {
 		r.t.Logf("no client was granted a lock for 15 s: the fault hits no holder")
 		f.daemon = r.rng.IntN(len(r.daemons))

@@ -153,3 +153,61 @@ func TestNoHandoffOnceTheEpochEnded(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCancelledWaiterHandsNothingOn: only a released hold hands the lock
+// on. A waiter of the Session that gives up, between the holder and
+// another waiter of the Session, hands nothing on: the waiter behind it
+// waits for the holder.
+func TestCancelledWaiterHandsNothingOn(t *testing.T) {
+	zkc := startZK(t)
+	s := newSession(t, zkc.ConnectString(), 10*time.Second)
+	const lockPath = "/zklock/cancelled"
+	h, err := s.Lock(ctxFor(t, 10*time.Second), lockPath, LockOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock := func(ctx context.Context, queued chan<- struct{}, got chan<- *Hold) {
+		var once sync.Once
+		w, err := s.Lock(ctx, lockPath, LockOptions{OnQueued: func(int, int) { once.Do(func() { close(queued) }) }})
+		if err != nil && ctx.Err() == nil {
+			t.Errorf("Lock: %v", err)
+		}
+		got <- w
+	}
+	cctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cQueued, cGot := make(chan struct{}), make(chan *Hold, 1)
+	go lock(cctx, cQueued, cGot)
+	<-cQueued
+	wQueued, wGot := make(chan struct{}), make(chan *Hold, 1)
+	go lock(ctxFor(t, time.Minute), wQueued, wGot)
+	<-wQueued
+	zktest.Eventually(t, 10*time.Second, "the last waiter watches the one before it", func() bool {
+		s.handoffs.mu.Lock()
+		defer s.handoffs.mu.Unlock()
+		n := 0
+		for _, r := range s.handoffs.m {
+			n += r.watchers
+		}
+		return n == 2
+	})
+	cancel()
+	if c := <-cGot; c != nil {
+		t.Fatal("the cancelled waiter was granted")
+	}
+	select {
+	case <-wGot:
+		t.Fatal("the waiter behind a cancelled one was granted while the holder holds")
+	case <-time.After(500 * time.Millisecond):
+	}
+	if err := h.Release(ctxFor(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	w := <-wGot
+	if w == nil {
+		t.FailNow()
+	}
+	if err := w.Release(ctxFor(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+}
