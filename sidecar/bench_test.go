@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,34 +52,85 @@ import (
 // the order from round to round. Each workload prints one "bench-ratio" line
 // that tells tools/benchratio how to compare its two sides.
 
-// BenchmarkLockCycle: one caller, no contention (W1).
-func BenchmarkLockCycle(b *testing.B) {
-	zkc := zktest.StartStandalone(b)
-	runWorkload(b, zkc.ConnectString(), workload{name: "release-rpc", callers: 1, waitDelete: true, ratio: ratio{
-		label: "W1 one caller, Release RPC", metric: "ns/op", better: "lower", what: "cycle time"}})
-	runWorkload(b, zkc.ConnectString(), workload{name: "stream-end", callers: 1, ratio: ratio{
-		label: "W1 one caller, stream end", metric: "ns/op", better: "lower", what: "cycle time",
-		note: "direct runs Unlock in a goroutine and does not wait for it"}})
+// The ZooKeeper the benchmarks run against: a standalone server with fsync
+// off (W1 to W3), or a 3-server ensemble with fsync on (W1 and W2 again),
+// each with the JIT a production server has (the tests' servers stop at C1
+// to start fast).
+func benchZK(b *testing.B, servers int) *zktest.Cluster {
+	opts := []zktest.Option{zktest.WithJVMArgs("-XX:TieredStopAtLevel=4", "-XX:CICompilerCount=2")}
+	if servers == 1 {
+		return zktest.StartStandalone(b, opts...)
+	}
+	return zktest.StartEnsemble(b, servers, append(opts, zktest.WithSystemProperty("zookeeper.forceSync", "yes"))...)
 }
+
+// W1 and W2 in both release styles on one ZooKeeper.
+func lockCycles(b *testing.B, zkc *zktest.Cluster, where string) {
+	runWorkload(b, zkc, workload{name: "release-rpc", callers: 1, waitDelete: true, p50: true, zkRequests: where == "",
+		ratios: []ratio{{label: "W1 one caller, Release RPC" + where, metric: "p50-ns/cycle", better: "lower", what: "cycle time p50"}}})
+	runWorkload(b, zkc, workload{name: "stream-end", callers: 1, p50: true, zkRequests: where == "",
+		ratios: []ratio{{label: "W1 one caller, stream end" + where, metric: "p50-ns/cycle", better: "lower", what: "cycle time p50",
+			note: noWaitNote}}})
+}
+
+func contended(b *testing.B, zkc *zktest.Cluster, where string) {
+	runWorkload(b, zkc, workload{name: "release-rpc", callers: 8, waitDelete: true,
+		ratios: []ratio{{label: "W2 8 callers, one sidecar, Release RPC" + where, metric: "handoffs/s", better: "higher", what: "handoffs/s"}}})
+	runWorkload(b, zkc, workload{name: "stream-end", callers: 8,
+		ratios: []ratio{{label: "W2 8 callers, one sidecar, stream end" + where, metric: "handoffs/s", better: "higher", what: "handoffs/s",
+			note: noWaitNote}}})
+}
+
+// noWaitNote is how the direct side releases in the stream-end style.
+const noWaitNote = "direct runs Unlock in a goroutine and does not wait for it"
+
+// BenchmarkLockCycle: one caller, no contention (W1).
+func BenchmarkLockCycle(b *testing.B) { lockCycles(b, benchZK(b, 1), "") }
 
 // BenchmarkContended: 8 callers cycling on one lock (W2): 8 embedded clients
 // with a session each, against 8 streams through one sidecar.
-func BenchmarkContended(b *testing.B) {
-	zkc := zktest.StartStandalone(b)
-	runWorkload(b, zkc.ConnectString(), workload{name: "release-rpc", callers: 8, waitDelete: true, ratio: ratio{
-		label: "W2 8 callers, one sidecar, Release RPC", metric: "handoffs/s", better: "higher", what: "handoffs/s"}})
-	runWorkload(b, zkc.ConnectString(), workload{name: "stream-end", callers: 8, ratio: ratio{
-		label: "W2 8 callers, one sidecar, stream end", metric: "handoffs/s", better: "higher", what: "handoffs/s",
-		note: "direct runs Unlock in a goroutine and does not wait for it"}})
+func BenchmarkContended(b *testing.B) { contended(b, benchZK(b, 1), "") }
+
+// BenchmarkContendedTwoSidecars: W2 with the callers split 4 + 4 over two
+// sidecars, whose handoffs between them go through ZooKeeper.
+func BenchmarkContendedTwoSidecars(b *testing.B) {
+	zkc := benchZK(b, 1)
+	runWorkload(b, zkc, workload{name: "release-rpc", callers: 8, sidecars: 2, waitDelete: true,
+		ratios: []ratio{{label: "W2 8 callers, two sidecars 4 + 4, Release RPC", metric: "handoffs/s", better: "higher", what: "handoffs/s"}}})
+	runWorkload(b, zkc, workload{name: "stream-end", callers: 8, sidecars: 2,
+		ratios: []ratio{{label: "W2 8 callers, two sidecars 4 + 4, stream end", metric: "handoffs/s", better: "higher", what: "handoffs/s",
+			note: noWaitNote}}})
 }
 
-// workload is one comparison: callers cycling on one lock, each cycle
+// BenchmarkManyLocks: 64 callers on 64 locks (W3): one session with 64
+// goroutines against 64 streams through one sidecar.
+func BenchmarkManyLocks(b *testing.B) {
+	zkc := benchZK(b, 1)
+	runWorkload(b, zkc, workload{name: "release-rpc", callers: 64, locks: 64, sharedSession: true, waitDelete: true, zkRequests: true,
+		ratios: []ratio{{label: "W3 64 callers on 64 locks, Release RPC", metric: "cycles/s", better: "higher", what: "cycles/s"}}})
+	runWorkload(b, zkc, workload{name: "stream-end", callers: 64, locks: 64, sharedSession: true, zkRequests: true,
+		ratios: []ratio{{label: "W3 64 callers on 64 locks, stream end", metric: "cycles/s", better: "higher", what: "cycles/s",
+			note: noWaitNote}}})
+}
+
+// BenchmarkLockCycleEnsemble and BenchmarkContendedEnsemble: W1 and W2 on a
+// 3-server ensemble that syncs its log to disk.
+func BenchmarkLockCycleEnsemble(b *testing.B) { lockCycles(b, benchZK(b, 3), ", 3 servers, fsync") }
+
+func BenchmarkContendedEnsemble(b *testing.B) { contended(b, benchZK(b, 3), ", 3 servers, fsync") }
+
+// workload is one comparison: callers cycling on locks, each cycle
 // released with the Release RPC (waitDelete) or by ending the stream.
 type workload struct {
-	name       string // the sub-benchmark's name
-	callers    int
-	waitDelete bool
-	ratio      ratio
+	name          string // the sub-benchmark's name
+	callers       int
+	locks         int  // distinct locks, caller i on lock i%locks; default 1
+	sharedSession bool // the direct callers share one session (else one each)
+	sidecars      int  // the sidecar callers are spread over this many; default 1
+	waitDelete    bool
+	p50           bool // report the median cycle time
+	zkRequests    bool // report the ZooKeeper requests per cycle (mntr)
+	ratios        []ratio
 }
 
 // ratio tells tools/benchratio how to compare a workload's two sides: it
@@ -90,15 +143,21 @@ type ratio struct {
 	note   string // a difference between the sides that remains, if any
 }
 
-// runWorkload sets up w's direct and sidecar sides on the ZooKeeper at
-// zkAddr and runs them as sub-benchmarks "direct" and "sidecar" of w.name.
-// It counts exactly b.N cycles per side and reports handoffs/s when there
-// is more than one caller.
-func runWorkload(b *testing.B, zkAddr string, w workload) {
+// runWorkload sets up w's direct and sidecar sides on the ZooKeeper zkc
+// and runs them as sub-benchmarks "direct" and "sidecar" of w.name. It
+// counts exactly b.N cycles per side and reports its metrics.
+func runWorkload(b *testing.B, zkc *zktest.Cluster, w workload) {
+	w.locks, w.sidecars = max(w.locks, 1), max(w.sidecars, 1)
+	if w.zkRequests {
+		w.ratios = append(w.ratios, ratio{label: w.ratios[0].label + ", ZooKeeper requests", metric: "zkreq/cycle", better: "lower",
+			what: "requests per cycle"})
+	}
 	b.Run(w.name, func(b *testing.B) {
-		fmt.Printf("bench-ratio\t%s\t%s\t%s\t%s\t%s\t%s\n", b.Name(), w.ratio.metric, w.ratio.better, w.ratio.label, w.ratio.what, w.ratio.note)
-		d := newDirectSide(b, zkAddr, w.callers, "/direct/"+w.name)
-		s := newSidecarSide(b, zkAddr, w.callers, w.name)
+		for _, r := range w.ratios {
+			fmt.Printf("bench-ratio\t%s\t%s\t%s\t%s\t%s\t%s\n", b.Name(), r.metric, r.better, r.label, r.what, r.note)
+		}
+		d := newDirectSide(b, zkc.ConnectString(), w, "/direct/"+w.name)
+		s := newSidecarSide(b, zkc.ConnectString(), w, w.name)
 		// One untimed cycle per caller and side first, so that no run pays
 		// for connecting.
 		for i := range w.callers {
@@ -109,21 +168,20 @@ func runWorkload(b *testing.B, zkAddr string, w workload) {
 				b.Fatal("sidecar: ", err)
 			}
 		}
+		s.finish(b)
 		direct := func(b *testing.B) {
 			cycle := d.cycleNoWait
 			if w.waitDelete {
 				cycle = d.cycleWait
 			}
-			runCallers(b, w.callers, cycle, d.abort)
-			d.finish(b)
+			measure(b, zkc, w, cycle, d.abort, d.finish)
 		}
 		sidecar := func(b *testing.B) {
 			cycle := s.cycleEnd
 			if w.waitDelete {
 				cycle = s.cycleRelease
 			}
-			runCallers(b, w.callers, cycle, s.abort)
-			s.finish(b)
+			measure(b, zkc, w, cycle, s.abort, s.finish)
 		}
 		if os.Getenv("ZKLOCK_BENCH_FIRST") == "sidecar" {
 			b.Run("sidecar", sidecar)
@@ -135,32 +193,81 @@ func runWorkload(b *testing.B, zkAddr string, w workload) {
 	})
 }
 
-// runCallers starts n callers, each a goroutine calling cycle with its own
-// index, until b.N cycles are done in all; then it stops the timer and,
-// for n > 1, reports handoffs/s (completed cycles per second). A cycle's
-// error goes to abort, which must record it and unblock every caller.
-func runCallers(b *testing.B, n int, cycle func(caller int) error, abort func(error)) {
+// measure runs b.N cycles (runCallers), waits for the side to settle
+// (finish) and reports w's metrics: the ZooKeeper requests per cycle from
+// the servers' packet counts around it, if asked.
+func measure(b *testing.B, zkc *zktest.Cluster, w workload, cycle func(int) error, abort func(error), finish func(*testing.B)) {
+	before := packets(b, zkc, w.zkRequests)
+	runCallers(b, w, cycle, abort)
+	finish(b)
+	if w.zkRequests {
+		b.ReportMetric(float64(packets(b, zkc, true)-before)/float64(b.N), "zkreq/cycle")
+	}
+}
+
+// packets returns the requests the ZooKeeper servers received so far
+// (mntr's zk_packets_received, summed), if asked.
+func packets(b *testing.B, zkc *zktest.Cluster, ask bool) int64 {
+	if !ask {
+		return 0
+	}
+	var sum int64
+	for i := range zkc.Size() {
+		out, err := zktest.FourLetterWord(zkc.Server(i).Addr(), "mntr", 5*time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if v, ok := strings.CutPrefix(line, "zk_packets_received\t"); ok {
+				n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				if err != nil {
+					b.Fatalf("mntr: %q: %v", line, err)
+				}
+				sum += n
+			}
+		}
+	}
+	return sum
+}
+
+// runCallers starts w.callers callers, each a goroutine calling cycle with
+// its own index, until b.N cycles are done in all; then it stops the timer
+// and reports handoffs/s (one lock) or cycles/s (several), or the median
+// cycle time. A cycle's error goes to abort, which must record it and
+// unblock every caller.
+func runCallers(b *testing.B, w workload, cycle func(caller int) error, abort func(error)) {
 	total := int64(b.N)
 	var claimed atomic.Int64
 	var wg sync.WaitGroup
+	var times []time.Duration // one caller's cycle times, for p50
 	b.ResetTimer()
-	for i := range n {
+	for i := range w.callers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for claimed.Add(1) <= total {
+				start := time.Now()
 				if err := cycle(i); err != nil {
 					claimed.Store(total)
 					abort(err)
 					return
+				}
+				if w.p50 && i == 0 {
+					times = append(times, time.Since(start))
 				}
 			}
 		}()
 	}
 	wg.Wait()
 	b.StopTimer()
-	if n > 1 {
+	switch {
+	case w.p50 && len(times) > 0:
+		slices.Sort(times)
+		b.ReportMetric(float64(times[len(times)/2].Nanoseconds()), "p50-ns/cycle")
+	case w.callers > 1 && w.locks == 1:
 		b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "handoffs/s")
+	case w.callers > 1:
+		b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "cycles/s")
 	}
 }
 
@@ -186,26 +293,36 @@ func (f *firstErr) get() error {
 	return f.err
 }
 
-// directSide is n programs embedding go-zookeeper: each caller has its own
-// session and its own zk.Lock values (a zk.Lock is not safe for concurrent
-// use) on one lock path.
+// directSide is w.callers programs embedding go-zookeeper, each with its
+// own session, or goroutines of one program sharing one session
+// (w.sharedSession); each caller has its own zk.Lock values (a zk.Lock is
+// not safe for concurrent use), on lock path i%w.locks.
 type directSide struct {
-	conns   []*zk.Conn
-	locks   []*zk.Lock // caller i's reusable lock, for cycleWait
-	path    string
+	conns   []*zk.Conn     // caller i's session; the same one for all if shared
+	locks   []*zk.Lock     // caller i's reusable lock, for cycleWait
+	paths   []string       // caller i's lock path
 	unlocks sync.WaitGroup // cycleNoWait's Unlocks
 	err     firstErr
 }
 
-func newDirectSide(b *testing.B, zkAddr string, n int, path string) *directSide {
-	d := &directSide{path: path}
-	for range n {
-		conn := zktest.Client(b, zkAddr)
-		if _, err := conn.Create("/direct", nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
-			b.Fatal(err)
+func newDirectSide(b *testing.B, zkAddr string, w workload, base string) *directSide {
+	d := &directSide{}
+	var shared *zk.Conn
+	for i := range w.callers {
+		conn := shared
+		if conn == nil {
+			conn = zktest.Client(b, zkAddr)
+			if _, err := conn.Create("/direct", nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+				b.Fatal(err)
+			}
+			if w.sharedSession {
+				shared = conn
+			}
 		}
+		p := fmt.Sprintf("%s-%d", base, i%w.locks)
 		d.conns = append(d.conns, conn)
-		d.locks = append(d.locks, zk.NewLock(conn, path, zk.WorldACL(zk.PermAll)))
+		d.paths = append(d.paths, p)
+		d.locks = append(d.locks, zk.NewLock(conn, p, zk.WorldACL(zk.PermAll)))
 	}
 	return d
 }
@@ -224,7 +341,7 @@ func (d *directSide) cycleWait(i int) error {
 
 // cycleNoWait locks, then unlocks in a goroutine it does not wait for.
 func (d *directSide) cycleNoWait(i int) error {
-	l := zk.NewLock(d.conns[i], d.path, zk.WorldACL(zk.PermAll))
+	l := zk.NewLock(d.conns[i], d.paths[i], zk.WorldACL(zk.PermAll))
 	if err := l.Lock(); err != nil {
 		return fmt.Errorf("Lock: %w", err)
 	}
@@ -256,29 +373,34 @@ func (d *directSide) finish(b *testing.B) {
 	}
 }
 
-// sidecarSide is n callers of one sidecar, each with its own gRPC
-// connection (as n apps would have), on one lock.
+// sidecarSide is w.callers callers of w.sidecars sidecars (caller i uses
+// sidecar i%w.sidecars), each caller with its own gRPC connection (as that
+// many apps would have), on lock i%w.locks.
 type sidecarSide struct {
 	clients []zklockv1.LockServiceClient
-	lock    string
-	check   *zk.Conn // reads the lock's queue between runs
+	locks   []string // caller i's lock
+	check   *zk.Conn // reads the locks' queues between runs
 	ctx     context.Context
 	cancel  context.CancelFunc
 	err     firstErr
 }
 
-func newSidecarSide(b *testing.B, zkAddr string, n int, lock string) *sidecarSide {
-	s := &sidecarSide{lock: lock, check: zktest.Client(b, zkAddr)}
+func newSidecarSide(b *testing.B, zkAddr string, w workload, base string) *sidecarSide {
+	s := &sidecarSide{check: zktest.Client(b, zkAddr)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	b.Cleanup(s.cancel)
-	addr := benchSidecar(b, zkAddr)
-	for range n {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	var addrs []string
+	for range w.sidecars {
+		addrs = append(addrs, benchSidecar(b, zkAddr))
+	}
+	for i := range w.callers {
+		conn, err := grpc.NewClient(addrs[i%len(addrs)], grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { conn.Close() })
 		s.clients = append(s.clients, zklockv1.NewLockServiceClient(conn))
+		s.locks = append(s.locks, fmt.Sprintf("%s-%d", base, i%w.locks))
 	}
 	return s
 }
@@ -311,7 +433,7 @@ func (s *sidecarSide) cycleEnd(i int) error {
 // function that ends the stream.
 func (s *sidecarSide) acquire(i int) (string, context.CancelFunc, error) {
 	ctx, cancel := context.WithCancel(s.ctx)
-	stream, err := s.clients[i].Acquire(ctx, &zklockv1.AcquireRequest{Lock: s.lock})
+	stream, err := s.clients[i].Acquire(ctx, &zklockv1.AcquireRequest{Lock: s.locks[i]})
 	if err != nil {
 		cancel()
 		return "", nil, fmt.Errorf("Acquire: %w", err)
@@ -336,13 +458,18 @@ func (s *sidecarSide) abort(err error) {
 
 // finish fails b on any error, and waits until the deletes of ended streams
 // are done, as directSide.finish waits for its Unlocks, so that the next run
-// starts with an empty queue.
+// starts with empty queues.
 func (s *sidecarSide) finish(b *testing.B) {
 	if err := s.err.get(); err != nil {
 		b.Fatal("sidecar: ", err)
 	}
-	zktest.Eventually(b, 30*time.Second, "the sidecar's lock queue is empty", func() bool {
-		return len(zktest.Children(b, s.check, "/zklock/"+s.lock)) == 0
+	zktest.Eventually(b, 30*time.Second, "the sidecar's lock queues are empty", func() bool {
+		for _, l := range slices.Compact(slices.Sorted(slices.Values(s.locks))) {
+			if len(zktest.Children(b, s.check, "/zklock/"+l)) != 0 {
+				return false
+			}
+		}
+		return true
 	})
 }
 

@@ -11,7 +11,8 @@
 // where metric is a unit of the result lines ("ns/op", "handoffs/s"), lower
 // or higher says which is better, label and what name the workload and the
 // metric in words, and note (may be empty) names a difference between the
-// sides that remains. The n-th result of the sidecar side is divided by the
+// sides that remains. A workload may declare several metrics, each on a
+// line of its own. The n-th result of the sidecar side is divided by the
 // n-th result of the direct side: one ratio per round. A workload without a
 // declaration is compared on ns/op under its benchmark name. Results at
 // several GOMAXPROCS values (-cpu) are compared separately.
@@ -72,7 +73,7 @@ type series struct {
 var resultName = regexp.MustCompile(`^(Benchmark\S*)/(direct|sidecar)(?:-(\d+))?$`)
 
 func report(r io.Reader, w io.Writer) error {
-	decls := map[string]decl{}
+	decls := map[string][]decl{}
 	byKey := map[string]*series{}
 	var order []*series
 	procsOf := map[string]map[string]bool{}
@@ -92,7 +93,9 @@ func report(r io.Reader, w io.Writer) error {
 			if d.better != "lower" && d.better != "higher" {
 				return fmt.Errorf("bench-ratio line: better must be lower or higher: %q", line)
 			}
-			decls[f[0]] = d
+			if !slices.ContainsFunc(decls[f[0]], func(o decl) bool { return o.metric == d.metric }) {
+				decls[f[0]] = append(decls[f[0]], d) // each round prints its declarations again
+			}
 			continue
 		}
 		f := strings.Fields(line)
@@ -137,32 +140,34 @@ func report(r io.Reader, w io.Writer) error {
 	}
 	printed := 0
 	for _, s := range order {
-		d, ok := decls[s.group]
+		ds, ok := decls[s.group]
 		if !ok {
-			d = decl{metric: "ns/op", better: "lower", label: s.group, what: "ns/op"}
+			ds = []decl{{metric: "ns/op", better: "lower", label: s.group, what: "ns/op"}}
 		}
-		label := d.label
-		if len(procsOf[s.group]) > 1 {
-			p := s.procs
-			if p == "" {
-				p = "1"
+		for _, d := range ds {
+			label := d.label
+			if len(procsOf[s.group]) > 1 {
+				p := s.procs
+				if p == "" {
+					p = "1"
+				}
+				label += " (GOMAXPROCS " + p + ")"
 			}
-			label += " (GOMAXPROCS " + p + ")"
-		}
-		var ratios []float64
-		for i := 0; i < len(s.direct) && i < len(s.sidecar); i++ {
-			dv, dok := s.direct[i][d.metric]
-			sv, sok := s.sidecar[i][d.metric]
-			if !dok || !sok || dv == 0 {
-				return fmt.Errorf("%s: round %d has no %s on both sides", s.group, i+1, d.metric)
+			var ratios []float64
+			for i := 0; i < len(s.direct) && i < len(s.sidecar); i++ {
+				dv, dok := s.direct[i][d.metric]
+				sv, sok := s.sidecar[i][d.metric]
+				if !dok || !sok || dv == 0 {
+					return fmt.Errorf("%s: round %d has no %s on both sides", s.group, i+1, d.metric)
+				}
+				ratios = append(ratios, sv/dv)
 			}
-			ratios = append(ratios, sv/dv)
+			if len(ratios) == 0 {
+				continue
+			}
+			fmt.Fprintln(w, line(label, d, ratios))
+			printed++
 		}
-		if len(ratios) == 0 {
-			continue
-		}
-		fmt.Fprintln(w, line(label, d, ratios))
-		printed++
 	}
 	if printed == 0 {
 		return errors.New("no workload with both a direct and a sidecar result")

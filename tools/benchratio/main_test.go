@@ -30,6 +30,14 @@ func TestReport(t *testing.T) {
 				"BenchmarkC/end/sidecar-2 \t 20\t 2500 ns/op\t 180 handoffs/s\n",
 			want: "W2 8 callers: 1.45x direct handoffs/s (rounds 0.90-2.00, 2 rounds; rounds disagree) [direct does not wait]\n",
 		},
+		"two metrics declared for one workload, each a line": {
+			in: "bench-ratio\tBenchmarkA/rpc\tp50-ns/cycle\tlower\tW1\tcycle time p50\t\n" +
+				"bench-ratio\tBenchmarkA/rpc\tzkreq/cycle\tlower\tW1, ZooKeeper requests\trequests per cycle\t\n" +
+				"BenchmarkA/rpc/direct-2 \t 10\t 900 ns/op\t 800 p50-ns/cycle\t 3.0 zkreq/cycle\n" +
+				"BenchmarkA/rpc/sidecar-2 \t 10\t 900 ns/op\t 1200 p50-ns/cycle\t 4.0 zkreq/cycle\n",
+			want: "W1: 1.50x direct cycle time p50 (rounds 1.50-1.50, 1 round; sidecar worse in every round)\n" +
+				"W1, ZooKeeper requests: 1.33x direct requests per cycle (rounds 1.33-1.33, 1 round; sidecar worse in every round)\n",
+		},
 		"undeclared: ns/op under its name; -cpu values apart": {
 			in: "BenchmarkB/direct \t 1\t 100 ns/op\n" +
 				"BenchmarkB/direct-4 \t 1\t 100 ns/op\n" +
