@@ -287,6 +287,11 @@ func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockServ
 	granted := &zklockv1.Granted{LeaseId: l.id, FencingToken: hold.Token()}
 	if l.detached {
 		granted.ExpiresAt = timestamppb.New(l.expires)
+	} else {
+		// The stream is the lock: once it ends, the next Acquire of this
+		// lock here deletes the node in the request that creates its own,
+		// even if follow has not yet seen the end.
+		hold.ReleaseWhenDone(streamCtx)
 	}
 	if err := stream.Send(&zklockv1.AcquireResponse{Event: &zklockv1.AcquireResponse_Granted{Granted: granted}}); err != nil {
 		// The caller never learnt the lease id: nobody could release it.

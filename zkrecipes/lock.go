@@ -37,7 +37,6 @@ type Hold struct {
 	e     *Epoch
 	n     *node
 	token int64
-	once  sync.Once
 }
 
 // Token returns the fencing token: the czxid of the hold's node, which
@@ -63,7 +62,9 @@ func (h *Hold) Valid() bool { return h.s.Valid(h.e) }
 // node is still deleted). It may be called again, also after ctx ended: the
 // delete is retried in the background until confirmed.
 func (h *Hold) Release(ctx context.Context) error {
-	h.once.Do(func() { h.s.release(h.n) })
+	if h.s.claim(h.n) {
+		h.s.release(h.n)
+	}
 	select {
 	case <-h.n.gone:
 		return h.releaseResult()
@@ -72,6 +73,30 @@ func (h *Hold) Release(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// ReleaseWhenDone makes the end of ctx release the hold as far as this
+// Session's next contenders on the lock are concerned: a Lock of the same
+// lock node that creates its node after ctx ended deletes the hold's node
+// first, in the same request, so that it does not queue behind it (and
+// the hold's local waiter, if any, is handed the lock). Call Release
+// still, to learn when the delete is confirmed.
+func (h *Hold) ReleaseWhenDone(ctx context.Context) {
+	h.s.mu.Lock()
+	defer h.s.mu.Unlock()
+	if h.n.claimed || h.s.epoch != h.e {
+		return
+	}
+	h.n.until = ctx
+	if h.s.ending == nil {
+		h.s.ending = make(map[string]map[*node]struct{})
+	}
+	m := h.s.ending[h.n.parent]
+	if m == nil {
+		m = make(map[*node]struct{})
+		h.s.ending[h.n.parent] = m
+	}
+	m[h.n] = struct{}{}
 }
 
 func (h *Hold) releaseResult() error {
@@ -90,6 +115,10 @@ type node struct {
 	epoch  *Epoch
 	gone   chan struct{} // closed once ZooKeeper confirmed the node absent
 	busy   bool          // a Lock call still works on it; guarded by Session.mu
+	// claimed is set by the one release of the hold (claim); until, if
+	// set, is when the hold ends (ReleaseWhenDone). Guarded by Session.mu.
+	claimed bool
+	until   context.Context
 	// deletedLive is set when ZooKeeper confirmed the delete while the
 	// node's epoch was live; guarded by Session.mu.
 	deletedLive bool
@@ -205,46 +234,29 @@ func (s *Session) lockIn(ctx context.Context, e *Epoch, lockPath string, opts Lo
 // wait creates n and waits until it holds the lock.
 func (s *Session) wait(ctx context.Context, n *node, opts LockOptions) (*Hold, error) {
 	e := n.epoch
-	if err := s.create(ctx, n, opts.Data); err != nil {
-		return nil, err
-	}
-	me := n.getName()
-
-	// Read our node's stat (token, owner) and the queue side by side.
-	var (
-		stat    *zk.Stat
-		statErr error
-		read    = make(chan struct{})
-	)
-	go func() {
-		defer close(read)
-		var ok bool
-		ok, stat, statErr = s.conn.Exists(n.path())
-		if statErr == nil && !ok {
-			statErr = zk.ErrNoNode
-		}
-	}()
-	q, err := s.queue(ctx, e, n.parent)
-	<-read
+	made, err := s.create(ctx, n, opts.Data)
 	if err != nil {
 		return nil, err
 	}
-	for statErr != nil {
-		if errors.Is(statErr, zk.ErrNoNode) {
-			return nil, errRequeue
-		}
-		if err := s.afterError(ctx, e, statErr); err != nil {
+	me := n.getName()
+	token := made.token
+	var q []contender
+	switch {
+	case token != 0 && made.alone:
+		// The only child of the lock node: at the head, nothing to read.
+		q = []contender{{name: me, shared: opts.Shared}}
+		q[0].seq, _ = parseSeq(me)
+	case token != 0:
+		if q, err = s.queue(ctx, e, n.parent); err != nil {
 			return nil, err
 		}
-		var ok bool
-		ok, stat, statErr = s.conn.Exists(n.path())
-		if statErr == nil && !ok {
-			statErr = zk.ErrNoNode
+	default:
+		// Created without learning its token (the create's reply was lost
+		// and the node found by its prefix): read its stat, checking that
+		// it is of this session, and the queue side by side.
+		if q, token, err = s.statAndQueue(ctx, n); err != nil {
+			return nil, err
 		}
-	}
-	if stat.EphemeralOwner != e.sessionID {
-		// A node of an earlier session carrying our id: never ours.
-		return nil, errRequeue
 	}
 
 	lastPos := -1
@@ -294,7 +306,49 @@ func (s *Session) wait(ctx context.Context, n *node, opts LockOptions) (*Hold, e
 	if handoffFrom != 0 {
 		s.obs.Handoff(time.Duration(s.now() - handoffFrom))
 	}
-	return &Hold{s: s, e: e, n: n, token: stat.Czxid}, nil
+	return &Hold{s: s, e: e, n: n, token: token}, nil
+}
+
+// statAndQueue reads n's stat, for its token, and the queue of its lock
+// node, side by side. A node that is not of n's epoch's session (one of an
+// earlier session carrying the same id) is never ours: errRequeue.
+func (s *Session) statAndQueue(ctx context.Context, n *node) ([]contender, int64, error) {
+	e := n.epoch
+	var (
+		stat    *zk.Stat
+		statErr error
+		read    = make(chan struct{})
+	)
+	go func() {
+		defer close(read)
+		var ok bool
+		ok, stat, statErr = s.conn.Exists(n.path())
+		if statErr == nil && !ok {
+			statErr = zk.ErrNoNode
+		}
+	}()
+	q, err := s.queue(ctx, e, n.parent)
+	<-read
+	if err != nil {
+		return nil, 0, err
+	}
+	for statErr != nil {
+		if errors.Is(statErr, zk.ErrNoNode) {
+			return nil, 0, errRequeue
+		}
+		if err := s.afterError(ctx, e, statErr); err != nil {
+			return nil, 0, err
+		}
+		var ok bool
+		ok, stat, statErr = s.conn.Exists(n.path())
+		if statErr == nil && !ok {
+			statErr = zk.ErrNoNode
+		}
+	}
+	if stat.EphemeralOwner != e.sessionID {
+		return nil, 0, errRequeue
+	}
+	return q, stat.Czxid, nil
 }
 
 // watchGone watches p and waits for it to change. It returns true if p was
@@ -354,12 +408,34 @@ func (s *Session) queue(ctx context.Context, e *Epoch, p string) ([]contender, e
 	}
 }
 
-// create creates n under its parent. A create whose reply was lost may have
-// happened: the node is then looked for by its unique prefix before trying
-// again, so that no second node is made.
-func (s *Session) create(ctx context.Context, n *node, data []byte) error {
+// created is what create learnt about the node it made.
+type created struct {
+	token int64 // the node's czxid, 0 if unknown
+	alone bool  // it was the lock node's only child
+}
+
+// create creates n under its parent. It does so in one multi request with
+// a setData of the lock node, whose stat then gives the node's token (the
+// multi's one zxid is the node's czxid and the lock node's new mzxid) and
+// tells whether the node is the lock node's only child; the deletes of
+// this Session's holds on the lock that ended (ReleaseWhenDone) go first
+// in the same request. If the multi fails (the lock node is missing, a
+// hold's node is gone already, the ACL refuses the setData), create goes
+// on with a plain create. A create whose reply was lost may have happened:
+// the node is then looked for by its unique prefix before trying again, so
+// that no second node is made.
+func (s *Session) create(ctx context.Context, n *node, data []byte) (created, error) {
 	e := n.epoch
-	maybeCreated := false
+	made, ok, maybeCreated, noParent := s.createMulti(n, data)
+	if noParent {
+		if err := s.ensurePath(ctx, e, n.parent); err != nil {
+			return created{}, err
+		}
+		made, ok, maybeCreated, _ = s.createMulti(n, data)
+	}
+	if ok {
+		return made, nil
+	}
 	missingParent := 0
 	for {
 		if maybeCreated {
@@ -367,24 +443,24 @@ func (s *Session) create(ctx context.Context, n *node, data []byte) error {
 			// a create that was committed.
 			if _, err := s.conn.Sync(n.parent); err != nil {
 				if err := s.afterError(ctx, e, err); err != nil {
-					return err
+					return created{}, err
 				}
 				continue
 			}
 			q, err := s.queue(ctx, e, n.parent)
 			if err != nil {
-				return err
+				return created{}, err
 			}
 			for _, c := range q {
 				if strings.HasPrefix(c.name, n.prefix) {
 					n.setName(c.name)
-					return nil
+					return created{}, nil
 				}
 			}
 			maybeCreated = false
 		}
 		if !s.Valid(e) {
-			return errRequeue
+			return created{}, errRequeue
 		}
 		sent := s.now()
 		p, err := s.conn.Create(n.parent+"/"+n.prefix, data, zk.FlagEphemeralSequential, s.cfg.ACL)
@@ -392,22 +468,101 @@ func (s *Session) create(ctx context.Context, n *node, data []byte) error {
 		case err == nil:
 			s.touch(sent)
 			n.setName(path.Base(p))
-			return nil
+			return created{}, nil
 		case errors.Is(err, zk.ErrNoNode):
 			if missingParent++; missingParent > 5 {
-				return fmt.Errorf("zkrecipes: create %s: parent keeps vanishing: %w", n.parent, err)
+				return created{}, fmt.Errorf("zkrecipes: create %s: parent keeps vanishing: %w", n.parent, err)
 			}
 			if err := s.ensurePath(ctx, e, n.parent); err != nil {
-				return err
+				return created{}, err
 			}
 		default:
 			// Unless ZooKeeper answered, the create may have happened.
 			maybeCreated = !serverAnswered(err)
 			if err := s.afterError(ctx, e, err); err != nil {
-				return err
+				return created{}, err
 			}
 		}
 	}
+}
+
+// createMulti makes one attempt at creating n by the multi request create
+// describes. It reports whether it succeeded and, if not, whether it may
+// have (the reply was lost), or whether the lock node is missing.
+func (s *Session) createMulti(n *node, data []byte) (made created, ok, maybe, noParent bool) {
+	if !s.Valid(n.epoch) {
+		return created{}, false, false, false
+	}
+	due := s.ended(n.parent)
+	ops := make([]any, 0, len(due)+2)
+	for _, d := range due {
+		ops = append(ops, &zk.DeleteRequest{Path: d.path(), Version: -1})
+	}
+	ops = append(ops,
+		&zk.CreateRequest{Path: n.parent + "/" + n.prefix, Data: data, Acl: s.cfg.ACL, Flags: zk.FlagEphemeralSequential},
+		&zk.SetDataRequest{Path: n.parent, Data: nil, Version: -1})
+	sent := s.now()
+	res, err := s.conn.Multi(ops...)
+	if err != nil || len(res) != len(ops) || res[len(ops)-1].Stat == nil {
+		// Let the ended holds' nodes go the usual way. If the reply was
+		// lost the multi may have happened: the create that follows looks
+		// for n by its prefix first.
+		for _, d := range due {
+			s.release(d)
+		}
+		noParent := len(res) == len(ops) && errors.Is(res[len(ops)-2].Error, zk.ErrNoNode)
+		return created{}, false, err != nil && !serverAnswered(err), noParent
+	}
+	s.touch(sent)
+	for _, d := range due {
+		s.markGone(d)
+	}
+	st := res[len(ops)-1].Stat
+	n.setName(path.Base(res[len(ops)-2].String))
+	return created{token: st.Mzxid, alone: st.NumChildren == 1}, true, false, false
+}
+
+// ended claims this Session's holds on the lock node parent whose
+// ReleaseWhenDone context has ended, hands each on to its local waiter,
+// and returns them: their deletes go before the next create.
+func (s *Session) ended(parent string) []*node {
+	s.mu.Lock()
+	var due []*node
+	for d := range s.ending[parent] {
+		if d.until.Err() != nil && !d.claimed && d.epoch == s.epoch {
+			d.claimed = true
+			delete(s.ending[parent], d)
+			due = append(due, d)
+		}
+	}
+	if len(s.ending[parent]) == 0 {
+		delete(s.ending, parent)
+	}
+	s.mu.Unlock()
+	for _, d := range due {
+		if s.Valid(d.epoch) {
+			s.handoffs.release(d.path(), s.now())
+		}
+	}
+	return due
+}
+
+// claim marks n's hold as being released, and reports whether this call
+// did: a hold is released once.
+func (s *Session) claim(n *node) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n.claimed {
+		return false
+	}
+	n.claimed = true
+	if m := s.ending[n.parent]; m != nil {
+		delete(m, n)
+		if len(m) == 0 {
+			delete(s.ending, n.parent)
+		}
+	}
+	return true
 }
 
 // ensurePath creates p and its missing ancestors as CONTAINER nodes. An

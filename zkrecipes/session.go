@@ -73,6 +73,9 @@ type Session struct {
 	closed    bool
 	changed   chan struct{} // closed and replaced on every state change
 	orphans   []*node       // nodes the janitor must delete
+	// ending holds, by lock node, the holds released when a context ends
+	// (Hold.ReleaseWhenDone) that no release has claimed yet.
+	ending map[string]map[*node]struct{}
 }
 
 // Epoch is one stretch of a ZooKeeper session during which the Session
@@ -377,6 +380,12 @@ func (s *Session) endEpochLocked(e *Epoch, err error) {
 	for n := range e.nodes {
 		if !n.busy {
 			s.orphans = append(s.orphans, n)
+		}
+		if m := s.ending[n.parent]; m != nil {
+			delete(m, n)
+			if len(m) == 0 {
+				delete(s.ending, n.parent)
+			}
 		}
 	}
 	e.nodes = nil
