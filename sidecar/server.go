@@ -8,7 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -72,13 +71,7 @@ func NewServer(svc *Service, opts ServerOptions) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		opts.Logger.Log(ctx, slog.Level(lvl), msg, fields...)
-	})
-	logOpts := []logging.Option{
-		logging.WithLogOnEvents(logging.FinishCall),
-		logging.WithLevels(callLevel),
-	}
+	calls := callLogger{opts.Logger}
 	recoverOpts := []recovery.Option{recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		opts.Logger.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error")
@@ -94,11 +87,11 @@ func NewServer(svc *Service, opts ServerOptions) *Server {
 		// their leases, as if the app had died.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: opts.KeepaliveTime, Timeout: opts.KeepaliveTimeout}),
 		grpc.ChainUnaryInterceptor(append(slices.Clip(opts.UnaryInterceptors),
-			logging.UnaryServerInterceptor(logger, logOpts...),
+			calls.unary,
 			recovery.UnaryServerInterceptor(recoverOpts...),
 		)...),
 		grpc.ChainStreamInterceptor(append(slices.Clip(opts.StreamInterceptors),
-			logging.StreamServerInterceptor(logger, logOpts...),
+			calls.stream,
 			recovery.StreamServerInterceptor(recoverOpts...),
 		)...),
 	)
@@ -118,19 +111,6 @@ func NewServer(svc *Service, opts ServerOptions) *Server {
 	s := &Server{grpc: g, healthOnly: ho, svc: svc, health: h, done: make(chan struct{}), wait: make(chan struct{})}
 	go s.followSession()
 	return s
-}
-
-// callLevel logs calls that failed on the server's side at warn, calls
-// refused while ZooKeeper is out of reach or the sidecar stops at info, and
-// the rest (the hot path among them) at debug.
-func callLevel(c codes.Code) logging.Level {
-	switch c {
-	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unimplemented:
-		return logging.LevelWarn
-	case codes.Unavailable:
-		return logging.LevelInfo
-	}
-	return logging.LevelDebug
 }
 
 // followSession keeps the health status in step with the ZooKeeper session.
