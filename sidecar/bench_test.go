@@ -149,8 +149,9 @@ type ratio struct {
 func runWorkload(b *testing.B, zkc *zktest.Cluster, w workload) {
 	w.locks, w.sidecars = max(w.locks, 1), max(w.sidecars, 1)
 	if w.zkRequests {
-		w.ratios = append(w.ratios, ratio{label: w.ratios[0].label + ", ZooKeeper requests", metric: "zkreq/cycle", better: "lower",
-			what: "requests per cycle"})
+		w.ratios = append(w.ratios,
+			ratio{label: w.ratios[0].label + ", ZooKeeper requests", metric: "zkreq/cycle", better: "lower", what: "requests per cycle"},
+			ratio{label: w.ratios[0].label + ", ZooKeeper CPU", metric: "zk-cpu-us/cycle", better: "lower", what: "ZooKeeper CPU per cycle"})
 	}
 	b.Run(w.name, func(b *testing.B) {
 		for _, r := range w.ratios {
@@ -197,12 +198,39 @@ func runWorkload(b *testing.B, zkc *zktest.Cluster, w workload) {
 // (finish) and reports w's metrics: the ZooKeeper requests per cycle from
 // the servers' packet counts around it, if asked.
 func measure(b *testing.B, zkc *zktest.Cluster, w workload, cycle func(int) error, abort func(error), finish func(*testing.B)) {
-	before := packets(b, zkc, w.zkRequests)
+	before, cpuBefore := packets(b, zkc, w.zkRequests), zkCPU(b, zkc, w.zkRequests)
 	runCallers(b, w, cycle, abort)
 	finish(b)
 	if w.zkRequests {
 		b.ReportMetric(float64(packets(b, zkc, true)-before)/float64(b.N), "zkreq/cycle")
+		b.ReportMetric(float64((zkCPU(b, zkc, true)-cpuBefore).Microseconds())/float64(b.N), "zk-cpu-us/cycle")
 	}
+}
+
+// zkCPU returns the CPU time the ZooKeeper servers' processes used so far
+// (user and system, from /proc), if asked.
+func zkCPU(b *testing.B, zkc *zktest.Cluster, ask bool) time.Duration {
+	if !ask {
+		return 0
+	}
+	var ticks int64
+	for i := range zkc.Size() {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", zkc.Server(i).PID()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		// The fields after the command's closing parenthesis; utime and
+		// stime are the 12th and 13th of them.
+		f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+		for _, k := range []int{11, 12} {
+			n, err := strconv.ParseInt(f[k], 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ticks += n
+		}
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond // USER_HZ is 100 on Linux
 }
 
 // packets returns the requests the ZooKeeper servers received so far
