@@ -5,7 +5,8 @@
 # client's of the same round: the median across rounds and their range
 # (tools/benchratio). Odd rounds run each workload's direct side first, even
 # rounds its sidecar side first. Then it measures the resident memory of
-# 10,000 waiters (e2e BenchmarkWaitersMemory, once).
+# 10,000 waiters, the release-to-grant latency through them and ZooKeeper's
+# watches (e2e BenchmarkWaitersMemory, once). docs/performance.md says more.
 #
 #   BENCH_COUNT  rounds (default 5)
 #   BENCH_TIME   -benchtime of each side in each round (default 1s)
