@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
 	"github.com/zklock/zklock/internal/tcpproxy"
@@ -86,5 +87,27 @@ func TestEpochEndEndsEveryLease(t *testing.T) {
 		if r := infoOf(t, err).GetMetadata()["lost_reason"]; r != "SESSION_EXPIRED" {
 			t.Errorf("Renew of a detached lease of the ended epoch: lost_reason %q, want SESSION_EXPIRED", r)
 		}
+	}
+}
+
+// TestRenewAfterStreamEnd: a stream-bound lease is released when its stream
+// ends, at once for Renew too, even before the sidecar's own follow of the
+// stream has seen the end (the next Acquire of the lock may already have
+// deleted its node and been granted).
+func TestRenewAfterStreamEnd(t *testing.T) {
+	zkc := startZK(t)
+	a := startInstance(t, zkc.ConnectString(), instanceOpts{})
+	a.waitUsable(t)
+	for i := range 20 {
+		e := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "ended"})
+		g := e.granted(wait)
+		e.cancel()
+		next := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "ended"})
+		_, err := a.client.Renew(ctxT(t), &zklockv1.RenewRequest{LeaseIds: []string{g.GetLeaseId()}})
+		if code := status.Code(err); code != codes.NotFound {
+			t.Fatalf("round %d: Renew of a lease whose stream ended = %v, want NOT_FOUND (released)", i, err)
+		}
+		next.granted(wait)
+		next.cancel()
 	}
 }

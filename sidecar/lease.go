@@ -60,6 +60,7 @@ type lease struct {
 	lock     string
 	hold     *zkrecipes.Hold
 	detached bool
+	stream   context.Context // a stream-bound lease's stream: its end releases the lease
 
 	mu        sync.Mutex
 	ttl       time.Duration
@@ -82,9 +83,12 @@ func (l *lease) state() (endReason, bool) {
 // grant makes the lease of a granted hold and adds it to the table. A
 // detached lease's ttl starts now. If the Service is shutting down the
 // lease ends at once with SHUTDOWN and grant returns false.
-func (s *Service) grant(hold *zkrecipes.Hold, lock string, detached bool, ttl time.Duration) (*lease, bool) {
-	l := &lease{id: newLeaseID(), lock: lock, hold: hold, detached: detached, ttl: ttl, ended: make(chan struct{})}
-	if detached {
+//
+// A stream-bound lease is released when stream ends; a detached one has
+// stream nil.
+func (s *Service) grant(hold *zkrecipes.Hold, lock string, stream context.Context, ttl time.Duration) (*lease, bool) {
+	l := &lease{id: newLeaseID(), lock: lock, hold: hold, detached: stream == nil, stream: stream, ttl: ttl, ended: make(chan struct{})}
+	if l.detached {
 		l.expires = time.Now().Add(ttl)
 		l.timer = time.AfterFunc(ttl, func() { s.expire(l) })
 	}
@@ -94,10 +98,23 @@ func (s *Service) grant(hold *zkrecipes.Hold, lock string, detached bool, ttl ti
 		s.tab.add(l) // under s.mu, so that Shutdown sees every lease added before it began
 	}
 	s.mu.Unlock()
-	if !added {
+	switch {
+	case !added:
 		s.finish(l, endShutdown)
+	case isDone(hold.Done()):
+		s.finish(l, endSessionLost) // the epoch ended before followEpochs could see the lease
 	}
 	return l, added
+}
+
+// isDone reports whether ch is closed.
+func isDone(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // endLocked moves l to ended for reason unless it already ended, and
@@ -172,6 +189,12 @@ func (s *Service) expire(l *lease) {
 func (s *Service) check(l *lease, field string) error {
 	if !l.hold.Valid() {
 		s.finish(l, endSessionLost)
+	}
+	if l.stream != nil && l.stream.Err() != nil {
+		// Its stream ended, which released it, though follow may not have
+		// seen the end yet (the next Acquire of the lock may have deleted
+		// the node already: zkrecipes.Hold.ReleaseWhenDone).
+		s.finish(l, endReleased)
 	}
 	switch r, releasing := l.state(); {
 	case r == endNone && !releasing:
@@ -319,8 +342,10 @@ func (s *Service) followEpochs() {
 			return
 		case <-st.Epoch.Done():
 		}
+		// Every lease of an ended epoch, this one's or one that began and
+		// ended meanwhile.
 		for _, l := range s.tab.all() {
-			if l.hold.Epoch() == st.Epoch {
+			if isDone(l.hold.Done()) {
 				s.finish(l, endSessionLost)
 			}
 		}

@@ -278,7 +278,11 @@ func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockServ
 	}
 
 	s.cfg.Metrics.Granted(time.Since(start))
-	l, added := s.grant(hold, lock, req.GetDetach(), args.ttl)
+	var bound context.Context // the stream, unless the lease is detached
+	if !req.GetDetach() {
+		bound = streamCtx
+	}
+	l, added := s.grant(hold, lock, bound, args.ttl)
 	s.tab.unwait(lock, added)
 	s.cfg.Metrics.WaitEnded()
 	if !added {

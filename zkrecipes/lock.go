@@ -522,13 +522,21 @@ func (s *Session) createMulti(n *node, data []byte) (made created, ok, maybe, no
 	return created{token: st.Mzxid, alone: st.NumChildren == 1}, true, false, false
 }
 
+// maxEndedPerCreate bounds the deletes one create takes along, so that the
+// request stays far below ZooKeeper's size limit (jute.maxbuffer).
+const maxEndedPerCreate = 64
+
 // ended claims this Session's holds on the lock node parent whose
-// ReleaseWhenDone context has ended, hands each on to its local waiter,
-// and returns them: their deletes go before the next create.
+// ReleaseWhenDone context has ended, at most maxEndedPerCreate, hands each
+// on to its local waiter, and returns them: their deletes go before the
+// next create.
 func (s *Session) ended(parent string) []*node {
 	s.mu.Lock()
 	var due []*node
 	for d := range s.ending[parent] {
+		if len(due) == maxEndedPerCreate {
+			break
+		}
 		if d.until.Err() != nil && !d.claimed && d.epoch == s.epoch {
 			d.claimed = true
 			delete(s.ending[parent], d)
