@@ -42,17 +42,8 @@ func Start(cfg DaemonConfig) (*Daemon, error) {
 // WaitUsable waits until the Session has a usable ZooKeeper session, or
 // returns ctx's error.
 func (d *Daemon) WaitUsable(ctx context.Context) error {
-	for {
-		st, changed := d.Session.State()
-		if st.Epoch != nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-changed:
-		}
-	}
+	_, err := d.Session.AwaitEpoch(ctx)
+	return err
 }
 
 // Shutdown shuts the Server down (holders are told Lost{SHUTDOWN} and every

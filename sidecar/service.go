@@ -261,7 +261,7 @@ func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockServ
 		// The session's epoch ended between the grant and now: the caller
 		// never saw this grant, so queue again without telling it.
 		hold.Release(context.Background())
-		if err = s.awaitSession(waitCtx); err != nil {
+		if _, err = s.sess.AwaitEpoch(waitCtx); err != nil {
 			break
 		}
 	}
@@ -306,21 +306,6 @@ func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockServ
 		return nil
 	}
 	return s.follow(stream, l)
-}
-
-// awaitSession waits until the Session has a live epoch.
-func (s *Service) awaitSession(ctx context.Context) error {
-	for {
-		st, changed := s.sess.State()
-		if st.Epoch != nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-changed:
-		}
-	}
 }
 
 // follow relays a stream-bound lease's life to its stream until it ends.

@@ -171,7 +171,7 @@ func (s *Session) Lock(ctx context.Context, lockPath string, opts LockOptions) (
 			return nil, ErrNoSession
 		}
 		prev := e
-		if e, err = s.awaitEpoch(ctx); err != nil {
+		if e, err = s.AwaitEpoch(ctx); err != nil {
 			return nil, err
 		}
 		if e == prev {
@@ -194,8 +194,9 @@ func (s *Session) isClosed() bool {
 	return s.closed
 }
 
-// awaitEpoch waits for a live epoch.
-func (s *Session) awaitEpoch(ctx context.Context) (*Epoch, error) {
+// AwaitEpoch waits until the Session has a live epoch (a usable ZooKeeper
+// session) and returns it, or returns ErrClosed, or ctx's error.
+func (s *Session) AwaitEpoch(ctx context.Context) (*Epoch, error) {
 	for {
 		st, changed := s.State()
 		if st.Epoch != nil {
