@@ -66,6 +66,8 @@ func acquireError(lock string, wait time.Duration, err error, streamCtx, waitCtx
 		return statusError(codes.Unavailable, "SHUTTING_DOWN", nil, "sidecar is shutting down")
 	case errors.Is(err, zkrecipes.ErrNoSession):
 		return noSessionError()
+	case errors.Is(err, zkrecipes.ErrSuspended):
+		return suspendedError()
 	case errors.Is(err, zkrecipes.ErrNotAuthorized):
 		return statusError(codes.FailedPrecondition, "ZK_NOT_AUTHORIZED", meta,
 			"ZooKeeper's ACL does not let this sidecar's identity queue on lock %q: its nodes belong to another identity (--zk-auth-file)", lock)
@@ -80,6 +82,12 @@ func acquireError(lock string, wait time.Duration, err error, streamCtx, waitCtx
 func refusedError(lock string, err error) error {
 	return statusError(codes.FailedPrecondition, "ZK_REFUSED", map[string]string{"lock": lock},
 		"ZooKeeper refused the request for lock %q (%v): retrying will not help", lock, err)
+}
+
+// suspendedError is the status of a call that cannot be served while
+// contact with ZooKeeper is in doubt.
+func suspendedError() error {
+	return statusError(codes.Unavailable, "SUSPENDED", nil, "contact with ZooKeeper is in doubt: retry")
 }
 
 func noSessionError() error {

@@ -21,12 +21,13 @@ func TestAcquireErrorCodes(t *testing.T) {
 		code   codes.Code
 		reason string
 	}{
-		"refused by ZooKeeper": {fmt.Errorf("%w: %w", zkrecipes.ErrRefused, zk.ErrBadArguments), codes.FailedPrecondition, "ZK_REFUSED"},
-		"not authorized":       {zkrecipes.ErrNotAuthorized, codes.FailedPrecondition, "ZK_NOT_AUTHORIZED"},
-		"no session":           {zkrecipes.ErrNoSession, codes.Unavailable, "NO_SESSION"},
-		"closed":               {zkrecipes.ErrClosed, codes.Unavailable, "SHUTTING_DOWN"},
-		"held, tried once":     {zkrecipes.ErrHeld, codes.DeadlineExceeded, "LOCK_HELD"},
-		"connection trouble":   {fmt.Errorf("zkrecipes: %w", zk.ErrConnectionClosed), codes.Unavailable, ""},
+		"refused by ZooKeeper":  {fmt.Errorf("%w: %w", zkrecipes.ErrRefused, zk.ErrBadArguments), codes.FailedPrecondition, "ZK_REFUSED"},
+		"not authorized":        {zkrecipes.ErrNotAuthorized, codes.FailedPrecondition, "ZK_NOT_AUTHORIZED"},
+		"no session":            {zkrecipes.ErrNoSession, codes.Unavailable, "NO_SESSION"},
+		"suspended, tried once": {zkrecipes.ErrSuspended, codes.Unavailable, "SUSPENDED"},
+		"closed":                {zkrecipes.ErrClosed, codes.Unavailable, "SHUTTING_DOWN"},
+		"held, tried once":      {zkrecipes.ErrHeld, codes.DeadlineExceeded, "LOCK_HELD"},
+		"connection trouble":    {fmt.Errorf("zkrecipes: %w", zk.ErrConnectionClosed), codes.Unavailable, ""},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

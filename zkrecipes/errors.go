@@ -15,6 +15,9 @@ var (
 	ErrClosed = errors.New("zkrecipes: session closed")
 	// ErrHeld means a lock tried once (WaitNone) is held by another.
 	ErrHeld = errors.New("zkrecipes: lock is held")
+	// ErrSuspended means a lock tried once could not be tried: contact
+	// with ZooKeeper is in doubt (State.Connected is false).
+	ErrSuspended = errors.New("zkrecipes: contact with ZooKeeper in doubt")
 	// ErrRefused means ZooKeeper answered a request with an error that
 	// trying again will not change, such as an invalid path; the
 	// ZooKeeper error is wrapped with it.

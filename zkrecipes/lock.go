@@ -20,7 +20,8 @@ type LockOptions struct {
 	// Data is stored in the contender's node, for Describe. Default empty.
 	Data []byte
 	// TryOnce gives up at once with ErrHeld if the lock is held, instead of
-	// waiting.
+	// waiting, and with ErrSuspended, without trying, while contact with
+	// ZooKeeper is in doubt.
 	TryOnce bool
 	// OnQueued, if set, is called from the Lock call's goroutine with the
 	// number of contenders ahead and the queue's length, first when the
@@ -154,11 +155,13 @@ var errRequeue = errors.New("zkrecipes: requeue")
 // node is deleted (retried in the background until confirmed).
 func (s *Session) Lock(ctx context.Context, lockPath string, opts LockOptions) (*Hold, error) {
 	st, _ := s.State()
-	if st.Epoch == nil {
-		if s.isClosed() {
-			return nil, ErrClosed
-		}
+	switch {
+	case st.Epoch == nil && s.isClosed():
+		return nil, ErrClosed
+	case st.Epoch == nil:
 		return nil, ErrNoSession
+	case opts.TryOnce && !st.Connected:
+		return nil, ErrSuspended // its requests would wait for the connection
 	}
 	e := st.Epoch
 	backoff := 10 * time.Millisecond
@@ -798,6 +801,12 @@ func (s *Session) deleteNode(n *node) bool {
 	}
 	names := []string{n.getName()}
 	if names[0] == "" {
+		// The create's reply was lost: look for the node by its prefix, in
+		// what the leader knows (a lagging follower might not show it yet,
+		// and the node would be taken for gone and block the lock).
+		if _, err := s.conn.Sync(n.parent); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return false
+		}
 		c, _, err := s.conn.Children(n.parent)
 		if errors.Is(err, zk.ErrNoNode) {
 			s.markGone(n)

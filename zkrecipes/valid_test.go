@@ -1,6 +1,7 @@
 package zkrecipes
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -43,5 +44,28 @@ func TestValidChecksItsOwnClock(t *testing.T) {
 	case <-h.Done():
 	default:
 		t.Fatal("Valid found the deadline passed but did not end the epoch")
+	}
+}
+
+// TestTryOnceWhileSuspended: a try-once Lock answers ErrSuspended at once
+// while contact with ZooKeeper is in doubt, sending nothing that would wait
+// for the connection.
+func TestTryOnceWhileSuspended(t *testing.T) {
+	zkc := startZK(t)
+	p := proxied(t, zkc.Servers()[0])
+	s := newSession(t, p.Addr(), 20*time.Second)
+	st, changed := s.State()
+	p.SetMode(tcpproxy.Stall)
+	defer p.SetMode(tcpproxy.Pass)
+	for st.Connected {
+		<-changed
+		st, changed = s.State()
+	}
+	start := time.Now()
+	if _, err := s.Lock(ctxFor(t, 10*time.Second), "/zklock/suspended", LockOptions{TryOnce: true}); !errors.Is(err, ErrSuspended) {
+		t.Errorf("try-once while suspended = %v, want ErrSuspended", err)
+	}
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Errorf("try-once while suspended took %v", took)
 	}
 }

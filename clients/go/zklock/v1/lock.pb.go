@@ -153,8 +153,9 @@ type AcquireRequest struct {
 	Ttl *durationpb.Duration `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	// How long to wait in the queue. Absent means until the call is cancelled;
 	// zero means try once and fail at once with DEADLINE_EXCEEDED if the lock
-	// is held. Bound waits here, not with the call's deadline: a deadline also
-	// ends the stream, and with it a lease that is not detached.
+	// is held (with UNAVAILABLE, without trying, while contact with ZooKeeper
+	// is in doubt). Bound waits here, not with the call's deadline: a deadline
+	// also ends the stream, and with it a lease that is not detached.
 	Wait *durationpb.Duration `protobuf:"bytes,4,opt,name=wait,proto3" json:"wait,omitempty"`
 	// A label for humans (at most 256 bytes of UTF-8), shown by Describe.
 	Owner string `protobuf:"bytes,5,opt,name=owner,proto3" json:"owner,omitempty"`

@@ -184,8 +184,9 @@ private static final long serialVersionUID = 0L;
    * <pre>
    * How long to wait in the queue. Absent means until the call is cancelled;
    * zero means try once and fail at once with DEADLINE_EXCEEDED if the lock
-   * is held. Bound waits here, not with the call's deadline: a deadline also
-   * ends the stream, and with it a lease that is not detached.
+   * is held (with UNAVAILABLE, without trying, while contact with ZooKeeper
+   * is in doubt). Bound waits here, not with the call's deadline: a deadline
+   * also ends the stream, and with it a lease that is not detached.
    * </pre>
    *
    * <code>.google.protobuf.Duration wait = 4;</code>
@@ -199,8 +200,9 @@ private static final long serialVersionUID = 0L;
    * <pre>
    * How long to wait in the queue. Absent means until the call is cancelled;
    * zero means try once and fail at once with DEADLINE_EXCEEDED if the lock
-   * is held. Bound waits here, not with the call's deadline: a deadline also
-   * ends the stream, and with it a lease that is not detached.
+   * is held (with UNAVAILABLE, without trying, while contact with ZooKeeper
+   * is in doubt). Bound waits here, not with the call's deadline: a deadline
+   * also ends the stream, and with it a lease that is not detached.
    * </pre>
    *
    * <code>.google.protobuf.Duration wait = 4;</code>
@@ -214,8 +216,9 @@ private static final long serialVersionUID = 0L;
    * <pre>
    * How long to wait in the queue. Absent means until the call is cancelled;
    * zero means try once and fail at once with DEADLINE_EXCEEDED if the lock
-   * is held. Bound waits here, not with the call's deadline: a deadline also
-   * ends the stream, and with it a lease that is not detached.
+   * is held (with UNAVAILABLE, without trying, while contact with ZooKeeper
+   * is in doubt). Bound waits here, not with the call's deadline: a deadline
+   * also ends the stream, and with it a lease that is not detached.
    * </pre>
    *
    * <code>.google.protobuf.Duration wait = 4;</code>
@@ -1134,8 +1137,9 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * How long to wait in the queue. Absent means until the call is cancelled;
      * zero means try once and fail at once with DEADLINE_EXCEEDED if the lock
-     * is held. Bound waits here, not with the call's deadline: a deadline also
-     * ends the stream, and with it a lease that is not detached.
+     * is held (with UNAVAILABLE, without trying, while contact with ZooKeeper
+     * is in doubt). Bound waits here, not with the call's deadline: a deadline
+     * also ends the stream, and with it a lease that is not detached.
      * </pre>
      *
      * <code>.google.protobuf.Duration wait = 4;</code>
@@ -1148,8 +1152,9 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * How long to wait in the queue. Absent means until the call is cancelled;
      * zero means try once and fail at once with DEADLINE_EXCEEDED if the lock
-     * is held. Bound waits here, not with the call's deadline: a deadline also
-     * ends the stream, and with it a lease that is not detached.
+     * is held (with UNAVAILABLE, without trying, while contact with ZooKeeper
+     * is in doubt). Bound waits here, not with the call's deadline: a deadline
+     * also ends the stream, and with it a lease that is not detached.
      * </pre>
      *
      * <code>.google.protobuf.Duration wait = 4;</code>
@@ -1166,8 +1171,9 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * How long to wait in the queue. Absent means until the call is cancelled;
      * zero means try once and fail at once with DEADLINE_EXCEEDED if the lock
-     * is held. Bound waits here, not with the call's deadline: a deadline also
-     * ends the stream, and with it a lease that is not detached.
+     * is held (with UNAVAILABLE, without trying, while contact with ZooKeeper
+     * is in doubt). Bound waits here, not with the call's deadline: a deadline
+     * also ends the stream, and with it a lease that is not detached.
      * </pre>
      *
      * <code>.google.protobuf.Duration wait = 4;</code>
@@ -1189,8 +1195,9 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * How long to wait in the queue. Absent means until the call is cancelled;
      * zero means try once and fail at once with DEADLINE_EXCEEDED if the lock
-     * is held. Bound waits here, not with the call's deadline: a deadline also
-     * ends the stream, and with it a lease that is not detached.
+     * is held (with UNAVAILABLE, without trying, while contact with ZooKeeper
+     * is in doubt). Bound waits here, not with the call's deadline: a deadline
+     * also ends the stream, and with it a lease that is not detached.
      * </pre>
      *
      * <code>.google.protobuf.Duration wait = 4;</code>
@@ -1210,8 +1217,9 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * How long to wait in the queue. Absent means until the call is cancelled;
      * zero means try once and fail at once with DEADLINE_EXCEEDED if the lock
-     * is held. Bound waits here, not with the call's deadline: a deadline also
-     * ends the stream, and with it a lease that is not detached.
+     * is held (with UNAVAILABLE, without trying, while contact with ZooKeeper
+     * is in doubt). Bound waits here, not with the call's deadline: a deadline
+     * also ends the stream, and with it a lease that is not detached.
      * </pre>
      *
      * <code>.google.protobuf.Duration wait = 4;</code>
@@ -1236,8 +1244,9 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * How long to wait in the queue. Absent means until the call is cancelled;
      * zero means try once and fail at once with DEADLINE_EXCEEDED if the lock
-     * is held. Bound waits here, not with the call's deadline: a deadline also
-     * ends the stream, and with it a lease that is not detached.
+     * is held (with UNAVAILABLE, without trying, while contact with ZooKeeper
+     * is in doubt). Bound waits here, not with the call's deadline: a deadline
+     * also ends the stream, and with it a lease that is not detached.
      * </pre>
      *
      * <code>.google.protobuf.Duration wait = 4;</code>
@@ -1256,8 +1265,9 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * How long to wait in the queue. Absent means until the call is cancelled;
      * zero means try once and fail at once with DEADLINE_EXCEEDED if the lock
-     * is held. Bound waits here, not with the call's deadline: a deadline also
-     * ends the stream, and with it a lease that is not detached.
+     * is held (with UNAVAILABLE, without trying, while contact with ZooKeeper
+     * is in doubt). Bound waits here, not with the call's deadline: a deadline
+     * also ends the stream, and with it a lease that is not detached.
      * </pre>
      *
      * <code>.google.protobuf.Duration wait = 4;</code>
@@ -1271,8 +1281,9 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * How long to wait in the queue. Absent means until the call is cancelled;
      * zero means try once and fail at once with DEADLINE_EXCEEDED if the lock
-     * is held. Bound waits here, not with the call's deadline: a deadline also
-     * ends the stream, and with it a lease that is not detached.
+     * is held (with UNAVAILABLE, without trying, while contact with ZooKeeper
+     * is in doubt). Bound waits here, not with the call's deadline: a deadline
+     * also ends the stream, and with it a lease that is not detached.
      * </pre>
      *
      * <code>.google.protobuf.Duration wait = 4;</code>
@@ -1289,8 +1300,9 @@ private static final long serialVersionUID = 0L;
      * <pre>
      * How long to wait in the queue. Absent means until the call is cancelled;
      * zero means try once and fail at once with DEADLINE_EXCEEDED if the lock
-     * is held. Bound waits here, not with the call's deadline: a deadline also
-     * ends the stream, and with it a lease that is not detached.
+     * is held (with UNAVAILABLE, without trying, while contact with ZooKeeper
+     * is in doubt). Bound waits here, not with the call's deadline: a deadline
+     * also ends the stream, and with it a lease that is not detached.
      * </pre>
      *
      * <code>.google.protobuf.Duration wait = 4;</code>

@@ -94,8 +94,9 @@ public interface AcquireRequestOrBuilder extends
    * <pre>
    * How long to wait in the queue. Absent means until the call is cancelled;
    * zero means try once and fail at once with DEADLINE_EXCEEDED if the lock
-   * is held. Bound waits here, not with the call's deadline: a deadline also
-   * ends the stream, and with it a lease that is not detached.
+   * is held (with UNAVAILABLE, without trying, while contact with ZooKeeper
+   * is in doubt). Bound waits here, not with the call's deadline: a deadline
+   * also ends the stream, and with it a lease that is not detached.
    * </pre>
    *
    * <code>.google.protobuf.Duration wait = 4;</code>
@@ -106,8 +107,9 @@ public interface AcquireRequestOrBuilder extends
    * <pre>
    * How long to wait in the queue. Absent means until the call is cancelled;
    * zero means try once and fail at once with DEADLINE_EXCEEDED if the lock
-   * is held. Bound waits here, not with the call's deadline: a deadline also
-   * ends the stream, and with it a lease that is not detached.
+   * is held (with UNAVAILABLE, without trying, while contact with ZooKeeper
+   * is in doubt). Bound waits here, not with the call's deadline: a deadline
+   * also ends the stream, and with it a lease that is not detached.
    * </pre>
    *
    * <code>.google.protobuf.Duration wait = 4;</code>
@@ -118,8 +120,9 @@ public interface AcquireRequestOrBuilder extends
    * <pre>
    * How long to wait in the queue. Absent means until the call is cancelled;
    * zero means try once and fail at once with DEADLINE_EXCEEDED if the lock
-   * is held. Bound waits here, not with the call's deadline: a deadline also
-   * ends the stream, and with it a lease that is not detached.
+   * is held (with UNAVAILABLE, without trying, while contact with ZooKeeper
+   * is in doubt). Bound waits here, not with the call's deadline: a deadline
+   * also ends the stream, and with it a lease that is not detached.
    * </pre>
    *
    * <code>.google.protobuf.Duration wait = 4;</code>
