@@ -338,3 +338,57 @@ func TestHoldSurvivesLosingItsServer(t *testing.T) {
 		t.Fatalf("rival's Lock after the release: %v", err)
 	}
 }
+
+// TestLostCreateReplyLeavesNoNodeOnEnsemble: on a 3-server ensemble, with
+// the session on a follower, the reply of a contender's create is lost and
+// the Lock call ends meanwhile: the node was made, but its name is unknown.
+// The janitor finds it by its prefix (after a sync: a lagging follower
+// might not show it yet) and deletes it, so that it does not block the lock
+// until the session ends.
+func TestLostCreateReplyLeavesNoNodeOnEnsemble(t *testing.T) {
+	ens := zktest.StartEnsemble(t, 3)
+	follower := (ens.Leader() + 1) % ens.Size()
+	p := proxied(t, ens.Server(follower).Addr())
+	const timeout = 10 * time.Second
+	s := newSession(t, p.Addr(), timeout)
+	other := newSession(t, ens.ConnectString(), timeout)
+	ins := zktest.Client(t, ens.ConnectString())
+	const lockPath = "/zklock/janitor"
+	e := waitEpoch(t, s, 0)
+	if err := s.ensurePath(ctxFor(t, 10*time.Second), e, lockPath); err != nil {
+		t.Fatal(err)
+	}
+
+	// The create reaches ZooKeeper but its reply is dropped; the call
+	// gives up meanwhile.
+	p.SetMode(tcpproxy.DropReplies)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Lock(ctx, lockPath, LockOptions{})
+		done <- err
+	}()
+	zktest.Eventually(t, timeout/2, "the create whose reply is dropped reaches ZooKeeper", func() bool {
+		_, err := ins.Sync(lockPath) // ins may be on a lagging server
+		return err == nil && len(zktest.Children(t, ins, lockPath)) == 1
+	})
+	<-ctx.Done()
+	p.SetMode(tcpproxy.Pass)
+	p.Cut() // the client reconnects at once
+	if err := <-done; err == nil {
+		t.Fatal("Lock succeeded with its reply dropped and its context ended")
+	}
+	zktest.Eventually(t, timeout, "the janitor deleted the node of the lost reply", func() bool {
+		_, err := ins.Sync(lockPath)
+		return err == nil && len(zktest.Children(t, ins, lockPath)) == 0
+	})
+	if !s.Valid(e) {
+		t.Fatal("the session ended: its node went with it, not by the janitor")
+	}
+	h, err := other.Lock(ctxFor(t, 10*time.Second), lockPath, LockOptions{TryOnce: true})
+	if err != nil {
+		t.Fatalf("another session's try-once after the janitor's delete: %v", err)
+	}
+	h.Release(ctxFor(t, 10*time.Second))
+}
