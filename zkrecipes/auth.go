@@ -89,7 +89,7 @@ func (s *Session) addAuth() {
 	defer s.wg.Done()
 	auth := []byte(s.cfg.Auth.User + ":" + s.cfg.Auth.Password)
 	for attempt := 1; ; attempt++ {
-		err := s.conn.AddAuth("digest", auth)
+		err := s.conn().AddAuth("digest", auth)
 		if err == nil {
 			s.authed.Store(true)
 			s.log.Info("zookeeper auth added", "auth", *s.cfg.Auth)

@@ -32,7 +32,7 @@ func (s *Session) Contenders(ctx context.Context, lockPath string) ([]Contender,
 	if st.Epoch == nil {
 		return nil, ErrNoSession
 	}
-	children, _, err := s.conn.Children(lockPath)
+	children, _, err := s.conn().Children(lockPath)
 	if errors.Is(err, zk.ErrNoNode) {
 		return nil, nil
 	}
@@ -46,7 +46,7 @@ func (s *Session) Contenders(ctx context.Context, lockPath string) ([]Contender,
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		data, stat, err := s.conn.Get(lockPath + "/" + c.name)
+		data, stat, err := s.conn().Get(lockPath + "/" + c.name)
 		if errors.Is(err, zk.ErrNoNode) {
 			continue // left the queue while we read it
 		}

@@ -326,7 +326,7 @@ func (s *Session) statAndQueue(ctx context.Context, n *node) ([]contender, int64
 	go func() {
 		defer close(read)
 		var ok bool
-		ok, stat, statErr = s.conn.Exists(n.path())
+		ok, stat, statErr = s.conn().Exists(n.path())
 		if statErr == nil && !ok {
 			statErr = zk.ErrNoNode
 		}
@@ -344,7 +344,7 @@ func (s *Session) statAndQueue(ctx context.Context, n *node) ([]contender, int64
 			return nil, 0, err
 		}
 		var ok bool
-		ok, stat, statErr = s.conn.Exists(n.path())
+		ok, stat, statErr = s.conn().Exists(n.path())
 		if statErr == nil && !ok {
 			statErr = zk.ErrNoNode
 		}
@@ -368,7 +368,7 @@ func (s *Session) watchGone(ctx context.Context, e *Epoch, p string, released <-
 		// A data watch, not an exists watch: an exists watch on a node that
 		// is already gone would stay registered until such a node is
 		// created, which never happens to a sequential node.
-		_, _, ch, err := s.conn.GetW(p)
+		_, _, ch, err := s.conn().GetW(p)
 		if errors.Is(err, zk.ErrNoNode) {
 			return false, nil
 		}
@@ -445,7 +445,7 @@ func (s *Session) create(ctx context.Context, n *node, data []byte) (created, er
 		if maybeCreated {
 			// Read what the leader knows: a lagging follower might not show
 			// a create that was committed.
-			if _, err := s.conn.Sync(n.parent); err != nil {
+			if _, err := s.conn().Sync(n.parent); err != nil {
 				if err := s.afterError(ctx, e, err); err != nil {
 					return created{}, err
 				}
@@ -467,7 +467,7 @@ func (s *Session) create(ctx context.Context, n *node, data []byte) (created, er
 			return created{}, errRequeue
 		}
 		sent := s.now()
-		p, err := s.conn.Create(n.parent+"/"+n.prefix, data, zk.FlagEphemeralSequential, s.cfg.ACL)
+		p, err := s.conn().Create(n.parent+"/"+n.prefix, data, zk.FlagEphemeralSequential, s.cfg.ACL)
 		switch {
 		case err == nil:
 			s.touch(sent)
@@ -506,7 +506,7 @@ func (s *Session) createMulti(n *node, data []byte) (made created, ok, maybe, no
 		&zk.CreateRequest{Path: n.parent + "/" + n.prefix, Data: data, Acl: s.cfg.ACL, Flags: zk.FlagEphemeralSequential},
 		&zk.SetDataRequest{Path: n.parent, Data: nil, Version: -1})
 	sent := s.now()
-	res, err := s.conn.Multi(ops...)
+	res, err := s.conn().Multi(ops...)
 	if err != nil || len(res) != len(ops) || res[len(ops)-1].Stat == nil {
 		// Let the ended holds' nodes go the usual way. If the reply was
 		// lost the multi may have happened: the create that follows looks
@@ -587,7 +587,7 @@ func (s *Session) ensurePath(ctx context.Context, e *Epoch, p string) error {
 			continue
 		}
 		for {
-			_, err := s.conn.CreateContainer(p[:i], nil, zk.FlagContainer, s.cfg.ACL)
+			_, err := s.conn().CreateContainer(p[:i], nil, zk.FlagContainer, s.cfg.ACL)
 			if err == nil || errors.Is(err, zk.ErrNodeExists) {
 				break
 			}
@@ -709,7 +709,7 @@ func (s *Session) release(n *node) {
 func (s *Session) remove(n *node) {
 	if st, _ := s.State(); st.Epoch == n.epoch && st.Connected && n.getName() != "" {
 		sent := s.now()
-		err := s.conn.Delete(n.path(), -1)
+		err := s.conn().Delete(n.path(), -1)
 		if err == nil || errors.Is(err, zk.ErrNoNode) {
 			if err == nil {
 				s.touch(sent)
@@ -804,10 +804,10 @@ func (s *Session) deleteNode(n *node) bool {
 		// The create's reply was lost: look for the node by its prefix, in
 		// what the leader knows (a lagging follower might not show it yet,
 		// and the node would be taken for gone and block the lock).
-		if _, err := s.conn.Sync(n.parent); err != nil && !errors.Is(err, zk.ErrNoNode) {
+		if _, err := s.conn().Sync(n.parent); err != nil && !errors.Is(err, zk.ErrNoNode) {
 			return false
 		}
-		c, _, err := s.conn.Children(n.parent)
+		c, _, err := s.conn().Children(n.parent)
 		if errors.Is(err, zk.ErrNoNode) {
 			s.markGone(n)
 			return true
@@ -823,7 +823,7 @@ func (s *Session) deleteNode(n *node) bool {
 		}
 	}
 	for _, name := range names {
-		err := s.conn.Delete(n.parent+"/"+name, -1)
+		err := s.conn().Delete(n.parent+"/"+name, -1)
 		if err != nil && !errors.Is(err, zk.ErrNoNode) {
 			if !errors.Is(err, zk.ErrConnectionClosed) && !errors.Is(err, zk.ErrNoServer) {
 				s.log.Warn("cannot delete lock node", "node", n.parent+"/"+name, "err", err)

@@ -15,7 +15,7 @@ import (
 // one in flight is answered. A shared read is sent after each of its
 // callers asked for it, so it shows every node they created before asking.
 type queueReads struct {
-	conn *zk.Conn
+	conn func() *zk.Conn // the Session's connection in use
 	wg   *sync.WaitGroup // the Session's: Close waits for reads in flight
 
 	mu     sync.Mutex
@@ -87,7 +87,7 @@ func (q *queueReads) close() {
 func (q *queueReads) send(p string, r *read) {
 	defer q.wg.Done()
 	for r != nil {
-		children, _, err := q.conn.Children(p)
+		children, _, err := q.conn().Children(p)
 		if err == nil {
 			r.queue = queue(children)
 		}

@@ -17,7 +17,7 @@ func TestSharedReadsShowEveryCallersNode(t *testing.T) {
 	zkc := startZK(t)
 	s := newSession(t, zkc.ConnectString(), 10*time.Second)
 	const lockPath = "/reads"
-	if _, err := s.conn.Create(lockPath, nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
+	if _, err := s.conn().Create(lockPath, nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
 		t.Fatal(err)
 	}
 	const callers = 64
@@ -28,7 +28,7 @@ func TestSharedReadsShowEveryCallersNode(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p, err := s.conn.Create(fmt.Sprintf("%s/c%03d-", lockPath, i), nil, zk.FlagEphemeralSequential, zk.WorldACL(zk.PermAll))
+			p, err := s.conn().Create(fmt.Sprintf("%s/c%03d-", lockPath, i), nil, zk.FlagEphemeralSequential, zk.WorldACL(zk.PermAll))
 			if err != nil {
 				errs <- err
 				return

@@ -44,9 +44,11 @@ type Config struct {
 // whether the locks taken on it are still held. Its methods are safe for
 // concurrent use. Close releases it.
 type Session struct {
-	cfg  Config
-	conn *zk.Conn
-	log  *slog.Logger
+	cfg Config
+	log *slog.Logger
+	// zc is the ZooKeeper client in use. The run goroutine replaces it
+	// (renew) when the ensemble refuses the old one's handshakes for good.
+	zc atomic.Pointer[zk.Conn]
 
 	// Times below are nanoseconds since base, a monotonic origin.
 	base        time.Time
@@ -151,8 +153,8 @@ func Connect(cfg Config) (*Session, error) {
 	if ownClockOff {
 		s.log.Warn("UNSAFE test build: the own clock is off, holders are lost only when the client library reports expiry")
 	}
-	s.conn = conn
-	s.reads = queueReads{conn: conn, wg: &s.wg}
+	s.zc.Store(conn)
+	s.reads = queueReads{conn: s.conn, wg: &s.wg}
 	s.wg.Add(3)
 	go s.run()
 	go s.heartbeat()
@@ -163,6 +165,9 @@ func Connect(cfg Config) (*Session, error) {
 	}
 	return s, nil
 }
+
+// conn returns the ZooKeeper client in use.
+func (s *Session) conn() *zk.Conn { return s.zc.Load() }
 
 // Close ends the Session: every epoch ends, waiting Lock calls return
 // ErrClosed, and the ZooKeeper session is closed, which deletes its
@@ -181,7 +186,7 @@ func (s *Session) Close() {
 	s.mu.Unlock()
 	close(s.stop)
 	s.reads.close()
-	s.conn.Close()
+	s.conn().Close()
 	s.wg.Wait()
 }
 
@@ -212,7 +217,7 @@ func (s *Session) Valid(e *Epoch) bool {
 	if s.epoch != e {
 		return false
 	}
-	if s.conn.SessionID() != e.sessionID || s.expiredSeen.Load() {
+	if s.conn().SessionID() != e.sessionID || s.expiredSeen.Load() {
 		s.endEpochLocked(e, errExpired(e.sessionID))
 		return false
 	}
@@ -302,8 +307,8 @@ func (s *Session) run() {
 
 // evaluate brings the state up to date and returns when to look again.
 func (s *Session) evaluate() time.Duration {
-	libState := s.conn.State()
-	sid := s.conn.SessionID()
+	libState := s.conn().State()
+	sid := s.conn().SessionID()
 	expired := s.expiredSeen.Swap(false)
 	now := s.now()
 	last := s.lastContact.Load()
@@ -432,9 +437,9 @@ func (s *Session) heartbeat() {
 		case <-t.C:
 		case <-s.beat:
 		}
-		if s.conn.State() == zk.StateHasSession {
+		if s.conn().State() == zk.StateHasSession {
 			sent := s.now()
-			if _, err := s.conn.Sync("/"); err == nil {
+			if _, err := s.conn().Sync("/"); err == nil {
 				s.touch(sent)
 			}
 		}

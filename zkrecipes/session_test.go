@@ -313,13 +313,13 @@ func TestHoldSurvivesLosingItsServer(t *testing.T) {
 	}()
 
 	victim := 0
-	if a.conn.Server() == zkc.Servers()[1] {
+	if a.conn().Server() == zkc.Servers()[1] {
 		victim = 1
 	}
 	zkc.Server(victim).Kill()
 	zktest.Eventually(t, 20*time.Second, "the holder reconnects to the other server", func() bool {
 		st, _ := a.State()
-		return st.Connected && a.conn.Server() != zkc.Servers()[victim]
+		return st.Connected && a.conn().Server() != zkc.Servers()[victim]
 	})
 	select {
 	case <-h.Done():
