@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,4 +57,96 @@ func TestTryOnceWhileSuspended(t *testing.T) {
 	// free lock.
 	free := d.acquire("free", &zklockv1.AcquireRequest{Lock: "suspended/free", Wait: dur(0)})
 	free.granted(wait)
+}
+
+// TestFreshZooKeeperAfterDataLoss: ZooKeeper is killed and a server with
+// no data takes its place on the same port (a rebuilt ensemble, a restore
+// from an older backup). It refuses the handshake of a client that saw
+// later transactions than it has, so zklockd must start over with a new
+// client: a session again within one session timeout of the server being
+// up, the holder told Lost, the waiter queued again and granted, and a new
+// Acquire granted. The fresh server's tokens are lower than those granted
+// before: zklockd says so in its log and in a metric.
+func TestFreshZooKeeperAfterDataLoss(t *testing.T) {
+	t.Parallel()
+	zkc := zktest.StartStandalone(t)
+	const timeout = 4 * time.Second
+	metricsAddr := freeLoopbackAddr(t)
+	d := startDaemon(t, "a", zkc.Servers()[0], daemonOpts{sessionTimeout: timeout, args: []string{"--metrics-listen", metricsAddr}})
+	// Transactions the fresh server will not have seen.
+	for i := range 20 {
+		s := d.acquire("churn", &zklockv1.AcquireRequest{Lock: fmt.Sprintf("fresh/churn-%d", i)})
+		s.granted(wait)
+		s.cancel()
+	}
+	holder := d.acquire("holder", &zklockv1.AcquireRequest{Lock: "fresh/held"})
+	held, _ := holder.granted(wait)
+	waiter := d.acquire("waiter", &zklockv1.AcquireRequest{Lock: "fresh/held"})
+	waiter.queued(wait)
+
+	srv := zkc.Server(0)
+	srv.Kill()
+	if err := os.RemoveAll(srv.DataDir()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(srv.DataDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	up := time.Now()
+
+	if e := nextNot(holder, "Suspended", timeout+wait); e.GetLost().GetReason() != zklockv1.LostReason_LOST_REASON_SESSION_EXPIRED {
+		t.Fatalf("holder: %v, want Lost SESSION_EXPIRED", e.AcquireResponse)
+	}
+	g, at := waiter.granted(timeout + wait)
+	if at.Sub(up) > timeout+5*time.Second {
+		t.Errorf("waiter granted %v after the fresh server was up, want within the session timeout (%v) + 5 s", at.Sub(up).Round(time.Millisecond), timeout)
+	}
+	if g.GetFencingToken() >= held.GetFencingToken() {
+		t.Fatalf("the fresh server's token %d is not below the earlier %d: the test shows nothing", g.GetFencingToken(), held.GetFencingToken())
+	}
+	fresh := d.acquire("fresh", &zklockv1.AcquireRequest{Lock: "fresh/free"})
+	if _, at := fresh.granted(timeout + wait); at.Sub(up) > timeout+5*time.Second {
+		t.Errorf("new Acquire granted %v after the fresh server was up, want within the session timeout (%v) + 5 s", at.Sub(up).Round(time.Millisecond), timeout)
+	}
+	wantSeries(t, scrapeMetrics(t, "http://"+metricsAddr+"/metrics"), map[string]float64{
+		`zklock_zookeeper_new_clients_total`:                         1,
+		`zklock_fencing_token_regressions_total`:                     1,
+		`zklock_zookeeper_session_expiries_total{cause="own_clock"}`: 1,
+		`zklock_zookeeper_session_state{state="connected"}`:          1,
+	})
+	// One line per state change, in the metrics' words; none of the client
+	// library's misleading "authentication failed".
+	out := d.out.String()
+	for _, line := range []string{
+		`level=WARN msg="zookeeper session suspended`,
+		`level=WARN msg="zookeeper server refused this client's handshake"`,
+		`level=WARN msg="zookeeper session lost: holders lost" cause=own_clock`,
+		`level=WARN msg="zookeeper servers keep refusing this client's handshakes`,
+		`level=ERROR msg="fencing tokens went back`,
+	} {
+		if n := strings.Count(out, line); n != 1 {
+			t.Errorf("log has %d lines %s, want 1", n, line)
+		}
+	}
+	if n := strings.Count(out, `level=INFO msg="zookeeper session connected: locks are served"`); n != 2 {
+		t.Errorf("log has %d lines saying the session is connected, want 2 (the first session, the new one)", n)
+	}
+	if strings.Contains(out, "level=WARN msg=\"zookeeper client: authentication failed") {
+		t.Error("log has the client library's \"authentication failed\" as a warning")
+	}
+}
+
+// nextNot returns s's next event that is not of the kind skip ("Suspended"
+// or "Queued").
+func nextNot(s *stream, skip string, d time.Duration) event {
+	s.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		e := s.next(time.Until(deadline))
+		if (skip == "Suspended" && e.GetSuspended() != nil) || (skip == "Queued" && e.GetQueued() != nil) {
+			continue
+		}
+		return e
+	}
 }

@@ -85,12 +85,15 @@ func (s *Session) identity() string {
 // between the reply to AddAuth and AddAuth recording the credentials would
 // leave that connection without them until the next reconnect: writes on
 // it fail with ErrNoAuth, and no node is ever given a weaker ACL.
-func (s *Session) addAuth() {
+func (s *Session) addAuth(conn *zk.Conn) {
 	defer s.wg.Done()
 	auth := []byte(s.cfg.Auth.User + ":" + s.cfg.Auth.Password)
 	for attempt := 1; ; attempt++ {
-		err := s.conn().AddAuth("digest", auth)
+		err := conn.AddAuth("digest", auth)
 		if err == nil {
+			if s.conn() != conn {
+				return // replaced meanwhile: the new client has its own
+			}
 			s.authed.Store(true)
 			s.log.Info("zookeeper auth added", "auth", *s.cfg.Auth)
 			select {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path"
 	"reflect"
 	"strings"
@@ -272,5 +273,70 @@ func TestAuthSurvivesReconnectAndExpiry(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "zookeeper auth added") {
 		t.Errorf("the logs do not say auth was added:\n%s", logs.String())
+	}
+}
+
+// TestNewClientAfterDataLoss: the server is replaced by one with no data,
+// which refuses the handshakes of a client that saw later transactions.
+// The Session starts over with a new client, authenticated like the old
+// one, once its epoch ended: the holder is lost, a new Lock is granted on
+// a node with the identity's ACL, and the Observer is told of the new
+// client and of the tokens going back.
+func TestNewClientAfterDataLoss(t *testing.T) {
+	zkc := startZK(t)
+	owner := Digest{User: "zklock", Password: "s3cret-fresh"}
+	const timeout = 3 * time.Second
+	var logs syncbuf.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	rec := &recorder{}
+	s, err := Connect(Config{Servers: zkc.Servers(), SessionTimeout: timeout, Auth: &owner, Logger: log, Observer: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	e1 := waitEpoch(t, s, 0)
+	var high int64
+	for i := range 10 { // transactions the fresh server will not have
+		h, err := s.Lock(ctxFor(t, time.Minute), fmt.Sprintf("/zklock/fresh/%d", i), LockOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		high = h.Token()
+		if i < 9 {
+			h.Release(ctxFor(t, 10*time.Second))
+		}
+	}
+
+	srv := zkc.Server(0)
+	srv.Kill()
+	if err := os.RemoveAll(srv.DataDir()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(srv.DataDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	<-e1.Done()
+	waitEpoch(t, s, e1.ID())
+	h, err := s.Lock(ctxFor(t, time.Minute), "/zklock/fresh/after", LockOptions{})
+	if err != nil {
+		t.Fatalf("Lock after the new client: %v", err)
+	}
+	if h.Token() >= high {
+		t.Fatalf("token %d after the wipe, not below %d: the test shows nothing", h.Token(), high)
+	}
+	anon := zktest.Client(t, zkc.ConnectString())
+	wantErr(t, "anonymous delete of "+h.Path(), anon.Delete(h.Path(), -1), zk.ErrNoAuth)
+	if err := h.Release(ctxFor(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	newClients, fell := rec.newClients, rec.tokensFell
+	rec.mu.Unlock()
+	if newClients != 1 || fell != 1 {
+		t.Errorf("Observer told of %d new clients and %d token regressions, want 1 and 1", newClients, fell)
+	}
+	if strings.Contains(logs.String(), "s3cret-fresh") {
+		t.Errorf("the password appears in the Session's logs")
 	}
 }

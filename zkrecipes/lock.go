@@ -262,6 +262,12 @@ func (s *Session) wait(ctx context.Context, n *node, opts LockOptions) (*Hold, e
 			return nil, err
 		}
 	}
+	if high, fell := s.tokens.note(made.sent, s.now(), token); fell {
+		s.log.Error("fencing tokens went back: ZooKeeper's history restarted (its data was lost, or restored from an older backup); "+
+			"resources that reject lower tokens will refuse new holders until their high-water mark is reset",
+			"token", token, "highest_before", high, "lock", n.parent)
+		s.obs.TokensFell()
+	}
 
 	lastPos := -1
 	var handoffFrom int64 // when the local hold we were handed the lock by was released
@@ -415,6 +421,7 @@ func (s *Session) queue(ctx context.Context, e *Epoch, p string) ([]contender, e
 // created is what create learnt about the node it made.
 type created struct {
 	token int64 // the node's czxid, 0 if unknown
+	sent  int64 // when the create was sent, 0 if not known
 	alone bool  // it was the lock node's only child
 }
 
@@ -472,7 +479,7 @@ func (s *Session) create(ctx context.Context, n *node, data []byte) (created, er
 		case err == nil:
 			s.touch(sent)
 			n.setName(path.Base(p))
-			return created{}, nil
+			return created{sent: sent}, nil
 		case errors.Is(err, zk.ErrNoNode):
 			if missingParent++; missingParent > 5 {
 				return created{}, fmt.Errorf("zkrecipes: create %s: parent keeps vanishing: %w", n.parent, err)
@@ -523,7 +530,7 @@ func (s *Session) createMulti(n *node, data []byte) (made created, ok, maybe, no
 	}
 	st := res[len(ops)-1].Stat
 	n.setName(path.Base(res[len(ops)-2].String))
-	return created{token: st.Mzxid, alone: st.NumChildren == 1}, true, false, false
+	return created{token: st.Mzxid, sent: sent, alone: st.NumChildren == 1}, true, false, false
 }
 
 // maxEndedPerCreate bounds the deletes one create takes along, so that the
@@ -611,7 +618,7 @@ func (s *Session) afterError(ctx context.Context, e *Epoch, err error) error {
 	case errors.Is(err, zk.ErrSessionExpired):
 		s.endEpoch(e, errExpired(e.sessionID))
 		return errRequeue
-	case errors.Is(err, zk.ErrClosing):
+	case errors.Is(err, zk.ErrClosing) && s.isClosed():
 		return ErrClosed
 	case errors.Is(err, zk.ErrNoAuth):
 		s.log.Warn("zookeeper refused a request: the node's ACL does not let this identity do it", "auth", s.identity(), "err", err)
@@ -825,7 +832,7 @@ func (s *Session) deleteNode(n *node) bool {
 	for _, name := range names {
 		err := s.conn().Delete(n.parent+"/"+name, -1)
 		if err != nil && !errors.Is(err, zk.ErrNoNode) {
-			if !errors.Is(err, zk.ErrConnectionClosed) && !errors.Is(err, zk.ErrNoServer) {
+			if !errors.Is(err, zk.ErrConnectionClosed) && !errors.Is(err, zk.ErrNoServer) && !errors.Is(err, zk.ErrClosing) {
 				s.log.Warn("cannot delete lock node", "node", n.parent+"/"+name, "err", err)
 			}
 			return false

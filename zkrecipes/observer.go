@@ -15,6 +15,16 @@ type Observer interface {
 	// (or the same) server, or a new session after an expiry. Not called
 	// for the first connect.
 	Reconnected()
+	// NewClient is called when the Session starts over with a new client
+	// because the servers kept refusing the old one's handshakes after its
+	// session was lost: they were not serving, or had seen fewer
+	// transactions than it had (their data was lost, or restored from an
+	// older backup).
+	NewClient()
+	// TokensFell is called when a lock node is created with a czxid (a
+	// fencing token) lower than one this Session had before: ZooKeeper's
+	// history went back. Not called again until it goes back again.
+	TokensFell()
 	// EpochLost is called when an epoch ends with its holders lost, with
 	// why. Not called when the Session is closed.
 	EpochLost(cause LossCause)
@@ -54,6 +64,8 @@ func (c LossCause) String() string {
 type nopObserver struct{}
 
 func (nopObserver) Reconnected()          {}
+func (nopObserver) NewClient()            {}
+func (nopObserver) TokensFell()           {}
 func (nopObserver) EpochLost(LossCause)   {}
 func (nopObserver) Handoff(time.Duration) {}
 

@@ -14,6 +14,8 @@ import (
 type recorder struct {
 	mu         sync.Mutex
 	reconnects int
+	newClients int
+	tokensFell int
 	losses     []LossCause
 	handoffs   []time.Duration
 }
@@ -22,6 +24,18 @@ func (r *recorder) Reconnected() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.reconnects++
+}
+
+func (r *recorder) NewClient() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.newClients++
+}
+
+func (r *recorder) TokensFell() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tokensFell++
 }
 
 func (r *recorder) EpochLost(c LossCause) {

@@ -58,8 +58,16 @@ type Session struct {
 	wantContact atomic.Bool  // a contact would change the state: kick the loop
 	authed      atomic.Bool  // ZooKeeper accepted cfg.Auth (or there is none)
 	hadSession  atomic.Bool  // the library had a session once: the next is a reconnect
+	// Handshakes: the client library sets up each connection with a
+	// handshake, which a server refuses (it closes the connection) when
+	// the client saw later transactions than the server has.
+	handshaking atomic.Bool  // connected, handshake not answered yet
+	refusals    atomic.Int32 // handshakes refused in a row
+	clientUsed  atomic.Bool  // the client in use had a session: it presents a zxid
+	gen         atomic.Int64 // the client in use: events of older ones are ignored
 	obs         Observer
 	handoffs    handoffs
+	tokens      tokenFloor
 	reads       queueReads
 	kick        chan struct{}
 	beat        chan struct{}
@@ -72,6 +80,7 @@ type Session struct {
 	epochs    uint64 // epochs begun so far
 	diedAt    int64  // when the last epoch ended
 	connected bool
+	since     int64 // when connected last changed
 	closed    bool
 	changed   chan struct{} // closed and replaced on every state change
 	orphans   []*node       // nodes the janitor must delete
@@ -144,16 +153,13 @@ func Connect(cfg Config) (*Session, error) {
 	}
 	s.wantContact.Store(true)
 	s.authed.Store(cfg.Auth == nil)
-	conn, _, err := zk.Connect(cfg.Servers, cfg.SessionTimeout,
-		zk.WithEventCallback(s.onEvent),
-		zk.WithLogger(zkLogger{s}))
+	conn, err := s.newClient()
 	if err != nil {
-		return nil, fmt.Errorf("zkrecipes: %w", err)
+		return nil, err
 	}
 	if ownClockOff {
 		s.log.Warn("UNSAFE test build: the own clock is off, holders are lost only when the client library reports expiry")
 	}
-	s.zc.Store(conn)
 	s.reads = queueReads{conn: s.conn, wg: &s.wg}
 	s.wg.Add(3)
 	go s.run()
@@ -161,9 +167,70 @@ func Connect(cfg Config) (*Session, error) {
 	go s.janitor()
 	if cfg.Auth != nil {
 		s.wg.Add(1)
-		go s.addAuth()
+		go s.addAuth(conn)
 	}
 	return s, nil
+}
+
+// newClient starts a ZooKeeper client and puts it in use. Its events are
+// taken until the next one is started.
+func (s *Session) newClient() (*zk.Conn, error) {
+	gen := s.gen.Add(1)
+	s.handshaking.Store(false)
+	s.refusals.Store(0)
+	s.clientUsed.Store(false)
+	s.authed.Store(s.cfg.Auth == nil)
+	conn, _, err := zk.Connect(s.cfg.Servers, s.cfg.SessionTimeout,
+		zk.WithEventCallback(func(ev zk.Event) {
+			if s.gen.Load() == gen {
+				s.onEvent(ev)
+			}
+		}),
+		zk.WithLogger(zkLogger{s}))
+	if err != nil {
+		return nil, fmt.Errorf("zkrecipes: %w", err)
+	}
+	s.zc.Store(conn)
+	return conn, nil
+}
+
+// refusalsToRenew is how many handshakes refused in a row, with no epoch
+// live, make the Session start over with a new client, if the client in
+// use ever had a session.
+const refusalsToRenew = 2
+
+// renew replaces the client whose handshakes the servers keep refusing.
+// go-zookeeper v1.0.4 presents the last zxid it saw on every handshake
+// until a server tells it its session expired, and a server that has seen
+// less (its data was lost, or restored from an older backup) refuses it
+// without a word: the client would retry for ever. A new client presents
+// none. A server that is not serving (an ensemble without a quorum)
+// refuses handshakes the same way: a new client is started then too, once
+// per outage, as a client that never had a session is not replaced.
+// Called by run, with s.mu held and no live epoch: every holder was told
+// its lock is lost already, waiters queue again in the new session, and
+// the janitor deletes the old session's nodes. The old session, if a
+// server still has it, expires there.
+func (s *Session) renewLocked() {
+	old := s.conn()
+	s.log.Warn("zookeeper servers keep refusing this client's handshakes: starting over with a new client and a new session "+
+		"(they are not serving, or have seen fewer transactions than this client: their data was lost or restored from an older backup)",
+		"refused", s.refusals.Load())
+	s.obs.NewClient()
+	conn, err := s.newClient()
+	if err != nil {
+		s.log.Error("cannot start a new zookeeper client", "err", err)
+		return
+	}
+	s.wg.Add(1)
+	go func() { // Close waits up to 1 s for the server
+		defer s.wg.Done()
+		old.Close()
+	}()
+	if s.cfg.Auth != nil {
+		s.wg.Add(1)
+		go s.addAuth(conn)
+	}
 }
 
 // conn returns the ZooKeeper client in use.
@@ -277,11 +344,27 @@ func (s *Session) onEvent(ev zk.Event) {
 	if ev.Type != zk.EventSession {
 		return
 	}
-	if ev.State == zk.StateExpired {
+	switch ev.State {
+	case zk.StateConnected: // a connection, its handshake under way
+		s.handshaking.Store(true)
+	case zk.StateExpired:
 		s.expiredSeen.Store(true)
-	}
-	if ev.State == zk.StateHasSession && s.hadSession.Swap(true) {
-		s.obs.Reconnected()
+		s.handshaking.Store(false)
+		s.refusals.Store(0)
+		s.log.Info("zookeeper session expired: a new session follows", "server", ev.Server)
+	case zk.StateHasSession:
+		s.handshaking.Store(false)
+		s.refusals.Store(0)
+		s.clientUsed.Store(true)
+		if s.hadSession.Swap(true) {
+			s.obs.Reconnected()
+		}
+	case zk.StateDisconnected:
+		if s.handshaking.Swap(false) {
+			if s.refusals.Add(1) == 1 {
+				s.log.Warn("zookeeper server refused this client's handshake", "server", ev.Server)
+			}
+		}
 	}
 	select {
 	case s.kick <- struct{}{}:
@@ -329,20 +412,32 @@ func (s *Session) evaluate() time.Duration {
 			s.endEpochLocked(e, errNoContact(time.Duration(now-last)))
 		}
 	}
+	if s.epoch == nil && libState != zk.StateHasSession && s.refusals.Load() >= refusalsToRenew && s.clientUsed.Load() {
+		s.renewLocked()
+		return time.Millisecond // look at the new client's state
+	}
 	hasSession := libState == zk.StateHasSession && sid != 0 && s.authed.Load()
 	if s.epoch == nil && hasSession && last > s.diedAt && now < deadline {
 		s.epochs++
 		s.epoch = &Epoch{id: s.epochs, sessionID: sid, done: make(chan struct{}), nodes: make(map[*node]struct{})}
-		s.log.Info("zookeeper session usable", "session", fmt.Sprintf("0x%x", sid), "epoch", s.epochs, "timeout", s.Timeout())
+		s.log.Info("zookeeper session connected: locks are served", "session", fmt.Sprintf("0x%x", sid), "epoch", s.epochs, "timeout", s.Timeout())
 		changed = true
 	}
 	connected := s.epoch != nil && hasSession && now-last < to/suspendDiv
 	if connected != s.connected {
-		s.connected = connected
-		changed = true
-		if s.epoch != nil && !connected {
-			s.log.Warn("zookeeper contact in doubt: holders suspended", "since_contact", time.Duration(now-last))
+		switch {
+		case s.epoch != nil && !connected:
+			why := "connection lost"
+			if hasSession {
+				why = "no reply"
+			}
+			s.log.Warn("zookeeper session suspended: contact in doubt, holders suspended", "why", why, "since_contact", time.Duration(now-last))
+		case s.epoch != nil && !changed: // not just begun
+			s.log.Info("zookeeper session connected again: holders resumed", "suspended_for", time.Duration(now-s.since))
 		}
+		s.connected = connected
+		s.since = now
+		changed = true
 	}
 	if changed {
 		s.broadcastLocked()
@@ -382,6 +477,7 @@ func (s *Session) endEpochLocked(e *Epoch, err error) {
 	s.epoch = nil
 	s.diedAt = s.now()
 	s.connected = false
+	s.since = s.diedAt
 	for n := range e.nodes {
 		if !n.busy {
 			s.orphans = append(s.orphans, n)
@@ -396,11 +492,11 @@ func (s *Session) endEpochLocked(e *Epoch, err error) {
 	e.nodes = nil
 	s.wantContact.Store(true)
 	s.broadcastLocked()
-	level := slog.LevelWarn
-	if errors.Is(err, ErrClosed) {
-		level = slog.LevelDebug
+	if loss, ok := errors.AsType[*epochLoss](err); ok {
+		s.log.Warn("zookeeper session lost: holders lost", "cause", loss.cause, "session", fmt.Sprintf("0x%x", e.sessionID), "epoch", e.id, "err", err)
+	} else {
+		s.log.Debug("zookeeper session closed", "session", fmt.Sprintf("0x%x", e.sessionID), "epoch", e.id)
 	}
-	s.log.Log(context.Background(), level, "zookeeper epoch ended: holders lost", "epoch", e.id, "err", err)
 	select {
 	case s.sweep <- struct{}{}:
 	default:
@@ -458,7 +554,11 @@ func (l zkLogger) Printf(format string, args ...any) {
 		}
 	}
 	level := slog.LevelWarn
+	// Handshake failures ("authentication failed", with or without auth
+	// configured) are reported by the Session's own lines, in its words:
+	// session expired, handshake refused, connected again.
 	if strings.HasPrefix(format, "authenticated") || strings.HasPrefix(format, "connected to") ||
+		strings.HasPrefix(format, "authentication failed") ||
 		strings.Contains(format, "loop terminated") || strings.HasPrefix(format, "re-submitting") {
 		level = slog.LevelDebug
 	}

@@ -53,6 +53,8 @@ type Metrics struct {
 	leaseExpiries   prometheus.Counter
 	leasesLost      *prometheus.CounterVec
 	reconnects      prometheus.Counter
+	newClients      prometheus.Counter
+	tokensFell      prometheus.Counter
 	sessionExpiries *prometheus.CounterVec
 }
 
@@ -101,6 +103,17 @@ func New() *Metrics {
 			Name: "zklock_zookeeper_reconnects_total",
 			Help: "Times the ZooKeeper client had a session again after losing its connection (the same session, or a new one after an expiry).",
 		}),
+		newClients: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "zklock_zookeeper_new_clients_total",
+			Help: "Times the sidecar started over with a new ZooKeeper client because the servers kept refusing the old one's handshakes " +
+				"after its session was lost: they were not serving, or had seen fewer transactions than it had (their data was lost, or restored from an older backup).",
+		}),
+		tokensFell: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "zklock_fencing_token_regressions_total",
+			Help: "Times a lock node was created with a fencing token (its czxid) lower than one this sidecar had before: " +
+				"ZooKeeper's history went back (its data was lost, or restored from an older backup). " +
+				"Resources that reject lower tokens refuse new holders until their high-water mark is reset.",
+		}),
 		sessionExpiries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zklock_zookeeper_session_expiries_total",
 			Help: "Epochs of the ZooKeeper session that ended with every holder lost, by cause: expired (ZooKeeper reported the session expired, " +
@@ -118,7 +131,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.grpc,
 		m.leasesHeld, m.waiters, m.acquireWait, m.handoff,
-		m.leaseExpiries, m.leasesLost, m.reconnects, m.sessionExpiries,
+		m.leaseExpiries, m.leasesLost, m.reconnects, m.newClients, m.tokensFell, m.sessionExpiries,
 	)
 	return m
 }
@@ -178,6 +191,12 @@ func (m *Metrics) StreamInterceptors() []grpc.StreamServerInterceptor {
 
 // Reconnected implements zkrecipes.Observer.
 func (m *Metrics) Reconnected() { m.reconnects.Inc() }
+
+// NewClient implements zkrecipes.Observer.
+func (m *Metrics) NewClient() { m.newClients.Inc() }
+
+// TokensFell implements zkrecipes.Observer.
+func (m *Metrics) TokensFell() { m.tokensFell.Inc() }
 
 // EpochLost implements zkrecipes.Observer.
 func (m *Metrics) EpochLost(cause zkrecipes.LossCause) {
