@@ -457,8 +457,11 @@ type Granted struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The lease's id: a secret, the only way to renew or release the lease.
 	LeaseId string `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
-	// A number that strictly increases across successive holders of the lock.
-	// Send it with every write to the protected resource.
+	// A number that strictly increases across successive holders of the lock,
+	// within one ZooKeeper history: an ensemble that lost its data or was
+	// restored from an older backup gives lower ones (zklockd logs it and
+	// counts zklock_fencing_token_regressions_total). Send it with every write
+	// to the protected resource.
 	FencingToken int64 `protobuf:"varint,2,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
 	// When a detached lease expires unless renewed. Absent for a lease bound
 	// to its stream.

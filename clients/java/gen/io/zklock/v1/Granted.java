@@ -99,8 +99,11 @@ private static final long serialVersionUID = 0L;
   private long fencingToken_ = 0L;
   /**
    * <pre>
-   * A number that strictly increases across successive holders of the lock.
-   * Send it with every write to the protected resource.
+   * A number that strictly increases across successive holders of the lock,
+   * within one ZooKeeper history: an ensemble that lost its data or was
+   * restored from an older backup gives lower ones (zklockd logs it and
+   * counts zklock_fencing_token_regressions_total). Send it with every write
+   * to the protected resource.
    * </pre>
    *
    * <code>int64 fencing_token = 2;</code>
@@ -635,8 +638,11 @@ private static final long serialVersionUID = 0L;
     private long fencingToken_ ;
     /**
      * <pre>
-     * A number that strictly increases across successive holders of the lock.
-     * Send it with every write to the protected resource.
+     * A number that strictly increases across successive holders of the lock,
+     * within one ZooKeeper history: an ensemble that lost its data or was
+     * restored from an older backup gives lower ones (zklockd logs it and
+     * counts zklock_fencing_token_regressions_total). Send it with every write
+     * to the protected resource.
      * </pre>
      *
      * <code>int64 fencing_token = 2;</code>
@@ -648,8 +654,11 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * A number that strictly increases across successive holders of the lock.
-     * Send it with every write to the protected resource.
+     * A number that strictly increases across successive holders of the lock,
+     * within one ZooKeeper history: an ensemble that lost its data or was
+     * restored from an older backup gives lower ones (zklockd logs it and
+     * counts zklock_fencing_token_regressions_total). Send it with every write
+     * to the protected resource.
      * </pre>
      *
      * <code>int64 fencing_token = 2;</code>
@@ -665,8 +674,11 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * A number that strictly increases across successive holders of the lock.
-     * Send it with every write to the protected resource.
+     * A number that strictly increases across successive holders of the lock,
+     * within one ZooKeeper history: an ensemble that lost its data or was
+     * restored from an older backup gives lower ones (zklockd logs it and
+     * counts zklock_fencing_token_regressions_total). Send it with every write
+     * to the protected resource.
      * </pre>
      *
      * <code>int64 fencing_token = 2;</code>

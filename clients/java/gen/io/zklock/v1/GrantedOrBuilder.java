@@ -29,8 +29,11 @@ public interface GrantedOrBuilder extends
 
   /**
    * <pre>
-   * A number that strictly increases across successive holders of the lock.
-   * Send it with every write to the protected resource.
+   * A number that strictly increases across successive holders of the lock,
+   * within one ZooKeeper history: an ensemble that lost its data or was
+   * restored from an older backup gives lower ones (zklockd logs it and
+   * counts zklock_fencing_token_regressions_total). Send it with every write
+   * to the protected resource.
    * </pre>
    *
    * <code>int64 fencing_token = 2;</code>
