@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
 	"github.com/zklock/zklock/internal/tcpproxy"
@@ -148,5 +149,58 @@ func nextNot(s *stream, skip string, d time.Duration) event {
 			continue
 		}
 		return e
+	}
+}
+
+// TestLostCreateReplyOnEnsemble: on a 3-server ensemble, zklockd's
+// connection goes through a follower. An Acquire's create reaches
+// ZooKeeper but its reply is lost, and the caller gives up meanwhile. Once
+// the connection is back, zklockd finds the node by its prefix, reading
+// what the leader knows (a lagging follower might not show it yet), and
+// deletes it: it does not block the lock until the session ends.
+func TestLostCreateReplyOnEnsemble(t *testing.T) {
+	t.Parallel()
+	ens := zktest.StartEnsemble(t, 3)
+	follower := (ens.Leader() + 1) % ens.Size()
+	p, err := tcpproxy.New(ens.Server(follower).Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	a := startDaemon(t, "a", p.Addr(), daemonOpts{sessionTimeout: 10 * time.Second})
+	b := startDaemon(t, "b", ens.ConnectString(), daemonOpts{})
+	ins := zktest.Client(t, ens.ConnectString())
+	const lock = "lostreply/ensemble"
+	first := a.acquire("first", &zklockv1.AcquireRequest{Lock: lock}) // makes the lock node
+	first.granted(wait)
+	first.cancel()
+	children := func() []string {
+		if _, err := ins.Sync("/zklock/" + lock); err != nil {
+			return nil
+		}
+		return zktest.Children(t, ins, "/zklock/"+lock)
+	}
+	zktest.Eventually(t, wait, "the first holder's node deleted", func() bool { return len(children()) == 0 })
+
+	p.SetMode(tcpproxy.DropReplies)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s, err := a.client.Acquire(ctx, &zklockv1.AcquireRequest{Lock: lock})
+	if err == nil {
+		_, err = s.Recv()
+	}
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("Acquire with its create's reply dropped: %v, want DeadlineExceeded", err)
+	}
+	if c := children(); len(c) != 1 {
+		t.Fatalf("nodes after the create whose reply was lost: %v, want 1 (the create reached ZooKeeper)", c)
+	}
+	p.SetMode(tcpproxy.Pass)
+	p.Cut() // zklockd reconnects at once, to the same session
+	zktest.Eventually(t, wait, "zklockd deleted the node of the lost reply", func() bool { return len(children()) == 0 })
+	got := b.acquire("b", &zklockv1.AcquireRequest{Lock: lock, Wait: dur(0)})
+	got.granted(wait)
+	if strings.Contains(a.out.String(), "zookeeper session lost") {
+		t.Error("a's session was lost: its node went with it, not by zklockd's delete")
 	}
 }
