@@ -13,7 +13,10 @@
 // less a margin, whichever comes first. Every lock held in an epoch is lost
 // when it ends; its nodes are then deleted by the Session, so that a session
 // that survives an epoch (after a long pause, or an ensemble restart) leaves
-// no orphans.
+// no orphans. If, with no epoch live, the servers keep refusing the client's
+// handshakes (they lost their data, or were restored from an older backup,
+// and refuse a client that saw later transactions), the Session starts over
+// with a new client.
 //
 // Contact is counted from the moment a request was sent, and only for
 // requests that pass through the ZooKeeper leader (writes and sync), so a
@@ -33,7 +36,9 @@
 //
 // The fencing token of a hold is the czxid of its node: it strictly
 // increases across successive holders of a lock, even when the lock node is
-// deleted and created again.
+// deleted and created again, within one ZooKeeper history. A Session that
+// sees tokens go back (the ensemble's data was lost or restored) logs it
+// and tells its [Observer].
 //
 // A [Hold] is not proof that no one else holds the lock: a paused process
 // may resume after its session has expired. Send the fencing token with
