@@ -54,6 +54,16 @@ func TestTryOnceWhileSuspended(t *testing.T) {
 	if e := holder.next(wait); e.GetResumed() == nil {
 		t.Errorf("holder: %v, want Resumed", e.AcquireResponse)
 	}
+	// One line for each change of state, in the metric's words.
+	out := d.out.String()
+	for _, line := range []string{
+		`level=WARN msg="zookeeper session suspended: contact in doubt, holders suspended" why="no reply"`,
+		`level=INFO msg="zookeeper session connected again: holders resumed"`,
+	} {
+		if n := strings.Count(out, line); n != 1 {
+			t.Errorf("log has %d lines %s, want 1", n, line)
+		}
+	}
 	// Nothing of the try-onces was left behind: a try-once now gets the
 	// free lock.
 	free := d.acquire("free", &zklockv1.AcquireRequest{Lock: "suspended/free", Wait: dur(0)})
