@@ -60,6 +60,7 @@ type Session struct {
 	hadSession  atomic.Bool  // the library had a session once: the next is a reconnect
 	obs         Observer
 	handoffs    handoffs
+	positions   positions // position pollers (position.go)
 	reads       queueReads
 	kick        chan struct{}
 	beat        chan struct{}
