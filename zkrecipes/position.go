@@ -87,10 +87,9 @@ func (s *Session) pollPositions(parent string, pl *poller) {
 	defer s.wg.Done()
 	t := time.NewTicker(positionPoll)
 	defer t.Stop()
-	var (
-		cversion int32 // the lock node's cversion at the last read
-		read     bool  // whether the poller read the queue yet
-	)
+	// The lock node's creation and cversion at the last read: cversion
+	// counts the changes of its children since the node was created.
+	var czxid, cversion int64 = 0, -1
 	for {
 		select {
 		case <-s.stop:
@@ -102,11 +101,11 @@ func (s *Session) pollPositions(parent string, pl *poller) {
 			return
 		}
 		if st, _ := s.State(); !st.Connected {
-			continue // no requests while contact is in doubt: the waiters read again when it is back
+			continue // no requests while contact is in doubt
 		}
 		s.positions.looks.Add(1)
 		ok, stat, err := s.conn().Exists(parent)
-		if err != nil || !ok || (read && stat.Cversion == cversion) {
+		if err != nil || !ok || (stat.Czxid == czxid && int64(stat.Cversion) == cversion) {
 			continue
 		}
 		s.positions.reads.Add(1)
@@ -115,7 +114,7 @@ func (s *Session) pollPositions(parent string, pl *poller) {
 		if err != nil {
 			continue
 		}
-		cversion, read = stat.Cversion, true
+		czxid, cversion = stat.Czxid, int64(stat.Cversion)
 		s.handQueue(pl, q)
 	}
 }
