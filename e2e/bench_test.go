@@ -56,12 +56,14 @@ func BenchmarkWaitersMemory(b *testing.B) {
 				if err != nil {
 					return
 				}
+				told := false // the first Queued: a waiter hears one again whenever its position changes
 				for {
 					r, err := stream.Recv()
 					if err != nil {
 						return
 					}
-					if r.GetQueued() != nil {
+					if r.GetQueued() != nil && !told {
+						told = true
 						queued <- struct{}{}
 					}
 					if g := r.GetGranted(); g != nil {

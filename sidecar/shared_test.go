@@ -102,7 +102,14 @@ func TestSharedThroughGRPC(t *testing.T) {
 	if r := r1.next(wait); r.GetReleased() == nil {
 		t.Errorf("r1 got %v, want Released", r)
 	}
-	// r2 still holds: the writer waits on, and the late reader behind it.
+	// r2 still holds: the writer waits on, and the late reader behind it;
+	// each is told it moved up.
+	if q := w.queued(wait); q.GetPosition() != 1 || q.GetQueueLength() != 3 {
+		t.Errorf("writer's Queued after r1 left = %v, want position 1 of 3", q)
+	}
+	if q := r3.queued(wait); q.GetPosition() != 2 || q.GetQueueLength() != 3 {
+		t.Errorf("late reader's Queued after r1 left = %v, want position 2 of 3", q)
+	}
 	w.none(300 * time.Millisecond)
 	r3.nonePending()
 	d, err := b.client.Describe(ctxT(t), &zklockv1.DescribeRequest{Lock: lock})
@@ -117,6 +124,9 @@ func TestSharedThroughGRPC(t *testing.T) {
 	if gw.GetFencingToken() != waitTokens[0] || gw.GetFencingToken() <= max(g1.GetFencingToken(), g2.GetFencingToken()) {
 		t.Errorf("writer's token %d, want %d (Describe's) and above the readers' %d and %d",
 			gw.GetFencingToken(), waitTokens[0], g1.GetFencingToken(), g2.GetFencingToken())
+	}
+	if q := r3.queued(wait); q.GetPosition() != 1 || q.GetQueueLength() != 2 {
+		t.Errorf("late reader's Queued after r2 left = %v, want position 1 of 2", q)
 	}
 	r3.none(300 * time.Millisecond)
 	d, err = a.client.Describe(ctxT(t), &zklockv1.DescribeRequest{Lock: lock})

@@ -24,8 +24,16 @@ type LockOptions struct {
 	// ZooKeeper is in doubt.
 	TryOnce bool
 	// OnQueued, if set, is called from the Lock call's goroutine with the
-	// number of contenders ahead and the queue's length, first when the
-	// contender joins the queue and again whenever its position changes.
+	// number of contenders ahead and the queue's length: first when the
+	// contender joins the queue, then within about a second of each change
+	// of its position (which only goes down while it waits; changes that
+	// close together may come as one call). The length is the queue's at
+	// the same read; a change of the length alone (contenders joining or
+	// leaving behind it) brings no call. To learn of contenders ahead that
+	// leave without its watch seeing it, the Session reads the lock node's
+	// stat every half second while a waiter there has OnQueued, and its
+	// children only when they changed: one such reader per lock node, no
+	// watch on the lock node.
 	OnQueued func(position, length int)
 }
 
@@ -270,6 +278,22 @@ func (s *Session) wait(ctx context.Context, n *node, opts LockOptions) (*Hold, e
 	}
 
 	lastPos := -1
+	// The poller's queues tell the waiter of the contenders ahead that leave
+	// unseen by its watch. A queue it read may be older than the waiter's
+	// own last read, but a waiting node's position only goes down (nodes
+	// join at the tail): a lower one is news, any other is not.
+	var polled <-chan []contender
+	defer func() {
+		if polled != nil {
+			s.leavePositions(n.parent, polled)
+		}
+	}()
+	told := func(q []contender) {
+		if i := indexOf(q, me); i >= 0 && i < lastPos {
+			opts.OnQueued(i, len(q))
+			lastPos = i
+		}
+	}
 	var handoffFrom int64 // when the local hold we were handed the lock by was released
 	for {
 		i := indexOf(q, me)
@@ -287,9 +311,12 @@ func (s *Session) wait(ctx context.Context, n *node, opts LockOptions) (*Hold, e
 		if opts.TryOnce {
 			return nil, ErrHeld
 		}
+		if opts.OnQueued != nil && polled == nil {
+			polled = s.joinPositions(n.parent)
+		}
 		watchPath := n.parent + "/" + watch
 		released := s.handoffs.watch(watchPath)
-		woke, err := s.watchGone(ctx, e, watchPath, released)
+		woke, err := s.watchGone(ctx, e, watchPath, released, polled, told)
 		wasHeld, releaseAt := s.handoffs.unwatch(watchPath)
 		if err != nil {
 			return nil, err
@@ -363,8 +390,11 @@ func (s *Session) statAndQueue(ctx context.Context, n *node) ([]contender, int64
 
 // watchGone watches p and waits for it to change. It returns true if p was
 // deleted, or released if it is a local hold (released closes), false if p
-// must be looked at again (it was already gone, or changed).
-func (s *Session) watchGone(ctx context.Context, e *Epoch, p string, released <-chan struct{}) (bool, error) {
+// must be looked at again (it was already gone, or changed). Meanwhile it
+// passes each queue that comes on polled to told, unless p's change is
+// there too.
+func (s *Session) watchGone(ctx context.Context, e *Epoch, p string, released <-chan struct{},
+	polled <-chan []contender, told func([]contender)) (bool, error) {
 	for {
 		select {
 		case <-released:
@@ -384,15 +414,28 @@ func (s *Session) watchGone(ctx context.Context, e *Epoch, p string, released <-
 			}
 			continue
 		}
-		select {
-		case <-ctx.Done():
-			return false, ctx.Err()
-		case <-e.done:
-			return false, errRequeue
-		case <-released:
-			return true, nil
-		case ev := <-ch:
-			return ev.Type == zk.EventNodeDeleted, nil
+		for {
+			select {
+			case <-ctx.Done():
+				return false, ctx.Err()
+			case <-e.done:
+				return false, errRequeue
+			case <-released:
+				return true, nil
+			case ev := <-ch:
+				return ev.Type == zk.EventNodeDeleted, nil
+			case q := <-polled:
+				// The watch's event comes before any read that shows p gone:
+				// if both are here, the waiter's own loop goes on from p.
+				select {
+				case <-released:
+					return true, nil
+				case ev := <-ch:
+					return ev.Type == zk.EventNodeDeleted, nil
+				default:
+					told(q)
+				}
+			}
 		}
 	}
 }

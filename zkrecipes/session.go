@@ -68,6 +68,7 @@ type Session struct {
 	obs         Observer
 	handoffs    handoffs
 	tokens      tokenFloor
+	positions   positions // position pollers (position.go)
 	reads       queueReads
 	kick        chan struct{}
 	beat        chan struct{}

@@ -396,13 +396,17 @@ func (*AcquireResponse_Released) isAcquireResponse_Event() {}
 
 func (*AcquireResponse_Lost) isAcquireResponse_Event() {}
 
-// Queued reports the caller's place in the lock's queue.
+// Queued reports the caller's place in the lock's queue. It is sent when the
+// caller joins the queue, and again within about a second of each change of
+// its position (which only goes down while it waits); changes that come
+// close together may be reported as one. A change of the queue's length
+// alone (contenders joining or leaving behind the caller) sends nothing.
 type Queued struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// How many contenders are ahead of the caller (0: it is next).
 	Position int32 `protobuf:"varint,1,opt,name=position,proto3" json:"position,omitempty"`
 	// How many contenders are in the queue, the holders and the caller
-	// included.
+	// included, when the position was read.
 	QueueLength   int32 `protobuf:"varint,2,opt,name=queue_length,json=queueLength,proto3" json:"queue_length,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -65,10 +65,11 @@ class LockServiceServicer(object):
   def Acquire(self, request, context):
     """Acquires a lock and streams the events of the resulting lease.
 
-    The stream sends Queued (again whenever the position changes), then
-    Granted, then any number of Suspended and Resumed, and ends with Released
-    or Lost. Cancelling the call before the grant removes the caller from the
-    queue at once; ending it after the grant releases a lease that is not
+    The stream sends Queued (when the caller joins the queue, and again
+    within about a second of each change of its position), then Granted,
+    then any number of Suspended and Resumed, and ends with Released or Lost.
+    Cancelling the call before the grant removes the caller from the queue
+    at once; ending it after the grant releases a lease that is not
     detached.
 
     Errors: INVALID_ARGUMENT for a bad lock name, ttl, wait or owner;

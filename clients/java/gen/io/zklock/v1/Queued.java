@@ -5,7 +5,11 @@ package io.zklock.v1;
 
 /**
  * <pre>
- * Queued reports the caller's place in the lock's queue.
+ * Queued reports the caller's place in the lock's queue. It is sent when the
+ * caller joins the queue, and again within about a second of each change of
+ * its position (which only goes down while it waits); changes that come
+ * close together may be reported as one. A change of the queue's length
+ * alone (contenders joining or leaving behind the caller) sends nothing.
  * </pre>
  *
  * Protobuf type {@code zklock.v1.Queued}
@@ -67,7 +71,7 @@ private static final long serialVersionUID = 0L;
   /**
    * <pre>
    * How many contenders are in the queue, the holders and the caller
-   * included.
+   * included, when the position was read.
    * </pre>
    *
    * <code>int32 queue_length = 2;</code>
@@ -246,7 +250,11 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * Queued reports the caller's place in the lock's queue.
+   * Queued reports the caller's place in the lock's queue. It is sent when the
+   * caller joins the queue, and again within about a second of each change of
+   * its position (which only goes down while it waits); changes that come
+   * close together may be reported as one. A change of the queue's length
+   * alone (contenders joining or leaving behind the caller) sends nothing.
    * </pre>
    *
    * Protobuf type {@code zklock.v1.Queued}
@@ -476,7 +484,7 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * How many contenders are in the queue, the holders and the caller
-     * included.
+     * included, when the position was read.
      * </pre>
      *
      * <code>int32 queue_length = 2;</code>
@@ -489,7 +497,7 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * How many contenders are in the queue, the holders and the caller
-     * included.
+     * included, when the position was read.
      * </pre>
      *
      * <code>int32 queue_length = 2;</code>
@@ -506,7 +514,7 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * How many contenders are in the queue, the holders and the caller
-     * included.
+     * included, when the position was read.
      * </pre>
      *
      * <code>int32 queue_length = 2;</code>

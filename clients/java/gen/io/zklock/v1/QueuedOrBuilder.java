@@ -20,7 +20,7 @@ public interface QueuedOrBuilder extends
   /**
    * <pre>
    * How many contenders are in the queue, the holders and the caller
-   * included.
+   * included, when the position was read.
    * </pre>
    *
    * <code>int32 queue_length = 2;</code>
