@@ -92,8 +92,8 @@ func TestEpochEndEndsEveryLease(t *testing.T) {
 
 // TestRenewAfterStreamEnd: a stream-bound lease is released when its stream
 // ends, at once for Renew too, even before the sidecar's own follow of the
-// stream has seen the end (the next Acquire of the lock may already have
-// deleted its node and been granted).
+// stream has seen the end, while the next Acquire of the lock may already
+// have deleted its node and been granted.
 func TestRenewAfterStreamEnd(t *testing.T) {
 	zkc := startZK(t)
 	a := startInstance(t, zkc.ConnectString(), instanceOpts{})
@@ -102,12 +102,15 @@ func TestRenewAfterStreamEnd(t *testing.T) {
 		e := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "ended"})
 		g := e.granted(wait)
 		e.cancel()
+		// The next Acquire is granted only once the sidecar saw the stream
+		// end (the client's cancel reaches it asynchronously), but maybe
+		// before the stream's follow did.
 		next := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "ended"})
+		next.granted(wait)
 		_, err := a.client.Renew(ctxT(t), &zklockv1.RenewRequest{LeaseIds: []string{g.GetLeaseId()}})
 		if code := status.Code(err); code != codes.NotFound {
 			t.Fatalf("round %d: Renew of a lease whose stream ended = %v, want NOT_FOUND (released)", i, err)
 		}
-		next.granted(wait)
 		next.cancel()
 	}
 }
