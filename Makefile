@@ -143,7 +143,7 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 60s)
 
 # The fault-injection run of e2e/chaos_test.go (needs root: network
 # namespaces). It ends with the line
-# "chaos: <ops> ops, <faults> faults, <n> of <m> partitions, pauses and handoff cuts cost a holder its lease,
+# "chaos: <ops> ops, <faults> faults, <wipes> ensemble wipes, <n> of <m> partitions, pauses and handoff cuts cost a holder its lease,
 #  <violations> violations, <orphans> orphans, max regrant <ms> ms".
 CHAOS_DURATION ?= 3m
 

@@ -9,7 +9,7 @@ import (
 
 // fault is one fault the chaos run injected.
 type fault struct {
-	kind   string // leader-kill, follower-kill, partition, pause, zklockd-kill, client-kill, ensemble-stop
+	kind   string // leader-kill, follower-kill, partition, pause, zklockd-kill, client-kill, ensemble-stop, handoff-cut, ensemble-wipe
 	daemon int    // the zklockd it hit, or -1
 	client string // the client it hit, if any
 	// holder is the grant the fault was aimed at: a client told to hold
@@ -17,7 +17,7 @@ type fault struct {
 	holder record
 	rival  bool // a client of another zklockd waited for the holder's lock
 	start  time.Time
-	woke   time.Time // pause: SIGCONT; partition: the heal; else start
+	woke   time.Time // pause: SIGCONT; partition, handoff cut: the heal; ensemble wipe: the new ZooKeeper history began; else start
 	end    time.Time // when every zklockd served again
 }
 
@@ -175,6 +175,20 @@ func (h *history) heldAt(daemon int, lock string, t time.Time) bool {
 	return false
 }
 
+// historyAt returns which ZooKeeper history a grant received at t is of:
+// how many ensemble wipes began a new one by then. A grant received during
+// a wipe's outage (a zklockd's local handoff, while its own clock still
+// vouched for its session) is of the history before it.
+func (h *history) historyAt(t time.Time) int {
+	n := 0
+	for _, f := range h.faults {
+		if f.kind == "ensemble-wipe" && !t.Before(f.woke) {
+			n++
+		}
+	}
+	return n
+}
+
 // grantOf returns op's grant.
 func (h *history) grantOf(op string) (record, bool) {
 	for _, e := range h.byOp[op] {
@@ -214,36 +228,56 @@ func (h *history) check() verdict {
 // resource that checks tokens only hides the fault), and grants of a lock
 // carry rising tokens in the order they were received.
 //
+// Both within one ZooKeeper history: an ensemble wipe starts a new one,
+// whose tokens are lower, and the resource's high-water marks are reset
+// then. A write the resource took after that reset, of a lease of an
+// earlier history, is a violation in itself: that lease's zklockd had
+// given it up by its own clock long before (the ensemble was down for
+// longer than a session), so its client wrote after it should have heard
+// Lost, with a token from which the new holders' lower ones look stale.
+//
 // The one exception: a client whose zklockd is paused by SIGSTOP cannot be
 // told anything, so the writes of a lease the pause caught may be stale
 // from the pause until the zklockd says on waking that the lease is lost
 // (pausedLease); the resource's refusal is what protects the lock then. A
 // grant received in the pause was sent before it.
 func (h *history) checkTokens(v *verdict, events []record) {
-	highest := map[string]record{}
-	for _, w := range h.writes {
-		if hi, ok := highest[w.lock]; ok && w.token < hi.token && !h.fencedInPause(w) {
-			what := "accepted"
-			if w.refused {
-				what = "refused"
-			}
-			v.i1 = append(v.i1, fmt.Sprintf("I1 %s: %s wrote with token %d at %s (%s) after %s wrote with token %d",
-				w.lock, w.op, w.token, clock(w.at), what, hi.op, hi.token))
+	type key struct {
+		history int
+		lock    string
+	}
+	what := func(w record) string {
+		if w.refused {
+			return "refused"
 		}
-		if hi, ok := highest[w.lock]; !w.refused && (!ok || w.token > hi.token) {
-			highest[w.lock] = w
+		return "accepted"
+	}
+	highest := map[key]record{}
+	for _, w := range h.writes {
+		if g, ok := h.grantOf(w.op); ok && h.historyAt(g.at) != w.history {
+			v.i1 = append(v.i1, fmt.Sprintf("I1 %s: %s wrote with token %d at %s (%s), of ZooKeeper history %d (granted %s), once the resource had reset its high-water marks for history %d",
+				w.lock, w.op, w.token, clock(w.at), what(w), h.historyAt(g.at), clock(g.at), w.history))
+		}
+		k := key{w.history, w.lock}
+		if hi, ok := highest[k]; ok && w.token < hi.token && !h.fencedInPause(w) {
+			v.i1 = append(v.i1, fmt.Sprintf("I1 %s: %s wrote with token %d at %s (%s) after %s wrote with token %d",
+				w.lock, w.op, w.token, clock(w.at), what(w), hi.op, hi.token))
+		}
+		if hi, ok := highest[k]; !w.refused && (!ok || w.token > hi.token) {
+			highest[k] = w
 		}
 	}
-	last := map[string]record{}
+	last := map[key]record{}
 	for _, g := range events {
 		if g.kind != "granted" || h.sentBeforePause(g) {
 			continue
 		}
-		if prev, ok := last[g.lock]; ok && g.token <= prev.token {
+		k := key{h.historyAt(g.at), g.lock}
+		if prev, ok := last[k]; ok && g.token <= prev.token {
 			v.i1 = append(v.i1, fmt.Sprintf("I1 %s: %s granted token %d at %s after %s was granted token %d at %s",
 				g.lock, g.op, g.token, clock(g.at), prev.op, prev.token, clock(prev.at)))
 		}
-		last[g.lock] = g
+		last[k] = g
 	}
 }
 

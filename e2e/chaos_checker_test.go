@@ -26,6 +26,12 @@ func TestChaosChecker(t *testing.T) {
 		w.refused = refused
 		return w
 	}
+	// inHistory marks a write as taken by the resource after n ensemble
+	// wipes had reset its high-water marks.
+	inHistory := func(n int, w record) record {
+		w.history = n
+		return w
+	}
 	// Two clients on zklockds 0 and 1 hand the lock "l" back and forth.
 	clean := []record{
 		ev("acquire", 0, "a.1", "l", 0), ev("granted", 10, "a.1", "l", 100),
@@ -53,6 +59,18 @@ func TestChaosChecker(t *testing.T) {
 		h.events[3] = said("lost", 2280, "a.1", "LOST_REASON_SESSION_EXPIRED")
 		h.events[4].at, h.events[5].at = at(3000), at(3100)
 		h.faults = []fault{{kind: "partition", daemon: 0, holder: h.events[1], start: at(30), woke: at(4530), end: at(5000)}}
+	}
+
+	// wiped: the ensemble is killed at 30, wiped, and starts again as a new
+	// ZooKeeper history at 4530 (the resource's high-water marks are reset
+	// then); every zklockd serves again at 6000. a.1 hears Lost by its own
+	// clock at 2280; b.1 is granted token 5 of the new history at 6100.
+	wiped := func(h *history) {
+		h.events[3] = said("lost", 2280, "a.1", "LOST_REASON_SESSION_EXPIRED")
+		h.events[4].at, h.events[4].token = at(6100), 5
+		h.events[5].at, h.events[5].token = at(6200), 5
+		h.writes = []record{write(20, "a.1", 100, false), write(2000, "a.1", 100, false), inHistory(1, write(6110, "b.1", 5, false))}
+		h.faults = []fault{{kind: "ensemble-wipe", daemon: -1, start: at(30), woke: at(4530), end: at(6000)}}
 	}
 
 	tests := []struct {
@@ -178,6 +196,44 @@ func TestChaosChecker(t *testing.T) {
 		{name: "partition that hit no holder", unfelt: 1, edit: func(h *history) {
 			partitioned(h)
 			h.faults[0].holder = record{}
+		}},
+		{name: "wipe: tokens go back in the new ZooKeeper history", edit: wiped},
+		{name: "ensemble stop: tokens going back are a violation, the history goes on", i1: 2, edit: func(h *history) {
+			wiped(h)
+			h.faults[0].kind = "ensemble-stop"
+			h.writes[2].history = 0
+		}},
+		{name: "wipe: a grant, and its writes, going back within the new history", i1: 2, edit: func(h *history) {
+			wiped(h)
+			h.daemonOf["c"] = 1
+			h.events = append(h.events, ev("acquire", 6150, "c.1", "l", 0), ev("granted", 6300, "c.1", "l", 3),
+				ev("release", 6400, "c.1", "l", 3))
+			h.writes = append(h.writes, inHistory(1, write(6310, "c.1", 3, true)))
+		}},
+		{name: "wipe: the old history's holder writes once the new one began", i1: 2, edit: func(h *history) {
+			// Accepted, since the resource was reset: then b.1's next
+			// write, of the new history, is refused.
+			wiped(h)
+			h.writes = append(h.writes, inHistory(1, write(6150, "a.1", 100, false)), inHistory(1, write(6160, "b.1", 5, true)))
+		}},
+		{name: "wipe: the old history's holder never heard Lost, and the new history's grant overlaps it", i2: 1, overlaps: 1, edit: func(h *history) {
+			wiped(h)
+			h.events[3] = ev("release", 7000, "a.1", "l", 100)
+		}},
+		{name: "wipe: a grant received in the outage (a local handoff) is of the history before", edit: func(h *history) {
+			wiped(h)
+			h.daemonOf["w"] = 0
+			h.events[3] = ev("release", 400, "a.1", "l", 100)
+			h.events = append(h.events, ev("acquire", 15, "w.1", "l", 0), ev("granted", 450, "w.1", "l", 150),
+				said("lost", 2280, "w.1", "LOST_REASON_SESSION_EXPIRED"))
+			h.writes = append(h.writes, write(460, "w.1", 150, false))
+		}},
+		{name: "wipe: a grant received in the outage with a token going back in the history before", i1: 1, edit: func(h *history) {
+			wiped(h)
+			h.daemonOf["w"] = 0
+			h.events[3] = ev("release", 400, "a.1", "l", 100)
+			h.events = append(h.events, ev("acquire", 15, "w.1", "l", 0), ev("granted", 450, "w.1", "l", 50),
+				said("lost", 2280, "w.1", "LOST_REASON_SESSION_EXPIRED"))
 		}},
 		{name: "released while a killed zklockd's waiter may still be queued", edit: func(h *history) {
 			// zklockd 2 was killed at 0 and back at 20; its session, and

@@ -23,16 +23,33 @@ import (
 // recorded, refused or not, for I1. After a confirmed Release it checks,
 // before answering, that ZooKeeper no longer has the released node (I4).
 //
+// An ensemble wipe starts a new ZooKeeper history, whose tokens are lower:
+// the resource's high-water marks are reset then, as an operator would
+// (docs/operations.md), and its own ZooKeeper client, which the fresh
+// servers would refuse for ever, is replaced (historyEnds, historyBegins).
+//
 // Before a fault that must cost a holder its lease, the test asks it to
 // designate one (designate): the next client granted a lock is answered
 // "hold" instead of "ok", and holds that lock until it loses it.
 type recorder struct {
 	lis  net.Listener
-	zk   *zk.Conn // the test's own client, for the I4 check
 	root string
 	wg   sync.WaitGroup
 
-	mu       sync.Mutex
+	mu sync.Mutex
+	// zk is the test's own client, for the checks in ZooKeeper at grants
+	// and releases; a new one replaces it at each wipe.
+	zk *zk.Conn
+	// history counts the ZooKeeper histories begun after the first: the
+	// ensemble wipes. since is when the current one began, and ended tells
+	// that its servers are gone (a wipe is under way): a check in
+	// ZooKeeper of anything granted before since, or while ended, is
+	// impossible (the data is gone), and counted in wiped.
+	history  int
+	since    time.Time
+	ended    bool
+	wiped    int
+	grants   map[string]time.Time // per op, when its client received its grant
 	conns    map[net.Conn]struct{}
 	events   []record
 	maxToken map[string]int64  // per lock, the highest token the resource accepted
@@ -75,6 +92,10 @@ type record struct {
 	token   int64
 	detail  string
 	refused bool // a write the resource refused for a stale token
+	// history, of a write: how many ZooKeeper histories had begun after
+	// the first when the resource took it (its high-water marks are reset
+	// at each ensemble wipe).
+	history int
 }
 
 func startRecorder(t *testing.T, c *zk.Conn, root string) *recorder {
@@ -86,7 +107,7 @@ func startRecorder(t *testing.T, c *zk.Conn, root string) *recorder {
 	r := &recorder{lis: lis, zk: c, root: root,
 		conns: make(map[net.Conn]struct{}), maxToken: make(map[string]int64), holding: make(map[string]record),
 		waiting: make(map[string]record), daemonOf: make(map[string]int),
-		successors: make(map[string]int64), release: make(map[string]bool)}
+		successors: make(map[string]int64), release: make(map[string]bool), grants: make(map[string]time.Time)}
 	r.wg.Add(1)
 	go r.accept()
 	t.Cleanup(r.close)
@@ -173,6 +194,7 @@ func (r *recorder) take(rec record) string {
 	ans := "ok"
 	switch rec.kind {
 	case "write":
+		rec.history = r.history
 		rec.refused = rec.token < r.maxToken[rec.lock]
 		r.writes = append(r.writes, rec) // writes are not events
 		if r.release[rec.op] {
@@ -191,6 +213,7 @@ func (r *recorder) take(rec record) string {
 	case "granted":
 		delete(r.waiting, rec.op)
 		r.holding[rec.client] = rec
+		r.grants[rec.op] = rec.at
 		if tok, ok := r.successors[rec.lock]; ok && tok == rec.token {
 			delete(r.successors, rec.lock)
 			ans = "hold" // handed the lock by the designated holder
@@ -291,39 +314,102 @@ func (r *recorder) designate(successor bool, prefer, timeout time.Duration) (des
 	}
 }
 
+// historyEnds tells the recorder that the servers of the current ZooKeeper
+// history are about to be killed and wiped: checks in ZooKeeper give up
+// from now on, and its client is closed (while the servers are still
+// there to end its session).
+func (r *recorder) historyEnds() {
+	r.mu.Lock()
+	old := r.zk
+	r.zk, r.ended = nil, true
+	r.mu.Unlock()
+	old.Close()
+}
+
+// historyBegins starts a new ZooKeeper history, before the wiped servers
+// start: the resource forgets its high-water marks, and c, a new client,
+// takes the place of the one historyEnds closed (the fresh servers would
+// refuse that one for ever: it saw later transactions than they have). It
+// returns when the new history began: a grant received since then is of
+// the new history.
+func (r *recorder) historyBegins(c *zk.Conn) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.zk = c
+	r.history++
+	r.since = time.Now()
+	r.ended = false
+	clear(r.maxToken)
+	return r.since
+}
+
+// zkFor returns the recorder's ZooKeeper client, and whether a lease
+// granted at granted can be looked at with it: the servers of its history
+// are still there.
+func (r *recorder) zkFor(granted time.Time) (*zk.Conn, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ended || granted.Before(r.since) {
+		r.wiped++
+		return nil, false
+	}
+	return r.zk, true
+}
+
 // checkGone records an I4 violation if ZooKeeper still has the node of a
 // confirmed release: a child of the lock node whose czxid is its token.
+// A release of a lease of a ZooKeeper history that was wiped cannot be
+// looked at; but if it was confirmed once a new history began, that is a
+// violation too: no server could confirm the delete, and the lease's
+// zklockd had given it up by its own clock long before (the ensemble was
+// down for longer than a session).
 func (r *recorder) checkGone(rec record) {
 	lockPath := path.Join(r.root, rec.lock)
+	r.mu.Lock()
+	granted, ok := r.grants[rec.op]
+	if !ok {
+		granted = rec.at
+	}
+	if granted.Before(r.since) && !rec.at.Before(r.since) {
+		r.released = append(r.released, fmt.Sprintf("I4 %s: Release of token %d, granted at %s, confirmed at %s, after ZooKeeper's data was wiped at %s",
+			rec.op, rec.token, clock(granted), clock(rec.at), clock(r.since)))
+		r.mu.Unlock()
+		return
+	}
+	r.mu.Unlock()
 	for attempt := 0; attempt < 50; attempt++ {
 		if attempt > 0 {
 			time.Sleep(100 * time.Millisecond)
 		}
-		if _, err := r.zk.Sync(lockPath); err != nil && err != zk.ErrNoNode {
+		c, ok := r.zkFor(granted)
+		if !ok {
+			return
+		}
+		if _, err := c.Sync(lockPath); err != nil && err != zk.ErrNoNode {
 			continue
 		}
-		children, _, err := r.zk.Children(lockPath)
+		children, _, err := c.Children(lockPath)
 		if err == zk.ErrNoNode {
 			return
 		}
 		if err != nil {
 			continue
 		}
-		ok := true
+		looked := true
 		for _, ch := range children {
-			_, st, err := r.zk.Exists(path.Join(lockPath, ch))
+			_, st, err := c.Exists(path.Join(lockPath, ch))
 			if err != nil {
-				ok = false
+				looked = false
 				break
 			}
 			if st != nil && st.Czxid == rec.token {
 				r.mu.Lock()
-				r.released = append(r.released, fmt.Sprintf("%s: Release of token %d confirmed, node %s still there", rec.op, rec.token, ch))
+				r.released = append(r.released, fmt.Sprintf("I4 %s: Release of token %d confirmed, node %s still there", rec.op, rec.token, ch))
 				r.mu.Unlock()
 				return
 			}
 		}
-		if ok {
+		if looked {
 			return
 		}
 	}
@@ -341,6 +427,10 @@ func (r *recorder) checkGone(rec record) {
 // the lock on before ZooKeeper confirmed the delete of its own released
 // hold. (The chaos clients take exclusive locks only.)
 //
+// A grant of a ZooKeeper history that was wiped (or is being wiped)
+// cannot be looked at; the grant order (I1) and the intervals (I2) still
+// judge it.
+//
 // It returns the czxid of the node right behind the grantee's if that node
 // is of the grantee's session, else 0.
 func (r *recorder) checkHead(rec record) int64 {
@@ -349,20 +439,24 @@ func (r *recorder) checkHead(rec record) int64 {
 		if attempt > 0 {
 			time.Sleep(100 * time.Millisecond)
 		}
-		if _, err := r.zk.Sync(lockPath); err != nil && err != zk.ErrNoNode {
+		c, ok := r.zkFor(rec.at)
+		if !ok {
+			return 0
+		}
+		if _, err := c.Sync(lockPath); err != nil && err != zk.ErrNoNode {
 			continue
 		}
-		children, _, err := r.zk.Children(lockPath)
+		children, _, err := c.Children(lockPath)
 		if err != nil {
 			continue
 		}
 		stats := map[string]*zk.Stat{}
 		var mine string
-		ok := true
+		looked := true
 		for _, ch := range children {
-			found, st, err := r.zk.Exists(path.Join(lockPath, ch))
+			found, st, err := c.Exists(path.Join(lockPath, ch))
 			if err != nil {
-				ok = false
+				looked = false
 				break
 			}
 			if found {
@@ -372,7 +466,7 @@ func (r *recorder) checkHead(rec record) int64 {
 				}
 			}
 		}
-		if !ok {
+		if !looked {
 			continue
 		}
 		if mine == "" {

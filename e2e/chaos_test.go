@@ -50,9 +50,9 @@ type chaosParams struct {
 	unsafeBuild string // the zklockd built without its own clock, when unsafe
 }
 
-var everyFault = []string{"leader-kill", "follower-kill", "partition", "pause", "zklockd-kill", "client-kill", "ensemble-stop", "handoff-cut"}
+var everyFault = []string{"leader-kill", "follower-kill", "partition", "pause", "zklockd-kill", "client-kill", "ensemble-stop", "handoff-cut", "ensemble-wipe"}
 
-// TestChaos injects every fault of issue 3 into a live system (a 3-server
+// TestChaos injects every fault of issues 3 and 12 into a live system (a 3-server
 // ensemble, zklockds in network namespaces, client processes writing to a
 // fenced resource) and checks invariants I1 to I5 (see chaos_check_test.go).
 // ZKLOCK_CHAOS_DURATION makes it run longer (make chaos).
@@ -153,6 +153,7 @@ type chaosRun struct {
 	dir     string
 	daemons []*chaosDaemon
 	procs   []*daemon // every zklockd process started, restarts included
+	spans   []span    // when each of them served its slot
 	clients []*chaosClientProc
 	faults  []fault
 	ndone   int // clients started so far, for their names
@@ -166,6 +167,14 @@ type chaosDaemon struct {
 	socket string
 	proc   *daemon
 	health healthpb.HealthClient
+}
+
+// span is when a zklockd process served slot: from its start until the
+// next process of the slot started (zero while it serves).
+type span struct {
+	slot     int
+	proc     *daemon
+	from, to time.Time
 }
 
 // chaosClientProc is one client process.
@@ -232,7 +241,7 @@ func runChaos(t *testing.T, p chaosParams) chaosResult {
 	h := history{events: r.rec.events, writes: r.rec.writes, faults: r.faults, daemonOf: daemonOf,
 		timeout: p.timeout, end: stopAt}
 	i4, unproven := r.rec.released, r.rec.unproven
-	foreign, unseen := r.rec.foreign, r.rec.unseen
+	foreign, unseen, wiped := r.rec.foreign, r.rec.unseen, r.rec.wiped
 	r.rec.mu.Unlock()
 	v := h.check()
 	r.checkBuild()
@@ -253,7 +262,7 @@ func runChaos(t *testing.T, p chaosParams) chaosResult {
 		t.Logf("fault %-13s daemon %2d at %s, recovered after %v; hit %s", f.kind, f.daemon, clock(f.start), f.end.Sub(f.start).Round(time.Millisecond), hit)
 	}
 	if p.allFaults {
-		for _, k := range []string{"cancel-wait", "release", "fault leader-kill", "fault follower-kill", "fault partition", "fault pause", "fault zklockd-kill", "fault client-kill", "fault ensemble-stop", "fault handoff-cut"} {
+		for _, k := range []string{"cancel-wait", "release", "fault leader-kill", "fault follower-kill", "fault partition", "fault pause", "fault zklockd-kill", "fault client-kill", "fault ensemble-stop", "fault handoff-cut", "fault ensemble-wipe"} {
 			if counts[k] == 0 {
 				t.Errorf("the run had no %q: every fault must happen at least once", k)
 			}
@@ -266,8 +275,8 @@ func runChaos(t *testing.T, p chaosParams) chaosResult {
 			refused++
 		}
 	}
-	t.Logf("writes: %d, %d of them refused for a stale token; confirmed releases not checkable against ZooKeeper: %d; grants whose node was gone before it could be checked: %d",
-		len(h.writes), refused, unproven, unseen)
+	t.Logf("writes: %d, %d of them refused for a stale token; confirmed releases not checkable against ZooKeeper: %d; grants whose node was gone before it could be checked: %d; grants and releases not checkable because ZooKeeper's data was wiped: %d",
+		len(h.writes), refused, unproven, unseen, wiped)
 	t.Logf("regrants measured: %d (max %v); after a release: %s; crash victims not measurable (no waiter on another zklockd): %d",
 		v.regrants, v.maxRegrant.Round(time.Millisecond), quantiles(v.releaseRegrants), v.unmeasured)
 	all := slices.Concat(v.violations(), foreign, i4)
@@ -283,14 +292,15 @@ func runChaos(t *testing.T, p chaosParams) chaosResult {
 	}
 	t.Logf("violations: I1 %d, I2 %d (%d seen in ZooKeeper at a grant), I4 %d, I5 %d, faults that cost no lease %d; I3 orphans %d",
 		len(v.i1), len(v.i2)+len(foreign), len(foreign), len(i4), len(v.i5), len(v.unfelt), len(orphans))
+	r.checkTokensWentBack(&h)
 
 	if dir := os.Getenv(chaosLogsEnv); dir != "" {
 		r.saveLogs(dir)
 	}
 
 	res := chaosResult{violations: len(all), orphans: len(orphans), verdict: v, faults: r.faults}
-	res.line = fmt.Sprintf("chaos: %d ops, %d faults, %d of %d partitions, pauses and handoff cuts cost a holder its lease, %d violations, %d orphans, max regrant %d ms",
-		v.ops, len(r.faults), v.lostToFaults, v.leaseFaults, res.violations, res.orphans, v.maxRegrant.Milliseconds())
+	res.line = fmt.Sprintf("chaos: %d ops, %d faults, %d ensemble wipes, %d of %d partitions, pauses and handoff cuts cost a holder its lease, %d violations, %d orphans, max regrant %d ms",
+		v.ops, len(r.faults), counts["fault ensemble-wipe"], v.lostToFaults, v.leaseFaults, res.violations, res.orphans, v.maxRegrant.Milliseconds())
 	if p.unsafe {
 		res.line += " (negative control)"
 	}
@@ -316,6 +326,64 @@ func (r *chaosRun) checkBuild() {
 	for _, d := range r.procs {
 		if got := strings.Contains(d.out.String(), unsafeLine); got != r.p.unsafe {
 			r.t.Errorf("%s: logged %q: %v, want %v", d.name, unsafeLine, got, r.p.unsafe)
+		}
+	}
+}
+
+// checkTokensWentBack checks each zklockd's log against the ensemble wipes:
+// a process that served through a wipe and then granted a token lower than
+// one it granted since the history before began must have logged
+// "fencing tokens went back" (ERROR) for it; a process that served through
+// no wipe must never log it (zxids only grow within one history).
+func (r *chaosRun) checkTokensWentBack(h *history) {
+	const line = `level=ERROR msg="fencing tokens went back`
+	var wipes []fault
+	for _, f := range r.faults {
+		if f.kind == "ensemble-wipe" {
+			wipes = append(wipes, f)
+		}
+	}
+	for _, s := range r.spans {
+		want, lived := 0, 0
+		from := s.from // the history before the wipe began then, for s
+		for k, f := range wipes {
+			if f.start.Before(s.from) {
+				continue
+			}
+			if !s.to.IsZero() && s.to.Before(f.woke) {
+				break
+			}
+			lived++
+			until := s.to // the new history's grants of s end then
+			if k+1 < len(wipes) && (until.IsZero() || wipes[k+1].start.Before(until)) {
+				until = wipes[k+1].start
+			}
+			var before int64
+			fell := false
+			for _, e := range h.events {
+				if e.kind != "granted" || h.daemonOf[e.client] != s.slot {
+					continue
+				}
+				switch {
+				case !e.at.Before(from) && e.at.Before(f.start):
+					before = max(before, e.token)
+				case !e.at.Before(f.woke) && (until.IsZero() || e.at.Before(until)) && e.token < before:
+					fell = true
+				}
+			}
+			if fell {
+				want++
+			}
+			from = f.woke
+		}
+		got := strings.Count(s.proc.out.String(), line)
+		switch {
+		case got < want:
+			r.t.Errorf("%s: logged %q %d times, want at least %d: it granted lower tokens after %d of the ensemble wipes it served through", s.proc.name, line, got, want, want)
+		case lived == 0 && got > 0:
+			r.t.Errorf("%s: logged %q %d times, but served through no ensemble wipe", s.proc.name, line, got)
+		default:
+			r.t.Logf("%s: logged %q %d times; it served through %d ensemble wipes, and granted lower tokens after %d", s.proc.name, line, got, lived, want)
 		}
 	}
 }
@@ -375,8 +443,15 @@ func (r *chaosRun) startDaemon(i int, d *chaosDaemon) {
 		o.binary = r.p.unsafeBuild
 		o.env = []string{"ZKLOCK_UNSAFE_NO_OWN_CLOCK=1"}
 	}
+	from := time.Now()
+	for j := range r.spans {
+		if r.spans[j].slot == i && r.spans[j].to.IsZero() {
+			r.spans[j].to = from
+		}
+	}
 	d.proc = startDaemon(r.t, fmt.Sprintf("zklockd%d.%d", i, len(r.procs)), d.zkAddr, o)
 	r.procs = append(r.procs, d.proc)
+	r.spans = append(r.spans, span{slot: i, proc: d.proc, from: from})
 	d.health = healthpb.NewHealthClient(d.proc.conn)
 }
 
@@ -487,6 +562,28 @@ func (r *chaosRun) inject(kind string) {
 		f.start = time.Now()
 		r.ens.StopAll()
 		time.Sleep(outage)
+		r.ens.StartAll()
+	case "ensemble-wipe":
+		// A disaster: every server crashes (kill -9: no clean shutdown, as
+		// when machines or disks are lost) and comes back without its
+		// snapshots and transaction logs, a new ZooKeeper history whose
+		// tokens are lower. It stays down for longer than a session, so
+		// that every zklockd's own clock has given up its session before
+		// the fresh ensemble serves (as docs/operations.md asks of
+		// operators): else a holder still vouched for could overlap a
+		// holder of the new history. The recorder starts a new history
+		// before the servers do.
+		f.start = time.Now()
+		r.rec.historyEnds()
+		r.ens.KillAll()
+		down := time.Now()
+		for s := range r.ens.Size() {
+			if err := r.ens.Server(s).WipeData(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(time.Until(down.Add(outage)))
+		f.woke = r.rec.historyBegins(zktest.Client(t, r.ens.ConnectString()))
 		r.ens.StartAll()
 	case "partition":
 		r.victim(&f, false)

@@ -291,6 +291,17 @@ func (s *Server) Stop() { s.stop(syscall.SIGTERM, stopTimeout) }
 // Start.
 func (s *Server) Kill() { s.stop(syscall.SIGKILL, time.Minute) }
 
+// WipeData removes the server's snapshots and transaction logs (the
+// version-2 directory of DataDir), as a lost disk would, and keeps its myid:
+// started again, it has no history. Wipe every server of an ensemble, or
+// the others bring the data back. The server must not be running.
+func (s *Server) WipeData() error {
+	if s.Running() {
+		return fmt.Errorf("zktest: server %d: WipeData while it runs", s.id)
+	}
+	return os.RemoveAll(filepath.Join(s.dataDir, "version-2"))
+}
+
 // Pause freezes the server with SIGSTOP: it keeps its sockets but stops
 // responding, like a hung or partitioned machine.
 func (s *Server) Pause() {

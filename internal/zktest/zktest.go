@@ -166,7 +166,7 @@ func start(t testing.TB, n int, standalone bool, opts []Option) *Cluster {
 		if err == nil {
 			break
 		}
-		c.killAll()
+		c.shutdownAll()
 		c.releasePorts()
 		var se *startError
 		if errors.As(err, &se) && se.bind && attempt < attempts {
@@ -228,8 +228,8 @@ func (c *Cluster) releasePorts() {
 	c.ports = nil
 }
 
-// killAll ends all servers for good (see Server.shutdown).
-func (c *Cluster) killAll() {
+// shutdownAll ends all servers for good (see Server.shutdown).
+func (c *Cluster) shutdownAll() {
 	for _, s := range c.servers {
 		s.signalIfRunning(s.cleanupSignal())
 	}
@@ -244,7 +244,7 @@ func (c *Cluster) cleanup() {
 			c.t.Logf("zktest: server %d (%s) log tail:\n%s", s.id, s.Addr(), tailFile(s.logPath, 60))
 		}
 	}
-	c.killAll()
+	c.shutdownAll()
 	c.releasePorts()
 }
 
@@ -368,6 +368,17 @@ func (c *Cluster) StopAll() {
 	}
 	for _, s := range c.servers {
 		s.Stop()
+	}
+}
+
+// KillAll sends SIGKILL (a crash) to every running server at once and
+// waits for them to exit. Data directories and ports are kept for StartAll.
+func (c *Cluster) KillAll() {
+	for _, s := range c.servers {
+		s.signalIfRunning(syscall.SIGKILL)
+	}
+	for _, s := range c.servers {
+		s.Kill()
 	}
 }
 
