@@ -131,7 +131,7 @@ kill_stale() {
 	rm -f "$pidfile"
 	[[ $pid =~ ^[0-9]+$ ]] || return 0
 	kill -0 "$pid" 2>/dev/null || return 0
-	if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$pattern"; then
+	if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$pattern"; then
 		log "stopping pid $pid left over by an earlier run ($pattern)"
 		kill -TERM "$pid" 2>/dev/null || true
 		for ((i = 0; i < 100; i++)); do
@@ -160,7 +160,7 @@ zk_running() {
 	local pid
 	pid=$(cat "$zk_dir/zookeeper.pid" 2>/dev/null) || return 1
 	[[ $pid =~ ^[0-9]+$ ]] || return 1
-	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$zk_dir/zoo.cfg" || return 1
+	tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$zk_dir/zoo.cfg" || return 1
 	! zombie "$pid" || return 1
 	echo "$pid"
 }
