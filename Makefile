@@ -153,9 +153,19 @@ chaos: deps ## inject faults for CHAOS_DURATION (default 3m) and check the invar
 chaos-control: deps ## the chaos run's negative control: own clock off, it must find the double grant
 	@scripts/chaos.sh control
 
-.PHONY: run
+# Extra zklockd flags for make run, e.g. ZKLOCKD_FLAGS='--session-timeout 4s'.
+ZKLOCKD_FLAGS ?=
+
+.PHONY: run zk-stop zk-start zk-start-fresh
 run: deps build tool-grpcurl ## start a local ZooKeeper and zklockd (Ctrl-C stops both)
-	scripts/run.sh
+	scripts/run.sh $(ZKLOCKD_FLAGS)
+# From another terminal, while make run runs (README: "Rehearse an outage").
+zk-stop: ## stop make run's ZooKeeper; zklockd keeps running
+	@scripts/run.sh zk-stop
+zk-start: ## start make run's ZooKeeper again, with its data
+	@scripts/run.sh zk-start
+zk-start-fresh: ## start make run's ZooKeeper again with its data wiped, as if rebuilt empty
+	@scripts/run.sh zk-start --fresh
 
 .PHONY: clean
 clean: ## remove build outputs, test logs and .run/ (keeps the tools in ./bin)

@@ -3,10 +3,22 @@
 # in front of it. `make run` builds zklockd and then runs this.
 #
 #   scripts/run.sh [extra zklockd flags...]
+#   scripts/run.sh zk-stop              (from another terminal)
+#   scripts/run.sh zk-start [--fresh]   (from another terminal)
 #
 # Ctrl-C (SIGINT), SIGTERM or SIGHUP stops both: zklockd first (SIGTERM, so it
-# releases its locks while ZooKeeper is still up), then ZooKeeper. If either
-# process dies on its own, the script stops the other and exits non-zero.
+# releases its locks while ZooKeeper is still up), then ZooKeeper. If zklockd
+# dies on its own, the script stops ZooKeeper and exits non-zero.
+#
+# If ZooKeeper stops (zk-stop, or it dies), zklockd keeps running, as it
+# would in production during an outage: its holders get Suspended, then Lost
+# SESSION_EXPIRED, or Resumed if ZooKeeper is back in time. zk-stop stops the
+# ZooKeeper of the run.sh using the same RUN_DIR (make zk-stop); zk-start has
+# that run.sh start it again, on the same port and with the same data, as a
+# restarted server would (make zk-start); with --fresh, the data is wiped
+# first, as if the ensemble had been rebuilt empty (make zk-start-fresh). A
+# ZooKeeper started so is the script's own: Ctrl-C stops it too. With
+# ZKLOCKD=none, ZooKeeper exiting ends the script.
 #
 # Environment:
 #   ZK_PORT            ZooKeeper's client port (default 2181; when that port
@@ -31,12 +43,17 @@ cd "$repo"
 
 run_dir=${RUN_DIR:-$repo/.run}
 zk_dir=$run_dir/zk
+zk_log=$zk_dir/zookeeper.log
 zklock_port=${ZKLOCK_PORT:-7878}
 metrics_port=${ZKLOCK_METRICS_PORT:-9464}
 zklockd=${ZKLOCKD:-$repo/bin/zklockd}
 stop_timeout=${STOP_TIMEOUT:-20}
 zk_start_timeout=${ZK_START_TIMEOUT:-60}
 zklockd_start_timeout=${ZKLOCKD_START_TIMEOUT:-30}
+
+# How to reach this run from another terminal: make, with this RUN_DIR.
+make_cmd="make"
+[[ -z ${RUN_DIR:-} ]] || make_cmd="RUN_DIR=$run_dir make"
 
 log() { printf 'run.sh: %s\n' "$*" >&2; }
 die() {
@@ -51,6 +68,7 @@ port_open() {
 
 # four_letter PORT CMD: sends a ZooKeeper four-letter command, prints the reply.
 four_letter() {
+	# shellcheck disable=SC2016 # $1 and $2 are the inner bash's
 	timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf %s "$2" >&3 && cat <&3' _ "$1" "$2" 2>/dev/null || true
 }
 
@@ -66,13 +84,18 @@ free_port() {
 	return 1
 }
 
-# alive PID: the process exists and is not a zombie we have yet to reap.
+# alive PID: the process exists (it may be a zombie not yet reaped).
 alive() {
 	[[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null
 }
 
+# zombie PID: the process has exited but is not reaped yet.
+zombie() {
+	[[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) == Z ]]
+}
+
 # stop_proc NAME PID: SIGTERM, wait up to $stop_timeout s, then SIGKILL.
-# Reaps the process and returns its exit status.
+# Reaps the process (a child of this script) and returns its exit status.
 stop_proc() {
 	local name=$1 pid=$2 i rc=0
 	if alive "$pid"; then
@@ -83,10 +106,10 @@ stop_proc() {
 			((force == 0)) || break
 			# A child that has exited but is not reaped still answers kill -0:
 			# look at its state.
-			[[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]] && break
+			zombie "$pid" && break
 			sleep 0.1
 		done
-		if alive "$pid" && [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]; then
+		if alive "$pid" && ! zombie "$pid"; then
 			if ((force)); then
 				log "killing $name"
 			else
@@ -108,7 +131,7 @@ kill_stale() {
 	rm -f "$pidfile"
 	[[ $pid =~ ^[0-9]+$ ]] || return 0
 	kill -0 "$pid" 2>/dev/null || return 0
-	if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$pattern"; then
+	if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$pattern"; then
 		log "stopping pid $pid left over by an earlier run ($pattern)"
 		kill -TERM "$pid" 2>/dev/null || true
 		for ((i = 0; i < 100; i++)); do
@@ -118,6 +141,121 @@ kill_stale() {
 		kill -KILL "$pid" 2>/dev/null || true
 	fi
 }
+
+# ---- zk-stop and zk-start, from another terminal --------------------------
+
+# run_pid: prints the pid of the run.sh running with this RUN_DIR.
+run_pid() {
+	local pid
+	[[ -f $run_dir/run.lock ]] || return 1
+	# Free: no run.sh holds it.
+	! flock -n "$run_dir/run.lock" true || return 1
+	pid=$(cat "$run_dir/run.pid" 2>/dev/null) || return 1
+	[[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+	echo "$pid"
+}
+
+# zk_running: prints the pid of this RUN_DIR's ZooKeeper if it is running.
+zk_running() {
+	local pid
+	pid=$(cat "$zk_dir/zookeeper.pid" 2>/dev/null) || return 1
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$zk_dir/zoo.cfg" || return 1
+	! zombie "$pid" || return 1
+	echo "$pid"
+}
+
+# need_run: prints the pid of the run.sh running with this RUN_DIR and
+# zklockd, or dies.
+need_run() {
+	run_pid || die "no scripts/run.sh (make run) is running with RUN_DIR=$run_dir"
+	[[ -f $run_dir/zklockd.pid ]] ||
+		die "the scripts/run.sh running with RUN_DIR=$run_dir runs no zklockd (ZKLOCKD=none, or it is starting): Ctrl-C it instead"
+}
+
+# zk-stop: SIGTERM to the ZooKeeper of the running run.sh, which notices,
+# says so, and keeps zklockd running.
+zk_stop_cmd() {
+	local pid i
+	(($# == 0)) || die "usage: scripts/run.sh zk-stop"
+	need_run >/dev/null
+	if ! pid=$(zk_running); then
+		log "ZooKeeper is not running; '$make_cmd zk-start' starts it"
+		return 0
+	fi
+	log "stopping ZooKeeper (pid $pid); zklockd keeps running"
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < stop_timeout * 10; i++)); do
+		zk_running >/dev/null || break
+		sleep 0.1
+	done
+	if zk_running >/dev/null; then
+		log "ZooKeeper did not stop within ${stop_timeout}s: killing it"
+		kill -KILL "$pid" 2>/dev/null || true
+		for ((i = 0; i < 100; i++)); do
+			zk_running >/dev/null || break
+			sleep 0.1
+		done
+	fi
+	log "ZooKeeper is stopped; '$make_cmd zk-start' starts it again with its data"
+}
+
+# zk-start [--fresh]: asks the running run.sh to start its ZooKeeper again
+# (it must be its child, so that Ctrl-C stops it): the request goes in
+# $zk_dir/start.request, SIGUSR1 wakes run.sh, and its answer comes back in
+# $zk_dir/start.status.
+zk_start_cmd() {
+	local mode=keep main pid i answer
+	case $* in
+	"") ;;
+	--fresh) mode=fresh ;;
+	*) die "usage: scripts/run.sh zk-start [--fresh]" ;;
+	esac
+	main=$(need_run) || exit 1
+	if pid=$(zk_running); then
+		[[ $mode == keep ]] || die "ZooKeeper is running (pid $pid): '$make_cmd zk-stop' first"
+		log "ZooKeeper is already running (pid $pid)"
+		return 0
+	fi
+	rm -f "$zk_dir/start.status"
+	echo "$mode" >"$zk_dir/start.request"
+	# Signalled again each second until run.sh has taken the request: a
+	# signal that comes while it is busy elsewhere is not lost then.
+	for ((i = 0; ; i++)); do
+		[[ ! -f $zk_dir/start.status ]] || break
+		kill -0 "$main" 2>/dev/null || die "scripts/run.sh (pid $main) has exited"
+		if ((i % 10 == 0)) && [[ -f $zk_dir/start.request ]]; then
+			kill -USR1 "$main" 2>/dev/null || true
+		fi
+		((i < (zk_start_timeout + 30) * 10)) || die "scripts/run.sh (pid $main) did not answer"
+		sleep 0.1
+	done
+	answer=$(<"$zk_dir/start.status")
+	case $answer in
+	up)
+		if [[ $mode == fresh ]]; then
+			log "ZooKeeper is up again on 127.0.0.1:$(<"$zk_dir/port"), with empty data"
+		else
+			log "ZooKeeper is up again on 127.0.0.1:$(<"$zk_dir/port"), with its data"
+		fi
+		;;
+	running) log "ZooKeeper is already running" ;;
+	*) die "ZooKeeper did not start: see the terminal of make run, and ${zk_log#"$repo"/}" ;;
+	esac
+}
+
+case ${1:-} in
+zk-stop)
+	shift
+	zk_stop_cmd "$@"
+	exit 0
+	;;
+zk-start)
+	shift
+	zk_start_cmd "$@"
+	exit 0
+	;;
+esac
 
 # ---- shutdown -------------------------------------------------------------
 
@@ -130,6 +268,7 @@ shutdown() {
 	local rc
 	if [[ -n $zklockd_pid ]]; then
 		rc=0
+		[[ -n $zk_pid ]] || log "ZooKeeper is down: zklockd may take its --shutdown-timeout (default 10s) to stop"
 		stop_proc zklockd "$zklockd_pid" || rc=$?
 		# zklockd exits 0 after a clean SIGTERM shutdown.
 		[[ $rc -eq 0 || $stopping -eq 0 ]] || log "zklockd exited with status $rc"
@@ -144,8 +283,10 @@ shutdown() {
 		zk_pid=
 		rm -f "$zk_dir/zookeeper.pid"
 	fi
+	rm -f "$run_dir/run.pid" "$zk_dir/start.request" "$zk_dir/start.status"
 }
 
+# shellcheck disable=SC2317 # called by the traps below
 on_signal() {
 	local sig=$1
 	stopping=1
@@ -167,6 +308,8 @@ trap 'on_signal INT' INT
 trap 'on_signal TERM' TERM
 trap 'on_signal HUP' HUP
 trap 'shutdown' EXIT
+# zk-start's wake-up call: it interrupts the wait below.
+trap ':' USR1
 
 # ---- one run at a time per work directory -----------------------------------
 
@@ -177,6 +320,8 @@ if ! flock -n 9; then
 fi
 kill_stale "$run_dir/zklockd.pid" "zklockd"
 kill_stale "$zk_dir/zookeeper.pid" "$zk_dir/zoo.cfg"
+rm -f "$zk_dir/start.request" "$zk_dir/start.status"
+echo $$ >"$run_dir/run.pid"
 
 # ---- ZooKeeper -------------------------------------------------------------
 
@@ -243,54 +388,88 @@ log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender
 log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout
 log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} - %-5p [%t:%C{1}@%L] - %m%n
 EOF
-
-zk_log=$zk_dir/zookeeper.log
-read -r -a zk_jvm_opts <<<"${ZK_JVM_OPTS:-}"
-log "starting ZooKeeper on 127.0.0.1:$zk_port (log: ${zk_log#"$repo"/})"
-# setsid: Ctrl-C in the terminal reaches only this script, which stops the
-# two processes in order (zklockd first, while ZooKeeper is still up).
-setsid "$java" \
-	-Xms32m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
-	-Djava.net.preferIPv4Stack=true \
-	-Dlog4j.configuration="file:$zk_dir/log4j.properties" \
-	-Dzookeeper.log.dir="$zk_dir" \
-	-Dzookeeper.jmx.log4j.disable=true \
-	-Dzookeeper.admin.enableServer=false \
-	"${zk_jvm_opts[@]}" \
-	-cp "$classpath" org.apache.zookeeper.server.ZooKeeperServerMain "$zk_dir/zoo.cfg" \
-	</dev/null >"$zk_log" 2>&1 9>&- &
-zk_pid=$!
-echo "$zk_pid" >"$zk_dir/zookeeper.pid"
 echo "$zk_port" >"$zk_dir/port"
+read -r -a zk_jvm_opts <<<"${ZK_JVM_OPTS:-}"
 
 # Ready when ruok answers imok and srvr reports a mode: ruok says imok as
 # soon as the port is open, while srvr answers "not currently serving
 # requests" until the server has loaded its database.
+srvr=
 zk_ready() {
 	[[ $(four_letter "$zk_port" ruok) == imok ]] || return 1
 	srvr=$(four_letter "$zk_port" srvr)
 	[[ $srvr == *"Mode: "* ]]
 }
-srvr=
-start=$SECONDS
-until zk_ready; do
-	if ! alive "$zk_pid"; then
-		rc=0
-		wait "$zk_pid" || rc=$?
-		zk_pid=
-		log "ZooKeeper exited with status $rc while starting; the end of $zk_log:"
-		tail -n 30 "$zk_log" >&2 || true
-		exit 1
+
+# start_zk: starts ZooKeeper (a child of this script) with the data in
+# $zk_dir/data and waits until it serves. If it exits or does not serve in
+# time, it says why, stops it and returns 1.
+start_zk() {
+	local start rc zk_version
+	log "starting ZooKeeper on 127.0.0.1:$zk_port (log: ${zk_log#"$repo"/})"
+	# setsid: Ctrl-C in the terminal reaches only this script, which stops
+	# the two processes in order (zklockd first, while ZooKeeper is still up).
+	setsid "$java" \
+		-Xms32m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+		-Djava.net.preferIPv4Stack=true \
+		-Dlog4j.configuration="file:$zk_dir/log4j.properties" \
+		-Dzookeeper.log.dir="$zk_dir" \
+		-Dzookeeper.jmx.log4j.disable=true \
+		-Dzookeeper.admin.enableServer=false \
+		"${zk_jvm_opts[@]}" \
+		-cp "$classpath" org.apache.zookeeper.server.ZooKeeperServerMain "$zk_dir/zoo.cfg" \
+		</dev/null >>"$zk_log" 2>&1 9>&- &
+	zk_pid=$!
+	echo "$zk_pid" >"$zk_dir/zookeeper.pid"
+
+	start=$SECONDS
+	until zk_ready; do
+		if ! alive "$zk_pid" || zombie "$zk_pid"; then
+			rc=0
+			wait "$zk_pid" || rc=$?
+			zk_pid=
+			rm -f "$zk_dir/zookeeper.pid"
+			log "ZooKeeper exited with status $rc while starting; the end of $zk_log:"
+			tail -n 30 "$zk_log" >&2 || true
+			return 1
+		fi
+		if ((SECONDS - start > zk_start_timeout)); then
+			log "ZooKeeper did not answer ruok within ${zk_start_timeout}s; the end of $zk_log:"
+			tail -n 30 "$zk_log" >&2 || true
+			stop_proc ZooKeeper "$zk_pid" || true
+			zk_pid=
+			rm -f "$zk_dir/zookeeper.pid"
+			return 1
+		fi
+		sleep 0.2
+	done
+	zk_version=$(awk -F': ' '/^Zookeeper version/ { split($2, v, "-"); print v[1] }' <<<"$srvr")
+	log "ZooKeeper ${zk_version:-?} is up on 127.0.0.1:$zk_port ($((SECONDS - start))s)"
+}
+
+# serve_zk_start: starts ZooKeeper again if zk-start asked for it, and
+# answers it.
+serve_zk_start() {
+	local mode answer=up
+	[[ -f $zk_dir/start.request ]] || return 0
+	mode=$(<"$zk_dir/start.request")
+	rm -f "$zk_dir/start.request"
+	if [[ -n $zk_pid ]]; then
+		answer=running
+	else
+		if [[ $mode == fresh ]]; then
+			log "zk-start --fresh: wiping ZooKeeper's data: every session and lock node is gone, as in an ensemble rebuilt empty"
+			rm -rf "$zk_dir/data"
+			mkdir -p "$zk_dir/data"
+		fi
+		start_zk || answer=failed
 	fi
-	if ((SECONDS - start > zk_start_timeout)); then
-		log "ZooKeeper did not answer ruok within ${zk_start_timeout}s; the end of $zk_log:"
-		tail -n 30 "$zk_log" >&2 || true
-		exit 1
-	fi
-	sleep 0.2
-done
-zk_version=$(awk -F': ' '/^Zookeeper version/ { split($2, v, "-"); print v[1] }' <<<"$srvr")
-log "ZooKeeper ${zk_version:-?} is up on 127.0.0.1:$zk_port ($((SECONDS - start))s)"
+	echo "$answer" >"$zk_dir/start.status.new"
+	mv -f "$zk_dir/start.status.new" "$zk_dir/start.status"
+}
+
+: >"$zk_log"
+start_zk || exit 1
 
 # ---- zklockd ---------------------------------------------------------------
 
@@ -335,6 +514,9 @@ zklockd is listening on 127.0.0.1:$zklock_port, metrics on 127.0.0.1:$metrics_po
 
   # the lock metrics (Prometheus text; gRPC, Go and process metrics beside them)
   curl -s 127.0.0.1:$metrics_port/metrics | grep '^zklock_'
+
+  # rehearse an outage (README.md): zklockd keeps running while ZooKeeper is stopped
+  $make_cmd zk-stop      # later: $make_cmd zk-start
 EOF
 	[[ -x bin/grpcurl ]] || echo "  (grpcurl is not in bin/: 'make tools' installs it)" >&2
 	echo "
@@ -342,28 +524,39 @@ Ctrl-C stops zklockd, then ZooKeeper. ZooKeeper's log: ${zk_log#"$repo"/}
 " >&2
 fi
 
-# ---- wait for a signal, or for either process to die ----------------------
+# ---- wait for a signal, for zk-start, or for a process to die ---------------
 
-pids=("$zk_pid")
-[[ -n $zklockd_pid ]] && pids+=("$zklockd_pid")
-rc=0
-dead=
 # wait -n returns when a child exits, or early (status > 128) when a trapped
-# signal arrives; the trap then stops everything and exits.
-wait -n -p dead "${pids[@]}" || rc=$?
-if [[ -z $dead ]]; then
-	# Only a signal whose trap returned (a repeat) gets here: wait again.
+# signal arrives: SIGUSR1 from zk-start, or a repeated Ctrl-C whose trap
+# returned (the first one's trap stops everything and exits).
+while :; do
+	serve_zk_start
+	pids=()
+	[[ -z $zklockd_pid ]] || pids+=("$zklockd_pid")
+	[[ -z $zk_pid ]] || pids+=("$zk_pid")
+	rc=0
+	dead=
 	wait -n -p dead "${pids[@]}" || rc=$?
-fi
-if [[ $dead == "$zk_pid" ]]; then
-	zk_pid=
-	rm -f "$zk_dir/zookeeper.pid"
-	log "ZooKeeper exited with status $rc; the end of $zk_log:"
-	tail -n 20 "$zk_log" >&2 || true
-else
+	# A signal leaves dead unset.
+	[[ -n ${dead:-} ]] || continue
+	if [[ $dead == "$zk_pid" ]]; then
+		zk_pid=
+		rm -f "$zk_dir/zookeeper.pid"
+		if ((rc == 143)); then
+			log "ZooKeeper stopped (SIGTERM)"
+		else
+			log "ZooKeeper exited with status $rc; the end of $zk_log:"
+			tail -n 20 "$zk_log" >&2 || true
+		fi
+		# ZooKeeper alone: nothing is left to run.
+		[[ -n $zklockd_pid ]] || break
+		log "zklockd keeps running without ZooKeeper: its holders get Suspended, then Lost SESSION_EXPIRED unless ZooKeeper is back in time; '$make_cmd zk-start' starts it again with its data"
+		continue
+	fi
 	zklockd_pid=
 	rm -f "$run_dir/zklockd.pid"
 	log "zklockd exited with status $rc"
-fi
+	break
+done
 shutdown
 exit $((rc == 0 ? 1 : rc))
