@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -97,10 +96,7 @@ func TestFreshZooKeeperAfterDataLoss(t *testing.T) {
 
 	srv := zkc.Server(0)
 	srv.Kill()
-	if err := os.RemoveAll(srv.DataDir()); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(srv.DataDir(), 0o755); err != nil {
+	if err := srv.WipeData(); err != nil {
 		t.Fatal(err)
 	}
 	srv.Start()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path"
 	"reflect"
 	"strings"
@@ -309,10 +308,7 @@ func TestNewClientAfterDataLoss(t *testing.T) {
 
 	srv := zkc.Server(0)
 	srv.Kill()
-	if err := os.RemoveAll(srv.DataDir()); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(srv.DataDir(), 0o755); err != nil {
+	if err := srv.WipeData(); err != nil {
 		t.Fatal(err)
 	}
 	srv.Start()
