@@ -144,22 +144,7 @@ func spawn(t testing.TB, name, zkAddr, listen string, o daemonOpts) *daemon {
 	d.cmd.Env = env
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	d.cmd.SysProcAttr = sysProcAttr()
-	started := make(chan error, 1)
-	go func() {
-		// Never unlocked: the thread, the parent of the process for
-		// Pdeathsig, must live as long as the process; it ends with this
-		// goroutine, after the process has.
-		runtime.LockOSThread()
-		if err := d.cmd.Start(); err != nil {
-			started <- err
-			close(d.exited)
-			return
-		}
-		started <- nil
-		d.err = d.cmd.Wait()
-		close(d.exited)
-	}()
-	if err := <-started; err != nil {
+	if err := startChild(d.cmd, d.exited, func(err error) { d.err = err }); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
 	t.Cleanup(d.stop)
@@ -167,6 +152,29 @@ func spawn(t testing.TB, name, zkAddr, listen string, o daemonOpts) *daemon {
 	d.conn = d.dial()
 	d.client = zklockv1.NewLockServiceClient(d.conn)
 	return d
+}
+
+// startChild starts cmd and waits for it in a goroutine that keeps its OS
+// thread for the process's life: that thread is the parent the process's
+// Pdeathsig watches, so it must not be recycled while the process runs.
+// Once the process has exited (or failed to start), waited gets cmd.Wait's
+// error and exited is closed.
+func startChild(cmd *exec.Cmd, exited chan struct{}, waited func(error)) error {
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		defer close(exited)
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		err := cmd.Wait()
+		if waited != nil {
+			waited(err)
+		}
+	}()
+	return <-started
 }
 
 // dial makes a new client connection to the daemon.

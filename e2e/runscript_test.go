@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -175,21 +174,7 @@ func startRunScript(t *testing.T, args ...string) *runScript {
 		r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
 		// If this test dies, run.sh gets SIGTERM and stops what it started.
 		r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-		started := make(chan error, 1)
-		go func() {
-			// The thread that starts run.sh is its parent for Pdeathsig: it
-			// must live as long as run.sh, so it is never unlocked.
-			runtime.LockOSThread()
-			if err := r.cmd.Start(); err != nil {
-				started <- err
-				close(r.exited)
-				return
-			}
-			started <- nil
-			r.cmd.Wait()
-			close(r.exited)
-		}()
-		if err := <-started; err != nil {
+		if err := startChild(r.cmd, r.exited, nil); err != nil {
 			t.Fatalf("run.sh: %v", err)
 		}
 		t.Cleanup(r.cleanup)
