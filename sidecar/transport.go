@@ -12,3 +12,15 @@ func credsOption(c credentials.TransportCredentials) grpc.ServerOption {
 	}
 	return grpc.Creds(c)
 }
+
+// connWindow is the flow-control window of a connection to the lock
+// server: what its client may send before the server acknowledges it.
+const connWindow = 1 << 20
+
+// streamWindow is the flow-control window of a stream to the lock server:
+// a whole request of the largest size accepted, and at least HTTP/2's
+// default. A larger request (when maxMessageBytes exceeds connWindow) is
+// still received, over several window updates.
+func streamWindow(maxMessageBytes int) int32 {
+	return int32(min(max(64<<10, maxMessageBytes+5), connWindow)) // 5: gRPC's message header
+}
