@@ -85,6 +85,7 @@ func NewServer(svc *Service, opts ServerOptions) *Server {
 		// bytes never need.
 		grpc.StaticStreamWindowSize(streamWindow(opts.MaxMessageBytes)),
 		grpc.StaticConnWindowSize(connWindow),
+		grpc.NumStreamWorkers(streamWorkers),
 		credsOption(opts.Creds),
 		// Invalid UTF-8 in a request's string reaches the validation, which
 		// names the field, instead of failing the decode with INTERNAL.

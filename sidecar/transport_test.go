@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -109,6 +110,31 @@ func TestRequestsLargerThanTheWindows(t *testing.T) {
 		wantCode(t, <-large, codes.InvalidArgument, "INVALID_LOCK_NAME")
 		if err := <-cycles; err != nil {
 			t.Fatalf("lock cycle: %v", err)
+		}
+	}
+}
+
+// TestCallsServedWithEveryWorkerBusy: with more Acquire streams held at once
+// than the lock server has stream workers, each of them keeping its handler
+// busy, further calls are still served, and each lease is released.
+func TestCallsServedWithEveryWorkerBusy(t *testing.T) {
+	zkc := startZK(t)
+	a := startInstance(t, zkc.ConnectString(), instanceOpts{})
+	a.waitUsable(t)
+	held := make([]*events, streamWorkers+8)
+	for i := range held {
+		held[i] = acquire(t, a.client, &zklockv1.AcquireRequest{Lock: fmt.Sprintf("busy/%d", i)})
+	}
+	ids := make([]string, len(held))
+	for i, e := range held {
+		ids[i] = e.granted(30 * time.Second).GetLeaseId()
+	}
+	for i, id := range ids {
+		if _, err := a.client.Release(ctxT(t), &zklockv1.ReleaseRequest{LeaseId: id}); err != nil {
+			t.Fatalf("Release of lease %d: %v", i, err)
+		}
+		if r := held[i].next(30 * time.Second); r.GetReleased() == nil {
+			t.Fatalf("stream %d: %v, want Released", i, r)
 		}
 	}
 }
