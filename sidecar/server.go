@@ -78,6 +78,14 @@ func NewServer(svc *Service, opts ServerOptions) *Server {
 	})}
 	g := grpc.NewServer(
 		grpc.MaxRecvMsgSize(opts.MaxMessageBytes),
+		// Fixed flow-control windows: with the default dynamic ones, every
+		// request's data frame made the server send a window update and a
+		// BDP ping, which the client answered with a write of its own, to
+		// size windows for bulk transfers that requests of a few hundred
+		// bytes never need.
+		grpc.StaticStreamWindowSize(streamWindow(opts.MaxMessageBytes)),
+		grpc.StaticConnWindowSize(connWindow),
+		grpc.NumStreamWorkers(streamWorkers),
 		credsOption(opts.Creds),
 		// Invalid UTF-8 in a request's string reaches the validation, which
 		// names the field, instead of failing the decode with INTERNAL.

@@ -132,23 +132,50 @@ type node struct {
 	// node's epoch was live; guarded by Session.mu.
 	deletedLive bool
 
-	mu   sync.Mutex
-	name string // the full name, once known
+	mu sync.Mutex
+	// full is the node's path, once its name is known: made once, as the
+	// path is wanted several times per lock cycle.
+	full string
 }
 
-func (n *node) setName(name string) {
+// setName records the node's name, found among its lock node's children.
+func (n *node) setName(name string) { n.setPath(n.parent + "/" + name) }
+
+// setCreated records the node's name from p, the path ZooKeeper created.
+func (n *node) setCreated(p string) {
+	name := path.Base(p)
+	if len(p) != len(n.parent)+1+len(name) || p[:len(n.parent)] != n.parent {
+		p = n.parent + "/" + name
+	}
+	n.setPath(p)
+}
+
+func (n *node) setPath(p string) {
 	n.mu.Lock()
-	n.name = name
+	n.full = p
 	n.mu.Unlock()
 }
 
+// getName returns the node's name, or "" while it is not known.
 func (n *node) getName() string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.name
+	if n.full == "" {
+		return ""
+	}
+	return n.full[len(n.parent)+1:]
 }
 
-func (n *node) path() string { return n.parent + "/" + n.getName() }
+// path returns the node's path, or its lock node's followed by "/" while
+// its name is not known.
+func (n *node) path() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.full == "" {
+		return n.parent + "/"
+	}
+	return n.full
+}
 
 // errRequeue means the attempt must start over with a new node: its epoch
 // ended, or its node vanished.
@@ -521,7 +548,7 @@ func (s *Session) create(ctx context.Context, n *node, data []byte) (created, er
 		switch {
 		case err == nil:
 			s.touch(sent)
-			n.setName(path.Base(p))
+			n.setCreated(p)
 			return created{sent: sent}, nil
 		case errors.Is(err, zk.ErrNoNode):
 			if missingParent++; missingParent > 5 {
@@ -572,7 +599,7 @@ func (s *Session) createMulti(n *node, data []byte) (made created, ok, maybe, no
 		s.markGone(d)
 	}
 	st := res[len(ops)-1].Stat
-	n.setName(path.Base(res[len(ops)-2].String))
+	n.setCreated(res[len(ops)-2].String)
 	return created{token: st.Mzxid, sent: sent, alone: st.NumChildren == 1}, true, false, false
 }
 
