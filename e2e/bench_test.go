@@ -16,16 +16,19 @@ import (
 )
 
 // BenchmarkWaitersMemory queues 10,000 callers (from this process) on one
-// lock of a zklockd process (W4) and reports the zklockd's resident memory
-// and ZooKeeper's watches: one per waiter, on its predecessor, none on the
-// lock node (no child watch). Then it hands the lock down the queue by
-// Release, handoffs times, and reports the release-to-grant latency (from
-// the start of the Release call to the next waiter's Granted) and that
-// each release used up exactly one watch and granted exactly one waiter.
+// lock of a zklockd process (W4) and reports the zklockd's resident memory,
+// how its Go runtime splits it (goroutines, goroutine stacks, heap in use,
+// from the zklockd's own /metrics), and ZooKeeper's watches: one per
+// waiter, on its predecessor, none on the lock node (no child watch). Then
+// it hands the lock down the queue by Release, handoffs times, and reports
+// the release-to-grant latency (from the start of the Release call to the
+// next waiter's Granted) and that each release used up exactly one watch
+// and granted exactly one waiter.
 func BenchmarkWaitersMemory(b *testing.B) {
 	const waiters, handoffs = 10000, 200
 	zkc := zktest.StartStandalone(b)
-	d := startDaemon(b, "A", zkc.ConnectString(), daemonOpts{args: []string{"--log-level", "info"}})
+	metricsAddr := freeLoopbackAddr(b)
+	d := startDaemon(b, "A", zkc.ConnectString(), daemonOpts{args: []string{"--log-level", "info", "--metrics-listen", metricsAddr}})
 	for b.Loop() {
 		rssBefore := rss(b, d.cmd.Process.Pid)
 		holder, err := d.client.Acquire(context.Background(), &zklockv1.AcquireRequest{Lock: "crowd", Detach: true, Ttl: dur(time.Minute)})
@@ -83,6 +86,23 @@ func BenchmarkWaitersMemory(b *testing.B) {
 		}
 		b.ReportMetric(float64(rss(b, d.cmd.Process.Pid))/1024, "MB-rss/10k-waiters")
 		b.ReportMetric(float64(rss(b, d.cmd.Process.Pid)-rssBefore)/1024, "MB-added/10k-waiters")
+		// Stacks are the goroutines' (one per stream, grpc-go's handler);
+		// the heap in use holds garbage not collected yet besides live data.
+		m := scrapeMetrics(b, "http://"+metricsAddr+"/metrics")
+		for _, r := range []struct {
+			series, unit string
+			scale        float64
+		}{
+			{"go_goroutines", "goroutines", 1},
+			{"go_memstats_stack_inuse_bytes", "MB-stacks", 1 << 20},
+			{"go_memstats_heap_inuse_bytes", "MB-heap-inuse", 1 << 20},
+		} {
+			v, ok := m[r.series]
+			if !ok {
+				b.Fatalf("%s missing from zklockd's /metrics", r.series)
+			}
+			b.ReportMetric(v/r.scale, r.unit)
+		}
 		b.ReportMetric(float64(watches), "zk-watches")
 		if n := lockNodeWatches(b, zkc, "/zklock/crowd"); n != 0 {
 			b.Errorf("%d watches on the lock node itself: a child watch", n)

@@ -76,7 +76,7 @@ func TestMetricsEndpoint(t *testing.T) {
 
 // scrapeMetrics fetches a Prometheus text exposition and returns each
 // series (name{labels}) with its value.
-func scrapeMetrics(t *testing.T, url string) map[string]float64 {
+func scrapeMetrics(t testing.TB, url string) map[string]float64 {
 	t.Helper()
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := c.Get(url)

@@ -211,6 +211,32 @@ func TestShutdownReleasesEveryLease(t *testing.T) {
 	}
 }
 
+// TestShutdownCancelsListedWaiters: Shutdown cancels the context of every
+// waiting Acquire still listed, and only once the stop context has ended,
+// which is how the waiter tells SHUTTING_DOWN from its stream's end; one
+// that lists itself after that is cancelled at once.
+func TestShutdownCancelsListedWaiters(t *testing.T) {
+	s := fuzzService(t) // no session: Shutdown has no lease to release
+	stoppedFirst := make(chan bool, 1)
+	if n := s.listWaiter(func() { stoppedFirst <- s.stopCtx.Err() != nil }); n == 0 {
+		t.Fatal("listWaiter before Shutdown returned 0, want the waiter's number")
+	}
+	s.unlistWaiter(s.listWaiter(func() { t.Error("Shutdown called the cancel of a waiter that was unlisted") }))
+	s.Shutdown(context.Background())
+	select {
+	case stopped := <-stoppedFirst:
+		if !stopped {
+			t.Error("Shutdown cancelled a waiter before the stop context ended")
+		}
+	default:
+		t.Error("Shutdown did not cancel the listed waiter")
+	}
+	called := false
+	if n := s.listWaiter(func() { called = true }); n != 0 || !called {
+		t.Errorf("listWaiter after Shutdown: number %d, cancelled %v; want 0, cancelled at once", n, called)
+	}
+}
+
 func TestSuspendedResumedThenLost(t *testing.T) {
 	zkc := startZK(t)
 	p, err := tcpproxy.New(zkc.Servers()[0])

@@ -136,11 +136,12 @@ func (s *Session) endPoller(parent string, pl *poller, closing bool) bool {
 
 // A poller hands a queue to handBatch waiters at once, then pauses
 // handPause: waking thousands of waiters together would hold up, behind
-// them, the waiter that is granted meanwhile. 10,000 waiters take about
-// 0.2 s.
+// them, the waiter that is granted meanwhile, and so would large batches
+// (each waiter woken sends its new position on its stream). 10,000
+// waiters take about a third of a second.
 const (
-	handBatch = 256
-	handPause = 5 * time.Millisecond
+	handBatch = 32
+	handPause = time.Millisecond
 )
 
 // handQueue hands q, a queue pl read, to pl's waiters.
