@@ -3,6 +3,7 @@ package zkrecipes
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -52,14 +53,17 @@ func TestLocalHandoffGrantsBeforeTheDelete(t *testing.T) {
 		foreign <- f
 	}()
 	<-otherQueued
-	// The local waiter has set its watch once its node's predecessor is
-	// watched; wait for that before stalling.
+	// Stall only once the local waiter waits on its watch of the hold: its
+	// watch is set in ZooKeeper, and the reply to the request that set it
+	// has reached the Session (replies come in order: a later request's
+	// reply comes after it). Until then it waits for that reply, and a
+	// handoff is taken when the reply comes.
 	zktest.Eventually(t, 10*time.Second, "the local waiter watches the hold", func() bool {
-		s.handoffs.mu.Lock()
-		defer s.handoffs.mu.Unlock()
-		r := s.handoffs.m[h.Path()]
-		return r != nil && r.watchers == 1
+		return slices.Contains(watchedPaths(t, zkc.Servers()[0]), h.Path())
 	})
+	if _, err := s.conn().Sync(lockPath); err != nil {
+		t.Fatal(err)
+	}
 
 	p.SetMode(tcpproxy.Stall)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
