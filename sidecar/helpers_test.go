@@ -41,6 +41,8 @@ type instance struct {
 type instanceOpts struct {
 	timeout time.Duration
 	cfg     Config
+	server  ServerOptions
+	dial    []grpc.DialOption // more options for the client
 }
 
 func startInstance(t *testing.T, zkAddr string, o instanceOpts) *instance {
@@ -49,10 +51,11 @@ func startInstance(t *testing.T, zkAddr string, o instanceOpts) *instance {
 		o.timeout = 6 * time.Second
 	}
 	o.cfg.Logger = zktest.Logger()
+	o.server.Logger = zktest.Logger()
 	d, err := Start(DaemonConfig{
 		Session: zkrecipes.Config{Servers: strings.Split(zkAddr, ","), SessionTimeout: o.timeout, Logger: zktest.Logger()},
 		Service: o.cfg,
-		Server:  ServerOptions{Logger: zktest.Logger()},
+		Server:  o.server,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +67,7 @@ func startInstance(t *testing.T, zkAddr string, o instanceOpts) *instance {
 	}
 	in := &instance{d: d, sess: d.Session, svc: d.Service, srv: d.Server, served: make(chan error, 1)}
 	go func() { in.served <- in.srv.Serve(lis) }()
-	in.conn, err = grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	in.conn, err = grpc.NewClient(lis.Addr().String(), append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, o.dial...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

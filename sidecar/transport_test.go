@@ -1,20 +1,15 @@
 package sidecar
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 
 	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
-	"github.com/zklock/zklock/internal/zktest"
-	"github.com/zklock/zklock/zkrecipes"
 )
 
 // TestRequestsLargerThanTheWindows: the lock server's flow-control windows
@@ -25,39 +20,12 @@ import (
 func TestRequestsLargerThanTheWindows(t *testing.T) {
 	zkc := startZK(t)
 	const maxBytes = 4 << 20
-	d, err := Start(DaemonConfig{
-		Session: zkrecipes.Config{Servers: strings.Split(zkc.ConnectString(), ","), SessionTimeout: 6 * time.Second, Logger: zktest.Logger()},
-		Service: Config{Logger: zktest.Logger()},
-		Server:  ServerOptions{MaxMessageBytes: maxBytes, Logger: zktest.Logger()},
+	a := startInstance(t, zkc.ConnectString(), instanceOpts{
+		server: ServerOptions{MaxMessageBytes: maxBytes},
+		dial:   []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(2 * maxBytes))},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		d.Shutdown(context.Background())
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- d.Server.Serve(lis) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		d.Shutdown(ctx)
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(2*maxBytes)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	client := zklockv1.NewLockServiceClient(conn)
-	if err := d.WaitUsable(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
+	a.waitUsable(t)
+	client := a.client
 
 	// The largest request accepted: its lock name fills MaxMessageBytes
 	// less the message's framing (the field's tag and length, 5 bytes).
@@ -74,7 +42,7 @@ func TestRequestsLargerThanTheWindows(t *testing.T) {
 		wantCode(t, acquireName(name), codes.InvalidArgument, "INVALID_LOCK_NAME")
 	}
 	wantCode(t, acquireName(largest+"x"), codes.ResourceExhausted, "")
-	_, err = client.Release(ctxT(t), &zklockv1.ReleaseRequest{LeaseId: strings.Repeat("0", 3<<20)})
+	_, err := client.Release(ctxT(t), &zklockv1.ReleaseRequest{LeaseId: strings.Repeat("0", 3<<20)})
 	wantCode(t, err, codes.InvalidArgument, "INVALID_LEASE_ID")
 
 	// Large requests and lock cycles side by side on the one connection.
