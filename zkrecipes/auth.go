@@ -73,9 +73,10 @@ func (s *Session) identity() string {
 	return s.cfg.Auth.String()
 }
 
-// addAuth adds the Session's credentials to its connection, retrying until
-// ZooKeeper has taken them or the Session closes, then lets the Session
-// begin an epoch: until then no lock node is created without them.
+// addAuth adds the Session's credentials to the client c, retrying until
+// ZooKeeper has taken them or c is closed (the Session closed, or replaced
+// c), then lets the Session begin an epoch on c: until then no lock node is
+// created without them.
 //
 // ZooKeeper keeps auth per connection. go-zookeeper v1.0.4 remembers
 // credentials once AddAuth succeeded and, on every new connection (to the
@@ -85,16 +86,13 @@ func (s *Session) identity() string {
 // between the reply to AddAuth and AddAuth recording the credentials would
 // leave that connection without them until the next reconnect: writes on
 // it fail with ErrNoAuth, and no node is ever given a weaker ACL.
-func (s *Session) addAuth(conn *zk.Conn) {
+func (s *Session) addAuth(c *client) {
 	defer s.wg.Done()
 	auth := []byte(s.cfg.Auth.User + ":" + s.cfg.Auth.Password)
 	for attempt := 1; ; attempt++ {
-		err := conn.AddAuth("digest", auth)
+		err := c.conn.AddAuth("digest", auth)
 		if err == nil {
-			if s.conn() != conn {
-				return // replaced meanwhile: the new client has its own
-			}
-			s.authed.Store(true)
+			c.authed.Store(true)
 			s.log.Info("zookeeper auth added", "auth", *s.cfg.Auth)
 			select {
 			case s.kick <- struct{}{}:

@@ -8,6 +8,7 @@ import (
 	"path"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -282,6 +283,18 @@ func TestAuthSurvivesReconnectAndExpiry(t *testing.T) {
 // a node with the identity's ACL, and the Observer is told of the new
 // client and of the tokens going back.
 func TestNewClientAfterDataLoss(t *testing.T) {
+	// The first new client cannot be started (the client library could
+	// not resolve the servers' names, say): the old one stays in use, and
+	// the Session tries again.
+	var connects atomic.Int32
+	connect := connectZK
+	connectZK = func(servers []string, timeout time.Duration, events zk.EventCallback, log zk.Logger) (*zk.Conn, error) {
+		if connects.Add(1) == 2 {
+			return nil, errors.New("lookup zookeeper: no such host")
+		}
+		return connect(servers, timeout, events, log)
+	}
+	t.Cleanup(func() { connectZK = connect })
 	zkc := startZK(t)
 	owner := Digest{User: "zklock", Password: "s3cret-fresh"}
 	const timeout = 3 * time.Second
@@ -331,6 +344,12 @@ func TestNewClientAfterDataLoss(t *testing.T) {
 	rec.mu.Unlock()
 	if newClients != 1 || fell != 1 {
 		t.Errorf("Observer told of %d new clients and %d token regressions, want 1 and 1", newClients, fell)
+	}
+	if n := connects.Load(); n != 3 {
+		t.Errorf("%d clients started, want 3: the first, one that failed, and the one in use", n)
+	}
+	if !strings.Contains(logs.String(), "a new client cannot be started: retrying") {
+		t.Error("the failed start of a new client is not logged")
 	}
 	if strings.Contains(logs.String(), "s3cret-fresh") {
 		t.Errorf("the password appears in the Session's logs")

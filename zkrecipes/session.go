@@ -46,25 +46,15 @@ type Config struct {
 type Session struct {
 	cfg Config
 	log *slog.Logger
-	// zc is the ZooKeeper client in use. The run goroutine replaces it
+	// cur is the ZooKeeper client in use. The run goroutine replaces it
 	// (renew) when the ensemble refuses the old one's handshakes for good.
-	zc atomic.Pointer[zk.Conn]
+	cur atomic.Pointer[client]
 
 	// Times below are nanoseconds since base, a monotonic origin.
 	base        time.Time
 	lastContact atomic.Int64 // when the newest request ZooKeeper confirmed was sent
 	negotiated  atomic.Int64 // the session timeout ZooKeeper granted, 0 until known
-	expiredSeen atomic.Bool  // the library reported StateExpired
 	wantContact atomic.Bool  // a contact would change the state: kick the loop
-	authed      atomic.Bool  // ZooKeeper accepted cfg.Auth (or there is none)
-	hadSession  atomic.Bool  // the library had a session once: the next is a reconnect
-	// Handshakes: the client library sets up each connection with a
-	// handshake, which a server refuses (it closes the connection) when
-	// the client saw later transactions than the server has.
-	handshaking atomic.Bool  // connected, handshake not answered yet
-	refusals    atomic.Int32 // handshakes refused in a row
-	clientUsed  atomic.Bool  // the client in use had a session: it presents a zxid
-	gen         atomic.Int64 // the client in use: events of older ones are ignored
 	obs         Observer
 	handoffs    handoffs
 	tokens      tokenFloor
@@ -88,6 +78,25 @@ type Session struct {
 	// ending holds, by lock node, the holds released when a context ends
 	// (Hold.ReleaseWhenDone) that no release has claimed yet.
 	ending map[string]map[*node]struct{}
+}
+
+// client is one ZooKeeper client of the Session, and what its events told.
+// Each client has its own, so that the events of a client that was
+// replaced change nothing of the one in use.
+type client struct {
+	conn *zk.Conn
+	// replacement: it replaced another, so its first session is a new
+	// session after a loss (Observer.Reconnected).
+	replacement bool
+	expired     atomic.Bool // it reported StateExpired
+	authed      atomic.Bool // ZooKeeper took Config.Auth on it (or there is none)
+	used        atomic.Bool // it had a session: it presents a zxid on handshakes
+	// Handshakes: the client library sets up each connection with a
+	// handshake, which a server refuses (it closes the connection) when
+	// the client saw later transactions than the server has, or when it is
+	// not serving.
+	handshaking atomic.Bool  // connected, handshake not answered yet
+	refusals    atomic.Int32 // handshakes refused in a row
 }
 
 // Epoch is one stretch of a ZooKeeper session during which the Session
@@ -153,11 +162,11 @@ func Connect(cfg Config) (*Session, error) {
 		changed: make(chan struct{}),
 	}
 	s.wantContact.Store(true)
-	s.authed.Store(cfg.Auth == nil)
-	conn, err := s.newClient()
+	c, err := s.newClient(false)
 	if err != nil {
 		return nil, err
 	}
+	s.cur.Store(c)
 	if ownClockOff {
 		s.log.Warn("UNSAFE test build: the own clock is off, holders are lost only when the client library reports expiry")
 	}
@@ -168,31 +177,28 @@ func Connect(cfg Config) (*Session, error) {
 	go s.janitor()
 	if cfg.Auth != nil {
 		s.wg.Add(1)
-		go s.addAuth(conn)
+		go s.addAuth(c)
 	}
 	return s, nil
 }
 
-// newClient starts a ZooKeeper client and puts it in use. Its events are
-// taken until the next one is started.
-func (s *Session) newClient() (*zk.Conn, error) {
-	gen := s.gen.Add(1)
-	s.handshaking.Store(false)
-	s.refusals.Store(0)
-	s.clientUsed.Store(false)
-	s.authed.Store(s.cfg.Auth == nil)
-	conn, _, err := zk.Connect(s.cfg.Servers, s.cfg.SessionTimeout,
-		zk.WithEventCallback(func(ev zk.Event) {
-			if s.gen.Load() == gen {
-				s.onEvent(ev)
-			}
-		}),
-		zk.WithLogger(zkLogger{s}))
+// newClient starts a ZooKeeper client, not yet in use. It may take a few
+// seconds (the client library resolves the servers' names).
+func (s *Session) newClient(replacement bool) (*client, error) {
+	c := &client{replacement: replacement}
+	c.authed.Store(s.cfg.Auth == nil)
+	conn, err := connectZK(s.cfg.Servers, s.cfg.SessionTimeout, func(ev zk.Event) { s.onEvent(c, ev) }, zkLogger{s})
 	if err != nil {
 		return nil, fmt.Errorf("zkrecipes: %w", err)
 	}
-	s.zc.Store(conn)
-	return conn, nil
+	c.conn = conn
+	return c, nil
+}
+
+// connectZK starts a client library's client; tests replace it.
+var connectZK = func(servers []string, timeout time.Duration, events zk.EventCallback, log zk.Logger) (*zk.Conn, error) {
+	conn, _, err := zk.Connect(servers, timeout, zk.WithEventCallback(events), zk.WithLogger(log))
+	return conn, err
 }
 
 // refusalsToRenew is how many handshakes refused in a row, with no epoch
@@ -208,34 +214,46 @@ const refusalsToRenew = 2
 // none. A server that is not serving (an ensemble without a quorum)
 // refuses handshakes the same way: a new client is started then too, once
 // per outage, as a client that never had a session is not replaced.
-// Called by run, with s.mu held and no live epoch: every holder was told
-// its lock is lost already, waiters queue again in the new session, and
-// the janitor deletes the old session's nodes. The old session, if a
-// server still has it, expires there.
-func (s *Session) renewLocked() {
-	old := s.conn()
-	s.log.Warn("zookeeper servers keep refusing this client's handshakes: starting over with a new client and a new session "+
-		"(they are not serving, or have seen fewer transactions than this client: their data was lost or restored from an older backup)",
-		"refused", s.refusals.Load())
-	s.obs.NewClient()
-	conn, err := s.newClient()
+//
+// Called by run, the only goroutine that begins epochs, with no live
+// epoch: every holder was told its lock is lost already, waiters queue
+// again in the new session, and the janitor deletes the old session's
+// nodes. The old session, if a server still has it, expires there. If the
+// new client cannot be started, the old one stays in use and renew is
+// tried again at the next look; it reports whether it replaced the client.
+func (s *Session) renew() bool {
+	old := s.cur.Load()
+	c, err := s.newClient(true)
 	if err != nil {
-		s.log.Error("cannot start a new zookeeper client", "err", err)
-		return
+		s.log.Error("zookeeper servers keep refusing this client's handshakes, and a new client cannot be started: retrying", "err", err)
+		return false
 	}
-	s.wg.Add(1)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.conn.Close()
+		return false
+	}
+	s.cur.Store(c)
+	s.wg.Add(1) // under s.mu, before Close can wait
 	go func() { // Close waits up to 1 s for the server
 		defer s.wg.Done()
-		old.Close()
+		old.conn.Close()
 	}()
 	if s.cfg.Auth != nil {
 		s.wg.Add(1)
-		go s.addAuth(conn)
+		go s.addAuth(c)
 	}
+	s.mu.Unlock()
+	s.log.Warn("zookeeper servers keep refusing this client's handshakes: started over with a new client and a new session "+
+		"(they are not serving, or have seen fewer transactions than this client: their data was lost or restored from an older backup)",
+		"refused", old.refusals.Load())
+	s.obs.NewClient()
+	return true
 }
 
 // conn returns the ZooKeeper client in use.
-func (s *Session) conn() *zk.Conn { return s.zc.Load() }
+func (s *Session) conn() *zk.Conn { return s.cur.Load().conn }
 
 // Close ends the Session: every epoch ends, waiting Lock calls return
 // ErrClosed, and the ZooKeeper session is closed, which deletes its
@@ -285,7 +303,7 @@ func (s *Session) Valid(e *Epoch) bool {
 	if s.epoch != e {
 		return false
 	}
-	if s.conn().SessionID() != e.sessionID || s.expiredSeen.Load() {
+	if c := s.cur.Load(); c.conn.SessionID() != e.sessionID || c.expired.Load() {
 		s.endEpochLocked(e, errExpired(e.sessionID))
 		return false
 	}
@@ -340,31 +358,34 @@ func (s *Session) touch(sent int64) {
 	}
 }
 
-// onEvent takes the client library's session events. It must not block.
-func (s *Session) onEvent(ev zk.Event) {
+// onEvent takes the events of the client c. It must not block.
+func (s *Session) onEvent(c *client, ev zk.Event) {
 	if ev.Type != zk.EventSession {
 		return
 	}
+	// The Session's logs speak of the client in use (or of the first, not
+	// stored yet), not of one that was replaced.
+	current := s.cur.Load()
+	logs := current == nil || current == c
 	switch ev.State {
 	case zk.StateConnected: // a connection, its handshake under way
-		s.handshaking.Store(true)
+		c.handshaking.Store(true)
 	case zk.StateExpired:
-		s.expiredSeen.Store(true)
-		s.handshaking.Store(false)
-		s.refusals.Store(0)
-		s.log.Info("zookeeper session expired: a new session follows", "server", ev.Server)
+		c.expired.Store(true)
+		c.handshaking.Store(false)
+		c.refusals.Store(0)
+		if logs {
+			s.log.Info("zookeeper session expired: a new session follows", "server", ev.Server)
+		}
 	case zk.StateHasSession:
-		s.handshaking.Store(false)
-		s.refusals.Store(0)
-		s.clientUsed.Store(true)
-		if s.hadSession.Swap(true) {
+		c.handshaking.Store(false)
+		c.refusals.Store(0)
+		if c.used.Swap(true) || c.replacement {
 			s.obs.Reconnected()
 		}
 	case zk.StateDisconnected:
-		if s.handshaking.Swap(false) {
-			if s.refusals.Add(1) == 1 {
-				s.log.Warn("zookeeper server refused this client's handshake", "server", ev.Server)
-			}
+		if c.handshaking.Swap(false) && c.refusals.Add(1) == 1 && logs {
+			s.log.Warn("zookeeper server refused this client's handshake", "server", ev.Server)
 		}
 	}
 	select {
@@ -385,15 +406,24 @@ func (s *Session) run() {
 		case <-s.kick:
 		case <-t.C:
 		}
-		t.Reset(s.evaluate())
+		next, renew := s.evaluate()
+		if renew {
+			next = time.Second // retry if the new client could not be started
+			if s.renew() {
+				next = time.Millisecond // look at the new client's state
+			}
+		}
+		t.Reset(next)
 	}
 }
 
-// evaluate brings the state up to date and returns when to look again.
-func (s *Session) evaluate() time.Duration {
-	libState := s.conn().State()
-	sid := s.conn().SessionID()
-	expired := s.expiredSeen.Swap(false)
+// evaluate brings the state up to date and returns when to look again,
+// and whether to replace the client (renew).
+func (s *Session) evaluate() (next time.Duration, renew bool) {
+	c := s.cur.Load()
+	libState := c.conn.State()
+	sid := c.conn.SessionID()
+	expired := c.expired.Swap(false)
 	now := s.now()
 	last := s.lastContact.Load()
 	to := int64(s.Timeout())
@@ -402,7 +432,7 @@ func (s *Session) evaluate() time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return time.Hour
+		return time.Hour, false
 	}
 	changed := false
 	if e := s.epoch; e != nil {
@@ -413,11 +443,10 @@ func (s *Session) evaluate() time.Duration {
 			s.endEpochLocked(e, errNoContact(time.Duration(now-last)))
 		}
 	}
-	if s.epoch == nil && libState != zk.StateHasSession && s.refusals.Load() >= refusalsToRenew && s.clientUsed.Load() {
-		s.renewLocked()
-		return time.Millisecond // look at the new client's state
+	if s.epoch == nil && libState != zk.StateHasSession && c.refusals.Load() >= refusalsToRenew && c.used.Load() {
+		return 0, true
 	}
-	hasSession := libState == zk.StateHasSession && sid != 0 && s.authed.Load()
+	hasSession := libState == zk.StateHasSession && sid != 0 && c.authed.Load()
 	if s.epoch == nil && hasSession && last > s.diedAt && now < deadline {
 		s.epochs++
 		s.epoch = &Epoch{id: s.epochs, sessionID: sid, done: make(chan struct{}), nodes: make(map[*node]struct{})}
@@ -450,7 +479,7 @@ func (s *Session) evaluate() time.Duration {
 		default:
 		}
 	}
-	next := time.Duration(to / 10)
+	next = time.Duration(to / 10)
 	if s.epoch != nil {
 		if d := time.Duration(deadline - now); d < next {
 			next = d
@@ -461,7 +490,7 @@ func (s *Session) evaluate() time.Duration {
 			}
 		}
 	}
-	return max(next, time.Millisecond)
+	return max(next, time.Millisecond), false
 }
 
 // endEpochLocked ends e: its holders are lost and its nodes go to the
