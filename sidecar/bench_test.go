@@ -241,19 +241,11 @@ func packets(b *testing.B, zkc *zktest.Cluster, ask bool) int64 {
 	}
 	var sum int64
 	for i := range zkc.Size() {
-		out, err := zktest.FourLetterWord(zkc.Server(i).Addr(), "mntr", 5*time.Second)
+		n, err := zktest.PacketsReceived(zkc.Server(i).Addr())
 		if err != nil {
 			b.Fatal(err)
 		}
-		for _, line := range strings.Split(out, "\n") {
-			if v, ok := strings.CutPrefix(line, "zk_packets_received\t"); ok {
-				n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-				if err != nil {
-					b.Fatalf("mntr: %q: %v", line, err)
-				}
-				sum += n
-			}
-		}
+		sum += n
 	}
 	return sum
 }

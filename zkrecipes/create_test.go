@@ -2,8 +2,6 @@ package zkrecipes
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,21 +13,11 @@ import (
 // packetsReceived returns ZooKeeper's count of requests received (mntr).
 func packetsReceived(t *testing.T, zkc *zktest.Cluster) int64 {
 	t.Helper()
-	out, err := zktest.FourLetterWord(zkc.Servers()[0], "mntr", 5*time.Second)
+	n, err := zktest.PacketsReceived(zkc.Servers()[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(out, "\n") {
-		if v, ok := strings.CutPrefix(line, "zk_packets_received\t"); ok {
-			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-	}
-	t.Fatalf("no zk_packets_received in mntr: %q", out)
-	return 0
+	return n
 }
 
 // TestUncontendedLockIsOneRequest: a lock nobody else holds is taken with

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -49,4 +50,19 @@ func parseMode(reply string) string {
 		}
 	}
 	return ""
+}
+
+// PacketsReceived returns how many requests the ZooKeeper server at addr
+// has received since it started (mntr's zk_packets_received).
+func PacketsReceived(addr string) (int64, error) {
+	out, err := FourLetterWord(addr, "mntr", 5*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, "zk_packets_received\t"); ok {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("zktest: %s: no zk_packets_received in mntr", addr)
 }
