@@ -163,7 +163,23 @@ type AcquireRequest struct {
 	// stream ends once the lease ends, and ending the stream releases the
 	// lease. If true the stream ends right after Granted, and the lease lives
 	// by its ttl, kept alive by Renew and ended by Release.
-	Detach        bool `protobuf:"varint,6,opt,name=detach,proto3" json:"detach,omitempty"`
+	Detach bool `protobuf:"varint,6,opt,name=detach,proto3" json:"detach,omitempty"`
+	// Re-entry: the lease id of a lease the caller holds on this same lock.
+	// The Acquire is granted at once, without Queued, with the same fencing
+	// token and a lease id of its own (stream-bound or detached like any
+	// lease). The lock stays held until the first lease and every lease that
+	// re-entered it have ended; a loss ends them all with Lost. An
+	// unspecified mode means the re-entered lease's; a shared lease cannot be
+	// re-entered as exclusive. Empty means no re-entry.
+	Reenter string `protobuf:"bytes,7,opt,name=reenter,proto3" json:"reenter,omitempty"`
+	// 0 or 1: a lock (exclusive or shared). N > 1: the name is a semaphore
+	// with N permits: at most N holders at once, granted first come first
+	// served, each with a fencing token of its own. Its nodes are those of
+	// Apache Curator's InterProcessSemaphoreV2 on the same path, so Curator
+	// contenders share the N permits. Every contender must ask for the same N
+	// (FAILED_PRECONDITION otherwise, naming both numbers); a semaphore is
+	// exclusive-mode only. At most 1000000.
+	Permits       int32 `protobuf:"varint,8,opt,name=permits,proto3" json:"permits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -238,6 +254,20 @@ func (x *AcquireRequest) GetDetach() bool {
 		return x.Detach
 	}
 	return false
+}
+
+func (x *AcquireRequest) GetReenter() string {
+	if x != nil {
+		return x.Reenter
+	}
+	return ""
+}
+
+func (x *AcquireRequest) GetPermits() int32 {
+	if x != nil {
+		return x.Permits
+	}
+	return 0
 }
 
 // AcquireResponse is one event of a lease's life.
@@ -974,7 +1004,10 @@ type DescribeResponse struct {
 	// The contenders that hold the lock.
 	Holders []*Contender `protobuf:"bytes,1,rep,name=holders,proto3" json:"holders,omitempty"`
 	// The contenders waiting for the lock, first in line first.
-	Waiters       []*Contender `protobuf:"bytes,2,rep,name=waiters,proto3" json:"waiters,omitempty"`
+	Waiters []*Contender `protobuf:"bytes,2,rep,name=waiters,proto3" json:"waiters,omitempty"`
+	// For a semaphore, its number of permits as its zklock contenders agreed
+	// it (0 if only other clients hold it); 0 for a lock.
+	Permits       int32 `protobuf:"varint,3,opt,name=permits,proto3" json:"permits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1023,6 +1056,124 @@ func (x *DescribeResponse) GetWaiters() []*Contender {
 	return nil
 }
 
+func (x *DescribeResponse) GetPermits() int32 {
+	if x != nil {
+		return x.Permits
+	}
+	return 0
+}
+
+// ObserveRequest names a lock to observe.
+type ObserveRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lock's name, as in AcquireRequest.
+	Lock          string `protobuf:"bytes,1,opt,name=lock,proto3" json:"lock,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ObserveRequest) Reset() {
+	*x = ObserveRequest{}
+	mi := &file_zklock_v1_lock_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ObserveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ObserveRequest) ProtoMessage() {}
+
+func (x *ObserveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_zklock_v1_lock_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ObserveRequest.ProtoReflect.Descriptor instead.
+func (*ObserveRequest) Descriptor() ([]byte, []int) {
+	return file_zklock_v1_lock_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ObserveRequest) GetLock() string {
+	if x != nil {
+		return x.Lock
+	}
+	return ""
+}
+
+// ObserveResponse is the state of a lock's holders.
+type ObserveResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The contenders that hold the lock, in queue order: for an exclusive
+	// lock, at most one, the leader of an election.
+	Holders []*Contender `protobuf:"bytes,1,rep,name=holders,proto3" json:"holders,omitempty"`
+	// How many contenders are in the queue, the holders included.
+	QueueLength int32 `protobuf:"varint,2,opt,name=queue_length,json=queueLength,proto3" json:"queue_length,omitempty"`
+	// For a semaphore, its number of permits, as in DescribeResponse.
+	Permits       int32 `protobuf:"varint,3,opt,name=permits,proto3" json:"permits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ObserveResponse) Reset() {
+	*x = ObserveResponse{}
+	mi := &file_zklock_v1_lock_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ObserveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ObserveResponse) ProtoMessage() {}
+
+func (x *ObserveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_zklock_v1_lock_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ObserveResponse.ProtoReflect.Descriptor instead.
+func (*ObserveResponse) Descriptor() ([]byte, []int) {
+	return file_zklock_v1_lock_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ObserveResponse) GetHolders() []*Contender {
+	if x != nil {
+		return x.Holders
+	}
+	return nil
+}
+
+func (x *ObserveResponse) GetQueueLength() int32 {
+	if x != nil {
+		return x.QueueLength
+	}
+	return 0
+}
+
+func (x *ObserveResponse) GetPermits() int32 {
+	if x != nil {
+		return x.Permits
+	}
+	return 0
+}
+
 // Contender is one node in a lock's queue.
 type Contender struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1035,15 +1186,20 @@ type Contender struct {
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// The kind of hold it asked for.
 	Mode Mode `protobuf:"varint,4,opt,name=mode,proto3,enum=zklock.v1.Mode" json:"mode,omitempty"`
-	// The node's name under the lock's znode.
-	Node          string `protobuf:"bytes,5,opt,name=node,proto3" json:"node,omitempty"`
+	// The node's name under the lock's znode (under its "leases" or "locks"
+	// child for a semaphore).
+	Node string `protobuf:"bytes,5,opt,name=node,proto3" json:"node,omitempty"`
+	// For a holder of this sidecar: how many of its leases hold it through
+	// re-entry, beyond the first. 0 for the holders of other sidecars and
+	// clients, whose re-entries this sidecar cannot see.
+	Reentered     int32 `protobuf:"varint,6,opt,name=reentered,proto3" json:"reentered,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Contender) Reset() {
 	*x = Contender{}
-	mi := &file_zklock_v1_lock_proto_msgTypes[15]
+	mi := &file_zklock_v1_lock_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1055,7 +1211,7 @@ func (x *Contender) String() string {
 func (*Contender) ProtoMessage() {}
 
 func (x *Contender) ProtoReflect() protoreflect.Message {
-	mi := &file_zklock_v1_lock_proto_msgTypes[15]
+	mi := &file_zklock_v1_lock_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1068,7 +1224,7 @@ func (x *Contender) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Contender.ProtoReflect.Descriptor instead.
 func (*Contender) Descriptor() ([]byte, []int) {
-	return file_zklock_v1_lock_proto_rawDescGZIP(), []int{15}
+	return file_zklock_v1_lock_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Contender) GetOwner() string {
@@ -1106,18 +1262,27 @@ func (x *Contender) GetNode() string {
 	return ""
 }
 
+func (x *Contender) GetReentered() int32 {
+	if x != nil {
+		return x.Reentered
+	}
+	return 0
+}
+
 var File_zklock_v1_lock_proto protoreflect.FileDescriptor
 
 const file_zklock_v1_lock_proto_rawDesc = "" +
 	"\n" +
-	"\x14zklock/v1/lock.proto\x12\tzklock.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x01\n" +
+	"\x14zklock/v1/lock.proto\x12\tzklock.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\x02\n" +
 	"\x0eAcquireRequest\x12\x12\n" +
 	"\x04lock\x18\x01 \x01(\tR\x04lock\x12#\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x0f.zklock.v1.ModeR\x04mode\x12+\n" +
 	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12-\n" +
 	"\x04wait\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x04wait\x12\x14\n" +
 	"\x05owner\x18\x05 \x01(\tR\x05owner\x12\x16\n" +
-	"\x06detach\x18\x06 \x01(\bR\x06detach\"\xb7\x02\n" +
+	"\x06detach\x18\x06 \x01(\bR\x06detach\x12\x18\n" +
+	"\areenter\x18\a \x01(\tR\areenter\x12\x18\n" +
+	"\apermits\x18\b \x01(\x05R\apermits\"\xb7\x02\n" +
 	"\x0fAcquireResponse\x12+\n" +
 	"\x06queued\x18\x01 \x01(\v2\x11.zklock.v1.QueuedH\x00R\x06queued\x12.\n" +
 	"\agranted\x18\x02 \x01(\v2\x12.zklock.v1.GrantedH\x00R\agranted\x124\n" +
@@ -1153,17 +1318,25 @@ const file_zklock_v1_lock_proto_rawDesc = "" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\"\x11\n" +
 	"\x0fReleaseResponse\"%\n" +
 	"\x0fDescribeRequest\x12\x12\n" +
-	"\x04lock\x18\x01 \x01(\tR\x04lock\"r\n" +
+	"\x04lock\x18\x01 \x01(\tR\x04lock\"\x8c\x01\n" +
 	"\x10DescribeResponse\x12.\n" +
 	"\aholders\x18\x01 \x03(\v2\x14.zklock.v1.ContenderR\aholders\x12.\n" +
-	"\awaiters\x18\x02 \x03(\v2\x14.zklock.v1.ContenderR\awaiters\"\xbc\x01\n" +
+	"\awaiters\x18\x02 \x03(\v2\x14.zklock.v1.ContenderR\awaiters\x12\x18\n" +
+	"\apermits\x18\x03 \x01(\x05R\apermits\"$\n" +
+	"\x0eObserveRequest\x12\x12\n" +
+	"\x04lock\x18\x01 \x01(\tR\x04lock\"~\n" +
+	"\x0fObserveResponse\x12.\n" +
+	"\aholders\x18\x01 \x03(\v2\x14.zklock.v1.ContenderR\aholders\x12!\n" +
+	"\fqueue_length\x18\x02 \x01(\x05R\vqueueLength\x12\x18\n" +
+	"\apermits\x18\x03 \x01(\x05R\apermits\"\xda\x01\n" +
 	"\tContender\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x12#\n" +
 	"\rfencing_token\x18\x02 \x01(\x03R\ffencingToken\x12;\n" +
 	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12#\n" +
 	"\x04mode\x18\x04 \x01(\x0e2\x0f.zklock.v1.ModeR\x04mode\x12\x12\n" +
-	"\x04node\x18\x05 \x01(\tR\x04node*A\n" +
+	"\x04node\x18\x05 \x01(\tR\x04node\x12\x1c\n" +
+	"\treentered\x18\x06 \x01(\x05R\treentered*A\n" +
 	"\x04Mode\x12\x14\n" +
 	"\x10MODE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eMODE_EXCLUSIVE\x10\x01\x12\x0f\n" +
@@ -1173,12 +1346,13 @@ const file_zklock_v1_lock_proto_rawDesc = "" +
 	"\x17LOST_REASON_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19LOST_REASON_LEASE_EXPIRED\x10\x01\x12\x1f\n" +
 	"\x1bLOST_REASON_SESSION_EXPIRED\x10\x02\x12\x18\n" +
-	"\x14LOST_REASON_SHUTDOWN\x10\x032\x94\x02\n" +
+	"\x14LOST_REASON_SHUTDOWN\x10\x032\xd8\x02\n" +
 	"\vLockService\x12B\n" +
 	"\aAcquire\x12\x19.zklock.v1.AcquireRequest\x1a\x1a.zklock.v1.AcquireResponse0\x01\x12:\n" +
 	"\x05Renew\x12\x17.zklock.v1.RenewRequest\x1a\x18.zklock.v1.RenewResponse\x12@\n" +
 	"\aRelease\x12\x19.zklock.v1.ReleaseRequest\x1a\x1a.zklock.v1.ReleaseResponse\x12C\n" +
-	"\bDescribe\x12\x1a.zklock.v1.DescribeRequest\x1a\x1b.zklock.v1.DescribeResponseBS\n" +
+	"\bDescribe\x12\x1a.zklock.v1.DescribeRequest\x1a\x1b.zklock.v1.DescribeResponse\x12B\n" +
+	"\aObserve\x12\x19.zklock.v1.ObserveRequest\x1a\x1a.zklock.v1.ObserveResponse0\x01BS\n" +
 	"\fio.zklock.v1B\tLockProtoP\x01Z6github.com/zklock/zklock/clients/go/zklock/v1;zklockv1b\x06proto3"
 
 var (
@@ -1194,7 +1368,7 @@ func file_zklock_v1_lock_proto_rawDescGZIP() []byte {
 }
 
 var file_zklock_v1_lock_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_zklock_v1_lock_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_zklock_v1_lock_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_zklock_v1_lock_proto_goTypes = []any{
 	(Mode)(0),                     // 0: zklock.v1.Mode
 	(LostReason)(0),               // 1: zklock.v1.LostReason
@@ -1213,42 +1387,47 @@ var file_zklock_v1_lock_proto_goTypes = []any{
 	(*ReleaseResponse)(nil),       // 14: zklock.v1.ReleaseResponse
 	(*DescribeRequest)(nil),       // 15: zklock.v1.DescribeRequest
 	(*DescribeResponse)(nil),      // 16: zklock.v1.DescribeResponse
-	(*Contender)(nil),             // 17: zklock.v1.Contender
-	(*durationpb.Duration)(nil),   // 18: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(*ObserveRequest)(nil),        // 17: zklock.v1.ObserveRequest
+	(*ObserveResponse)(nil),       // 18: zklock.v1.ObserveResponse
+	(*Contender)(nil),             // 19: zklock.v1.Contender
+	(*durationpb.Duration)(nil),   // 20: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
 }
 var file_zklock_v1_lock_proto_depIdxs = []int32{
 	0,  // 0: zklock.v1.AcquireRequest.mode:type_name -> zklock.v1.Mode
-	18, // 1: zklock.v1.AcquireRequest.ttl:type_name -> google.protobuf.Duration
-	18, // 2: zklock.v1.AcquireRequest.wait:type_name -> google.protobuf.Duration
+	20, // 1: zklock.v1.AcquireRequest.ttl:type_name -> google.protobuf.Duration
+	20, // 2: zklock.v1.AcquireRequest.wait:type_name -> google.protobuf.Duration
 	4,  // 3: zklock.v1.AcquireResponse.queued:type_name -> zklock.v1.Queued
 	5,  // 4: zklock.v1.AcquireResponse.granted:type_name -> zklock.v1.Granted
 	6,  // 5: zklock.v1.AcquireResponse.suspended:type_name -> zklock.v1.Suspended
 	7,  // 6: zklock.v1.AcquireResponse.resumed:type_name -> zklock.v1.Resumed
 	8,  // 7: zklock.v1.AcquireResponse.released:type_name -> zklock.v1.Released
 	9,  // 8: zklock.v1.AcquireResponse.lost:type_name -> zklock.v1.Lost
-	19, // 9: zklock.v1.Granted.expires_at:type_name -> google.protobuf.Timestamp
+	21, // 9: zklock.v1.Granted.expires_at:type_name -> google.protobuf.Timestamp
 	1,  // 10: zklock.v1.Lost.reason:type_name -> zklock.v1.LostReason
-	18, // 11: zklock.v1.RenewRequest.ttl:type_name -> google.protobuf.Duration
+	20, // 11: zklock.v1.RenewRequest.ttl:type_name -> google.protobuf.Duration
 	12, // 12: zklock.v1.RenewResponse.leases:type_name -> zklock.v1.LeaseExpiry
-	19, // 13: zklock.v1.LeaseExpiry.expires_at:type_name -> google.protobuf.Timestamp
-	17, // 14: zklock.v1.DescribeResponse.holders:type_name -> zklock.v1.Contender
-	17, // 15: zklock.v1.DescribeResponse.waiters:type_name -> zklock.v1.Contender
-	19, // 16: zklock.v1.Contender.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 17: zklock.v1.Contender.mode:type_name -> zklock.v1.Mode
-	2,  // 18: zklock.v1.LockService.Acquire:input_type -> zklock.v1.AcquireRequest
-	10, // 19: zklock.v1.LockService.Renew:input_type -> zklock.v1.RenewRequest
-	13, // 20: zklock.v1.LockService.Release:input_type -> zklock.v1.ReleaseRequest
-	15, // 21: zklock.v1.LockService.Describe:input_type -> zklock.v1.DescribeRequest
-	3,  // 22: zklock.v1.LockService.Acquire:output_type -> zklock.v1.AcquireResponse
-	11, // 23: zklock.v1.LockService.Renew:output_type -> zklock.v1.RenewResponse
-	14, // 24: zklock.v1.LockService.Release:output_type -> zklock.v1.ReleaseResponse
-	16, // 25: zklock.v1.LockService.Describe:output_type -> zklock.v1.DescribeResponse
-	22, // [22:26] is the sub-list for method output_type
-	18, // [18:22] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	21, // 13: zklock.v1.LeaseExpiry.expires_at:type_name -> google.protobuf.Timestamp
+	19, // 14: zklock.v1.DescribeResponse.holders:type_name -> zklock.v1.Contender
+	19, // 15: zklock.v1.DescribeResponse.waiters:type_name -> zklock.v1.Contender
+	19, // 16: zklock.v1.ObserveResponse.holders:type_name -> zklock.v1.Contender
+	21, // 17: zklock.v1.Contender.create_time:type_name -> google.protobuf.Timestamp
+	0,  // 18: zklock.v1.Contender.mode:type_name -> zklock.v1.Mode
+	2,  // 19: zklock.v1.LockService.Acquire:input_type -> zklock.v1.AcquireRequest
+	10, // 20: zklock.v1.LockService.Renew:input_type -> zklock.v1.RenewRequest
+	13, // 21: zklock.v1.LockService.Release:input_type -> zklock.v1.ReleaseRequest
+	15, // 22: zklock.v1.LockService.Describe:input_type -> zklock.v1.DescribeRequest
+	17, // 23: zklock.v1.LockService.Observe:input_type -> zklock.v1.ObserveRequest
+	3,  // 24: zklock.v1.LockService.Acquire:output_type -> zklock.v1.AcquireResponse
+	11, // 25: zklock.v1.LockService.Renew:output_type -> zklock.v1.RenewResponse
+	14, // 26: zklock.v1.LockService.Release:output_type -> zklock.v1.ReleaseResponse
+	16, // 27: zklock.v1.LockService.Describe:output_type -> zklock.v1.DescribeResponse
+	18, // 28: zklock.v1.LockService.Observe:output_type -> zklock.v1.ObserveResponse
+	24, // [24:29] is the sub-list for method output_type
+	19, // [19:24] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_zklock_v1_lock_proto_init() }
@@ -1270,7 +1449,7 @@ func file_zklock_v1_lock_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_zklock_v1_lock_proto_rawDesc), len(file_zklock_v1_lock_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

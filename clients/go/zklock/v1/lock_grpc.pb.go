@@ -23,6 +23,7 @@ const (
 	LockService_Renew_FullMethodName    = "/zklock.v1.LockService/Renew"
 	LockService_Release_FullMethodName  = "/zklock.v1.LockService/Release"
 	LockService_Describe_FullMethodName = "/zklock.v1.LockService/Describe"
+	LockService_Observe_FullMethodName  = "/zklock.v1.LockService/Observe"
 )
 
 // LockServiceClient is the client API for LockService service.
@@ -51,10 +52,16 @@ type LockServiceClient interface {
 	// at once; ending it after the grant releases a lease that is not
 	// detached.
 	//
-	// Errors: INVALID_ARGUMENT for a bad lock name, ttl, wait or owner;
-	// DEADLINE_EXCEEDED when `wait` ran out before the grant; UNAVAILABLE while
-	// the sidecar has no ZooKeeper session or is shutting down;
-	// RESOURCE_EXHAUSTED past a configured limit.
+	// A re-entry (`reenter`) sends no Queued: Granted comes at once.
+	//
+	// Errors: INVALID_ARGUMENT for a bad lock name, ttl, wait, owner, permits
+	// or reenter, or a reenter of a lease of another lock; NOT_FOUND for a
+	// reenter of a lease the sidecar does not know (or that was released);
+	// ABORTED for a reenter of a lease that was lost; FAILED_PRECONDITION for
+	// permits that differ from those of the lock's present contenders, and for
+	// an exclusive reenter of a shared lease; DEADLINE_EXCEEDED when `wait`
+	// ran out before the grant; UNAVAILABLE while the sidecar has no ZooKeeper
+	// session or is shutting down; RESOURCE_EXHAUSTED past a configured limit.
 	Acquire(ctx context.Context, in *AcquireRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AcquireResponse], error)
 	// Renews detached leases, extending each by its TTL (or the given ttl).
 	//
@@ -74,6 +81,22 @@ type LockServiceClient interface {
 	// Describes a lock as ZooKeeper holds it: its holders and its waiters,
 	// from every sidecar and every compatible client.
 	Describe(ctx context.Context, in *DescribeRequest, opts ...grpc.CallOption) (*DescribeResponse, error)
+	// Observes who holds a lock: the first message is the present state, then
+	// one message each time the set of holders changes, until the call is
+	// cancelled. It sees holders of every kind of client on the lock's path
+	// (zklock sidecars, Curator, Kazoo). Changes that come closer together
+	// than a ZooKeeper round trip may be reported as one. The sidecar keeps
+	// one ZooKeeper watch per observed lock, shared by its local observers.
+	//
+	// Leader election is Acquire (campaign: the owner label carries what the
+	// followers need, such as the leader's address), Observe (follow the
+	// leader: the first holder) and Release or the stream's end (resign).
+	//
+	// Errors: INVALID_ARGUMENT for a bad lock name; UNAVAILABLE while the
+	// sidecar has no ZooKeeper session (also mid-stream, when it loses it:
+	// observe again), or is shutting down; RESOURCE_EXHAUSTED past a
+	// configured limit.
+	Observe(ctx context.Context, in *ObserveRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ObserveResponse], error)
 }
 
 type lockServiceClient struct {
@@ -133,6 +156,25 @@ func (c *lockServiceClient) Describe(ctx context.Context, in *DescribeRequest, o
 	return out, nil
 }
 
+func (c *lockServiceClient) Observe(ctx context.Context, in *ObserveRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ObserveResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &LockService_ServiceDesc.Streams[1], LockService_Observe_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ObserveRequest, ObserveResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type LockService_ObserveClient = grpc.ServerStreamingClient[ObserveResponse]
+
 // LockServiceServer is the server API for LockService service.
 // All implementations must embed UnimplementedLockServiceServer
 // for forward compatibility.
@@ -159,10 +201,16 @@ type LockServiceServer interface {
 	// at once; ending it after the grant releases a lease that is not
 	// detached.
 	//
-	// Errors: INVALID_ARGUMENT for a bad lock name, ttl, wait or owner;
-	// DEADLINE_EXCEEDED when `wait` ran out before the grant; UNAVAILABLE while
-	// the sidecar has no ZooKeeper session or is shutting down;
-	// RESOURCE_EXHAUSTED past a configured limit.
+	// A re-entry (`reenter`) sends no Queued: Granted comes at once.
+	//
+	// Errors: INVALID_ARGUMENT for a bad lock name, ttl, wait, owner, permits
+	// or reenter, or a reenter of a lease of another lock; NOT_FOUND for a
+	// reenter of a lease the sidecar does not know (or that was released);
+	// ABORTED for a reenter of a lease that was lost; FAILED_PRECONDITION for
+	// permits that differ from those of the lock's present contenders, and for
+	// an exclusive reenter of a shared lease; DEADLINE_EXCEEDED when `wait`
+	// ran out before the grant; UNAVAILABLE while the sidecar has no ZooKeeper
+	// session or is shutting down; RESOURCE_EXHAUSTED past a configured limit.
 	Acquire(*AcquireRequest, grpc.ServerStreamingServer[AcquireResponse]) error
 	// Renews detached leases, extending each by its TTL (or the given ttl).
 	//
@@ -182,6 +230,22 @@ type LockServiceServer interface {
 	// Describes a lock as ZooKeeper holds it: its holders and its waiters,
 	// from every sidecar and every compatible client.
 	Describe(context.Context, *DescribeRequest) (*DescribeResponse, error)
+	// Observes who holds a lock: the first message is the present state, then
+	// one message each time the set of holders changes, until the call is
+	// cancelled. It sees holders of every kind of client on the lock's path
+	// (zklock sidecars, Curator, Kazoo). Changes that come closer together
+	// than a ZooKeeper round trip may be reported as one. The sidecar keeps
+	// one ZooKeeper watch per observed lock, shared by its local observers.
+	//
+	// Leader election is Acquire (campaign: the owner label carries what the
+	// followers need, such as the leader's address), Observe (follow the
+	// leader: the first holder) and Release or the stream's end (resign).
+	//
+	// Errors: INVALID_ARGUMENT for a bad lock name; UNAVAILABLE while the
+	// sidecar has no ZooKeeper session (also mid-stream, when it loses it:
+	// observe again), or is shutting down; RESOURCE_EXHAUSTED past a
+	// configured limit.
+	Observe(*ObserveRequest, grpc.ServerStreamingServer[ObserveResponse]) error
 	mustEmbedUnimplementedLockServiceServer()
 }
 
@@ -203,6 +267,9 @@ func (UnimplementedLockServiceServer) Release(context.Context, *ReleaseRequest) 
 }
 func (UnimplementedLockServiceServer) Describe(context.Context, *DescribeRequest) (*DescribeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Describe not implemented")
+}
+func (UnimplementedLockServiceServer) Observe(*ObserveRequest, grpc.ServerStreamingServer[ObserveResponse]) error {
+	return status.Error(codes.Unimplemented, "method Observe not implemented")
 }
 func (UnimplementedLockServiceServer) mustEmbedUnimplementedLockServiceServer() {}
 func (UnimplementedLockServiceServer) testEmbeddedByValue()                     {}
@@ -290,6 +357,17 @@ func _LockService_Describe_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LockService_Observe_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ObserveRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(LockServiceServer).Observe(m, &grpc.GenericServerStream[ObserveRequest, ObserveResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type LockService_ObserveServer = grpc.ServerStreamingServer[ObserveResponse]
+
 // LockService_ServiceDesc is the grpc.ServiceDesc for LockService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -314,6 +392,11 @@ var LockService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Acquire",
 			Handler:       _LockService_Acquire_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Observe",
+			Handler:       _LockService_Observe_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -15,7 +15,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14zklock/v1/lock.proto\x12\tzklock.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xad\x01\n\x0e\x41\x63quireRequest\x12\x0c\n\x04lock\x18\x01 \x01(\t\x12\x1d\n\x04mode\x18\x02 \x01(\x0e\x32\x0f.zklock.v1.Mode\x12&\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\'\n\x04wait\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\r\n\x05owner\x18\x05 \x01(\t\x12\x0e\n\x06\x64\x65tach\x18\x06 \x01(\x08\"\x82\x02\n\x0f\x41\x63quireResponse\x12#\n\x06queued\x18\x01 \x01(\x0b\x32\x11.zklock.v1.QueuedH\x00\x12%\n\x07granted\x18\x02 \x01(\x0b\x32\x12.zklock.v1.GrantedH\x00\x12)\n\tsuspended\x18\x03 \x01(\x0b\x32\x14.zklock.v1.SuspendedH\x00\x12%\n\x07resumed\x18\x04 \x01(\x0b\x32\x12.zklock.v1.ResumedH\x00\x12\'\n\x08released\x18\x05 \x01(\x0b\x32\x13.zklock.v1.ReleasedH\x00\x12\x1f\n\x04lost\x18\x06 \x01(\x0b\x32\x0f.zklock.v1.LostH\x00\x42\x07\n\x05\x65vent\"0\n\x06Queued\x12\x10\n\x08position\x18\x01 \x01(\x05\x12\x14\n\x0cqueue_length\x18\x02 \x01(\x05\"b\n\x07Granted\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x15\n\rfencing_token\x18\x02 \x01(\x03\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x0b\n\tSuspended\"\t\n\x07Resumed\"\n\n\x08Released\"-\n\x04Lost\x12%\n\x06reason\x18\x01 \x01(\x0e\x32\x15.zklock.v1.LostReason\"I\n\x0cRenewRequest\x12\x11\n\tlease_ids\x18\x01 \x03(\t\x12&\n\x03ttl\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"7\n\rRenewResponse\x12&\n\x06leases\x18\x01 \x03(\x0b\x32\x16.zklock.v1.LeaseExpiry\"O\n\x0bLeaseExpiry\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\"\n\x0eReleaseRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\"\x11\n\x0fReleaseResponse\"\x1f\n\x0f\x44\x65scribeRequest\x12\x0c\n\x04lock\x18\x01 \x01(\t\"`\n\x10\x44\x65scribeResponse\x12%\n\x07holders\x18\x01 \x03(\x0b\x32\x14.zklock.v1.Contender\x12%\n\x07waiters\x18\x02 \x03(\x0b\x32\x14.zklock.v1.Contender\"\x8f\x01\n\tContender\x12\r\n\x05owner\x18\x01 \x01(\t\x12\x15\n\rfencing_token\x18\x02 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x04mode\x18\x04 \x01(\x0e\x32\x0f.zklock.v1.Mode\x12\x0c\n\x04node\x18\x05 \x01(\t*A\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x12\n\x0eMODE_EXCLUSIVE\x10\x01\x12\x0f\n\x0bMODE_SHARED\x10\x02*\x83\x01\n\nLostReason\x12\x1b\n\x17LOST_REASON_UNSPECIFIED\x10\x00\x12\x1d\n\x19LOST_REASON_LEASE_EXPIRED\x10\x01\x12\x1f\n\x1bLOST_REASON_SESSION_EXPIRED\x10\x02\x12\x18\n\x14LOST_REASON_SHUTDOWN\x10\x03\x32\x94\x02\n\x0bLockService\x12\x42\n\x07\x41\x63quire\x12\x19.zklock.v1.AcquireRequest\x1a\x1a.zklock.v1.AcquireResponse0\x01\x12:\n\x05Renew\x12\x17.zklock.v1.RenewRequest\x1a\x18.zklock.v1.RenewResponse\x12@\n\x07Release\x12\x19.zklock.v1.ReleaseRequest\x1a\x1a.zklock.v1.ReleaseResponse\x12\x43\n\x08\x44\x65scribe\x12\x1a.zklock.v1.DescribeRequest\x1a\x1b.zklock.v1.DescribeResponseBS\n\x0cio.zklock.v1B\tLockProtoP\x01Z6github.com/zklock/zklock/clients/go/zklock/v1;zklockv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14zklock/v1/lock.proto\x12\tzklock.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcf\x01\n\x0e\x41\x63quireRequest\x12\x0c\n\x04lock\x18\x01 \x01(\t\x12\x1d\n\x04mode\x18\x02 \x01(\x0e\x32\x0f.zklock.v1.Mode\x12&\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\'\n\x04wait\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\r\n\x05owner\x18\x05 \x01(\t\x12\x0e\n\x06\x64\x65tach\x18\x06 \x01(\x08\x12\x0f\n\x07reenter\x18\x07 \x01(\t\x12\x0f\n\x07permits\x18\x08 \x01(\x05\"\x82\x02\n\x0f\x41\x63quireResponse\x12#\n\x06queued\x18\x01 \x01(\x0b\x32\x11.zklock.v1.QueuedH\x00\x12%\n\x07granted\x18\x02 \x01(\x0b\x32\x12.zklock.v1.GrantedH\x00\x12)\n\tsuspended\x18\x03 \x01(\x0b\x32\x14.zklock.v1.SuspendedH\x00\x12%\n\x07resumed\x18\x04 \x01(\x0b\x32\x12.zklock.v1.ResumedH\x00\x12\'\n\x08released\x18\x05 \x01(\x0b\x32\x13.zklock.v1.ReleasedH\x00\x12\x1f\n\x04lost\x18\x06 \x01(\x0b\x32\x0f.zklock.v1.LostH\x00\x42\x07\n\x05\x65vent\"0\n\x06Queued\x12\x10\n\x08position\x18\x01 \x01(\x05\x12\x14\n\x0cqueue_length\x18\x02 \x01(\x05\"b\n\x07Granted\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x15\n\rfencing_token\x18\x02 \x01(\x03\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x0b\n\tSuspended\"\t\n\x07Resumed\"\n\n\x08Released\"-\n\x04Lost\x12%\n\x06reason\x18\x01 \x01(\x0e\x32\x15.zklock.v1.LostReason\"I\n\x0cRenewRequest\x12\x11\n\tlease_ids\x18\x01 \x03(\t\x12&\n\x03ttl\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"7\n\rRenewResponse\x12&\n\x06leases\x18\x01 \x03(\x0b\x32\x16.zklock.v1.LeaseExpiry\"O\n\x0bLeaseExpiry\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\"\n\x0eReleaseRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\"\x11\n\x0fReleaseResponse\"\x1f\n\x0f\x44\x65scribeRequest\x12\x0c\n\x04lock\x18\x01 \x01(\t\"q\n\x10\x44\x65scribeResponse\x12%\n\x07holders\x18\x01 \x03(\x0b\x32\x14.zklock.v1.Contender\x12%\n\x07waiters\x18\x02 \x03(\x0b\x32\x14.zklock.v1.Contender\x12\x0f\n\x07permits\x18\x03 \x01(\x05\"\x1e\n\x0eObserveRequest\x12\x0c\n\x04lock\x18\x01 \x01(\t\"_\n\x0fObserveResponse\x12%\n\x07holders\x18\x01 \x03(\x0b\x32\x14.zklock.v1.Contender\x12\x14\n\x0cqueue_length\x18\x02 \x01(\x05\x12\x0f\n\x07permits\x18\x03 \x01(\x05\"\xa2\x01\n\tContender\x12\r\n\x05owner\x18\x01 \x01(\t\x12\x15\n\rfencing_token\x18\x02 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x04mode\x18\x04 \x01(\x0e\x32\x0f.zklock.v1.Mode\x12\x0c\n\x04node\x18\x05 \x01(\t\x12\x11\n\treentered\x18\x06 \x01(\x05*A\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x12\n\x0eMODE_EXCLUSIVE\x10\x01\x12\x0f\n\x0bMODE_SHARED\x10\x02*\x83\x01\n\nLostReason\x12\x1b\n\x17LOST_REASON_UNSPECIFIED\x10\x00\x12\x1d\n\x19LOST_REASON_LEASE_EXPIRED\x10\x01\x12\x1f\n\x1bLOST_REASON_SESSION_EXPIRED\x10\x02\x12\x18\n\x14LOST_REASON_SHUTDOWN\x10\x03\x32\xd8\x02\n\x0bLockService\x12\x42\n\x07\x41\x63quire\x12\x19.zklock.v1.AcquireRequest\x1a\x1a.zklock.v1.AcquireResponse0\x01\x12:\n\x05Renew\x12\x17.zklock.v1.RenewRequest\x1a\x18.zklock.v1.RenewResponse\x12@\n\x07Release\x12\x19.zklock.v1.ReleaseRequest\x1a\x1a.zklock.v1.ReleaseResponse\x12\x43\n\x08\x44\x65scribe\x12\x1a.zklock.v1.DescribeRequest\x1a\x1b.zklock.v1.DescribeResponse\x12\x42\n\x07Observe\x12\x19.zklock.v1.ObserveRequest\x1a\x1a.zklock.v1.ObserveResponse0\x01\x42S\n\x0cio.zklock.v1B\tLockProtoP\x01Z6github.com/zklock/zklock/clients/go/zklock/v1;zklockv1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'zklock.v1.lock_pb2', globals())
@@ -23,42 +23,46 @@ if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
   DESCRIPTOR._serialized_options = b'\n\014io.zklock.v1B\tLockProtoP\001Z6github.com/zklock/zklock/clients/go/zklock/v1;zklockv1'
-  _MODE._serialized_start=1315
-  _MODE._serialized_end=1380
-  _LOSTREASON._serialized_start=1383
-  _LOSTREASON._serialized_end=1514
+  _MODE._serialized_start=1514
+  _MODE._serialized_end=1579
+  _LOSTREASON._serialized_start=1582
+  _LOSTREASON._serialized_end=1713
   _ACQUIREREQUEST._serialized_start=101
-  _ACQUIREREQUEST._serialized_end=274
-  _ACQUIRERESPONSE._serialized_start=277
-  _ACQUIRERESPONSE._serialized_end=535
-  _QUEUED._serialized_start=537
-  _QUEUED._serialized_end=585
-  _GRANTED._serialized_start=587
-  _GRANTED._serialized_end=685
-  _SUSPENDED._serialized_start=687
-  _SUSPENDED._serialized_end=698
-  _RESUMED._serialized_start=700
-  _RESUMED._serialized_end=709
-  _RELEASED._serialized_start=711
-  _RELEASED._serialized_end=721
-  _LOST._serialized_start=723
-  _LOST._serialized_end=768
-  _RENEWREQUEST._serialized_start=770
-  _RENEWREQUEST._serialized_end=843
-  _RENEWRESPONSE._serialized_start=845
-  _RENEWRESPONSE._serialized_end=900
-  _LEASEEXPIRY._serialized_start=902
-  _LEASEEXPIRY._serialized_end=981
-  _RELEASEREQUEST._serialized_start=983
-  _RELEASEREQUEST._serialized_end=1017
-  _RELEASERESPONSE._serialized_start=1019
-  _RELEASERESPONSE._serialized_end=1036
-  _DESCRIBEREQUEST._serialized_start=1038
-  _DESCRIBEREQUEST._serialized_end=1069
-  _DESCRIBERESPONSE._serialized_start=1071
-  _DESCRIBERESPONSE._serialized_end=1167
-  _CONTENDER._serialized_start=1170
-  _CONTENDER._serialized_end=1313
-  _LOCKSERVICE._serialized_start=1517
-  _LOCKSERVICE._serialized_end=1793
+  _ACQUIREREQUEST._serialized_end=308
+  _ACQUIRERESPONSE._serialized_start=311
+  _ACQUIRERESPONSE._serialized_end=569
+  _QUEUED._serialized_start=571
+  _QUEUED._serialized_end=619
+  _GRANTED._serialized_start=621
+  _GRANTED._serialized_end=719
+  _SUSPENDED._serialized_start=721
+  _SUSPENDED._serialized_end=732
+  _RESUMED._serialized_start=734
+  _RESUMED._serialized_end=743
+  _RELEASED._serialized_start=745
+  _RELEASED._serialized_end=755
+  _LOST._serialized_start=757
+  _LOST._serialized_end=802
+  _RENEWREQUEST._serialized_start=804
+  _RENEWREQUEST._serialized_end=877
+  _RENEWRESPONSE._serialized_start=879
+  _RENEWRESPONSE._serialized_end=934
+  _LEASEEXPIRY._serialized_start=936
+  _LEASEEXPIRY._serialized_end=1015
+  _RELEASEREQUEST._serialized_start=1017
+  _RELEASEREQUEST._serialized_end=1051
+  _RELEASERESPONSE._serialized_start=1053
+  _RELEASERESPONSE._serialized_end=1070
+  _DESCRIBEREQUEST._serialized_start=1072
+  _DESCRIBEREQUEST._serialized_end=1103
+  _DESCRIBERESPONSE._serialized_start=1105
+  _DESCRIBERESPONSE._serialized_end=1218
+  _OBSERVEREQUEST._serialized_start=1220
+  _OBSERVEREQUEST._serialized_end=1250
+  _OBSERVERESPONSE._serialized_start=1252
+  _OBSERVERESPONSE._serialized_end=1347
+  _CONTENDER._serialized_start=1350
+  _CONTENDER._serialized_end=1512
+  _LOCKSERVICE._serialized_start=1716
+  _LOCKSERVICE._serialized_end=2060
 # @@protoc_insertion_point(module_scope)

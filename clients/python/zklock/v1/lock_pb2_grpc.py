@@ -45,6 +45,11 @@ class LockServiceStub(object):
         request_serializer=zklock_dot_v1_dot_lock__pb2.DescribeRequest.SerializeToString,
         response_deserializer=zklock_dot_v1_dot_lock__pb2.DescribeResponse.FromString,
         )
+    self.Observe = channel.unary_stream(
+        '/zklock.v1.LockService/Observe',
+        request_serializer=zklock_dot_v1_dot_lock__pb2.ObserveRequest.SerializeToString,
+        response_deserializer=zklock_dot_v1_dot_lock__pb2.ObserveResponse.FromString,
+        )
 
 
 class LockServiceServicer(object):
@@ -72,10 +77,16 @@ class LockServiceServicer(object):
     at once; ending it after the grant releases a lease that is not
     detached.
 
-    Errors: INVALID_ARGUMENT for a bad lock name, ttl, wait or owner;
-    DEADLINE_EXCEEDED when `wait` ran out before the grant; UNAVAILABLE while
-    the sidecar has no ZooKeeper session or is shutting down;
-    RESOURCE_EXHAUSTED past a configured limit.
+    A re-entry (`reenter`) sends no Queued: Granted comes at once.
+
+    Errors: INVALID_ARGUMENT for a bad lock name, ttl, wait, owner, permits
+    or reenter, or a reenter of a lease of another lock; NOT_FOUND for a
+    reenter of a lease the sidecar does not know (or that was released);
+    ABORTED for a reenter of a lease that was lost; FAILED_PRECONDITION for
+    permits that differ from those of the lock's present contenders, and for
+    an exclusive reenter of a shared lease; DEADLINE_EXCEEDED when `wait`
+    ran out before the grant; UNAVAILABLE while the sidecar has no ZooKeeper
+    session or is shutting down; RESOURCE_EXHAUSTED past a configured limit.
     """
     context.set_code(grpc.StatusCode.UNIMPLEMENTED)
     context.set_details('Method not implemented!')
@@ -114,6 +125,27 @@ class LockServiceServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def Observe(self, request, context):
+    """Observes who holds a lock: the first message is the present state, then
+    one message each time the set of holders changes, until the call is
+    cancelled. It sees holders of every kind of client on the lock's path
+    (zklock sidecars, Curator, Kazoo). Changes that come closer together
+    than a ZooKeeper round trip may be reported as one. The sidecar keeps
+    one ZooKeeper watch per observed lock, shared by its local observers.
+
+    Leader election is Acquire (campaign: the owner label carries what the
+    followers need, such as the leader's address), Observe (follow the
+    leader: the first holder) and Release or the stream's end (resign).
+
+    Errors: INVALID_ARGUMENT for a bad lock name; UNAVAILABLE while the
+    sidecar has no ZooKeeper session (also mid-stream, when it loses it:
+    observe again), or is shutting down; RESOURCE_EXHAUSTED past a
+    configured limit.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
 
 def add_LockServiceServicer_to_server(servicer, server):
   rpc_method_handlers = {
@@ -136,6 +168,11 @@ def add_LockServiceServicer_to_server(servicer, server):
           servicer.Describe,
           request_deserializer=zklock_dot_v1_dot_lock__pb2.DescribeRequest.FromString,
           response_serializer=zklock_dot_v1_dot_lock__pb2.DescribeResponse.SerializeToString,
+      ),
+      'Observe': grpc.unary_stream_rpc_method_handler(
+          servicer.Observe,
+          request_deserializer=zklock_dot_v1_dot_lock__pb2.ObserveRequest.FromString,
+          response_serializer=zklock_dot_v1_dot_lock__pb2.ObserveResponse.SerializeToString,
       ),
   }
   generic_handler = grpc.method_handlers_generic_handler(

@@ -23,6 +23,7 @@ private static final long serialVersionUID = 0L;
     lock_ = "";
     mode_ = 0;
     owner_ = "";
+    reenter_ = "";
   }
 
   @java.lang.Override
@@ -293,6 +294,86 @@ private static final long serialVersionUID = 0L;
     return detach_;
   }
 
+  public static final int REENTER_FIELD_NUMBER = 7;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object reenter_ = "";
+  /**
+   * <pre>
+   * Re-entry: the lease id of a lease the caller holds on this same lock.
+   * The Acquire is granted at once, without Queued, with the same fencing
+   * token and a lease id of its own (stream-bound or detached like any
+   * lease). The lock stays held until the first lease and every lease that
+   * re-entered it have ended; a loss ends them all with Lost. An
+   * unspecified mode means the re-entered lease's; a shared lease cannot be
+   * re-entered as exclusive. Empty means no re-entry.
+   * </pre>
+   *
+   * <code>string reenter = 7;</code>
+   * @return The reenter.
+   */
+  @java.lang.Override
+  public java.lang.String getReenter() {
+    java.lang.Object ref = reenter_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      reenter_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * Re-entry: the lease id of a lease the caller holds on this same lock.
+   * The Acquire is granted at once, without Queued, with the same fencing
+   * token and a lease id of its own (stream-bound or detached like any
+   * lease). The lock stays held until the first lease and every lease that
+   * re-entered it have ended; a loss ends them all with Lost. An
+   * unspecified mode means the re-entered lease's; a shared lease cannot be
+   * re-entered as exclusive. Empty means no re-entry.
+   * </pre>
+   *
+   * <code>string reenter = 7;</code>
+   * @return The bytes for reenter.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getReenterBytes() {
+    java.lang.Object ref = reenter_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      reenter_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
+  public static final int PERMITS_FIELD_NUMBER = 8;
+  private int permits_ = 0;
+  /**
+   * <pre>
+   * 0 or 1: a lock (exclusive or shared). N &gt; 1: the name is a semaphore
+   * with N permits: at most N holders at once, granted first come first
+   * served, each with a fencing token of its own. Its nodes are those of
+   * Apache Curator's InterProcessSemaphoreV2 on the same path, so Curator
+   * contenders share the N permits. Every contender must ask for the same N
+   * (FAILED_PRECONDITION otherwise, naming both numbers); a semaphore is
+   * exclusive-mode only. At most 1000000.
+   * </pre>
+   *
+   * <code>int32 permits = 8;</code>
+   * @return The permits.
+   */
+  @java.lang.Override
+  public int getPermits() {
+    return permits_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -325,6 +406,12 @@ private static final long serialVersionUID = 0L;
     if (detach_ != false) {
       output.writeBool(6, detach_);
     }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(reenter_)) {
+      com.google.protobuf.GeneratedMessageV3.writeString(output, 7, reenter_);
+    }
+    if (permits_ != 0) {
+      output.writeInt32(8, permits_);
+    }
     getUnknownFields().writeTo(output);
   }
 
@@ -355,6 +442,13 @@ private static final long serialVersionUID = 0L;
     if (detach_ != false) {
       size += com.google.protobuf.CodedOutputStream
         .computeBoolSize(6, detach_);
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(reenter_)) {
+      size += com.google.protobuf.GeneratedMessageV3.computeStringSize(7, reenter_);
+    }
+    if (permits_ != 0) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeInt32Size(8, permits_);
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -388,6 +482,10 @@ private static final long serialVersionUID = 0L;
         .equals(other.getOwner())) return false;
     if (getDetach()
         != other.getDetach()) return false;
+    if (!getReenter()
+        .equals(other.getReenter())) return false;
+    if (getPermits()
+        != other.getPermits()) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -416,6 +514,10 @@ private static final long serialVersionUID = 0L;
     hash = (37 * hash) + DETACH_FIELD_NUMBER;
     hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
         getDetach());
+    hash = (37 * hash) + REENTER_FIELD_NUMBER;
+    hash = (53 * hash) + getReenter().hashCode();
+    hash = (37 * hash) + PERMITS_FIELD_NUMBER;
+    hash = (53 * hash) + getPermits();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -563,6 +665,8 @@ private static final long serialVersionUID = 0L;
       }
       owner_ = "";
       detach_ = false;
+      reenter_ = "";
+      permits_ = 0;
       return this;
     }
 
@@ -617,6 +721,12 @@ private static final long serialVersionUID = 0L;
       }
       if (((from_bitField0_ & 0x00000020) != 0)) {
         result.detach_ = detach_;
+      }
+      if (((from_bitField0_ & 0x00000040) != 0)) {
+        result.reenter_ = reenter_;
+      }
+      if (((from_bitField0_ & 0x00000080) != 0)) {
+        result.permits_ = permits_;
       }
     }
 
@@ -686,6 +796,14 @@ private static final long serialVersionUID = 0L;
       if (other.getDetach() != false) {
         setDetach(other.getDetach());
       }
+      if (!other.getReenter().isEmpty()) {
+        reenter_ = other.reenter_;
+        bitField0_ |= 0x00000040;
+        onChanged();
+      }
+      if (other.getPermits() != 0) {
+        setPermits(other.getPermits());
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -746,6 +864,16 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000020;
               break;
             } // case 48
+            case 58: {
+              reenter_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00000040;
+              break;
+            } // case 58
+            case 64: {
+              permits_ = input.readInt32();
+              bitField0_ |= 0x00000080;
+              break;
+            } // case 64
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1462,6 +1590,190 @@ private static final long serialVersionUID = 0L;
     public Builder clearDetach() {
       bitField0_ = (bitField0_ & ~0x00000020);
       detach_ = false;
+      onChanged();
+      return this;
+    }
+
+    private java.lang.Object reenter_ = "";
+    /**
+     * <pre>
+     * Re-entry: the lease id of a lease the caller holds on this same lock.
+     * The Acquire is granted at once, without Queued, with the same fencing
+     * token and a lease id of its own (stream-bound or detached like any
+     * lease). The lock stays held until the first lease and every lease that
+     * re-entered it have ended; a loss ends them all with Lost. An
+     * unspecified mode means the re-entered lease's; a shared lease cannot be
+     * re-entered as exclusive. Empty means no re-entry.
+     * </pre>
+     *
+     * <code>string reenter = 7;</code>
+     * @return The reenter.
+     */
+    public java.lang.String getReenter() {
+      java.lang.Object ref = reenter_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        reenter_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * Re-entry: the lease id of a lease the caller holds on this same lock.
+     * The Acquire is granted at once, without Queued, with the same fencing
+     * token and a lease id of its own (stream-bound or detached like any
+     * lease). The lock stays held until the first lease and every lease that
+     * re-entered it have ended; a loss ends them all with Lost. An
+     * unspecified mode means the re-entered lease's; a shared lease cannot be
+     * re-entered as exclusive. Empty means no re-entry.
+     * </pre>
+     *
+     * <code>string reenter = 7;</code>
+     * @return The bytes for reenter.
+     */
+    public com.google.protobuf.ByteString
+        getReenterBytes() {
+      java.lang.Object ref = reenter_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        reenter_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * Re-entry: the lease id of a lease the caller holds on this same lock.
+     * The Acquire is granted at once, without Queued, with the same fencing
+     * token and a lease id of its own (stream-bound or detached like any
+     * lease). The lock stays held until the first lease and every lease that
+     * re-entered it have ended; a loss ends them all with Lost. An
+     * unspecified mode means the re-entered lease's; a shared lease cannot be
+     * re-entered as exclusive. Empty means no re-entry.
+     * </pre>
+     *
+     * <code>string reenter = 7;</code>
+     * @param value The reenter to set.
+     * @return This builder for chaining.
+     */
+    public Builder setReenter(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      reenter_ = value;
+      bitField0_ |= 0x00000040;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Re-entry: the lease id of a lease the caller holds on this same lock.
+     * The Acquire is granted at once, without Queued, with the same fencing
+     * token and a lease id of its own (stream-bound or detached like any
+     * lease). The lock stays held until the first lease and every lease that
+     * re-entered it have ended; a loss ends them all with Lost. An
+     * unspecified mode means the re-entered lease's; a shared lease cannot be
+     * re-entered as exclusive. Empty means no re-entry.
+     * </pre>
+     *
+     * <code>string reenter = 7;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearReenter() {
+      reenter_ = getDefaultInstance().getReenter();
+      bitField0_ = (bitField0_ & ~0x00000040);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Re-entry: the lease id of a lease the caller holds on this same lock.
+     * The Acquire is granted at once, without Queued, with the same fencing
+     * token and a lease id of its own (stream-bound or detached like any
+     * lease). The lock stays held until the first lease and every lease that
+     * re-entered it have ended; a loss ends them all with Lost. An
+     * unspecified mode means the re-entered lease's; a shared lease cannot be
+     * re-entered as exclusive. Empty means no re-entry.
+     * </pre>
+     *
+     * <code>string reenter = 7;</code>
+     * @param value The bytes for reenter to set.
+     * @return This builder for chaining.
+     */
+    public Builder setReenterBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      reenter_ = value;
+      bitField0_ |= 0x00000040;
+      onChanged();
+      return this;
+    }
+
+    private int permits_ ;
+    /**
+     * <pre>
+     * 0 or 1: a lock (exclusive or shared). N &gt; 1: the name is a semaphore
+     * with N permits: at most N holders at once, granted first come first
+     * served, each with a fencing token of its own. Its nodes are those of
+     * Apache Curator's InterProcessSemaphoreV2 on the same path, so Curator
+     * contenders share the N permits. Every contender must ask for the same N
+     * (FAILED_PRECONDITION otherwise, naming both numbers); a semaphore is
+     * exclusive-mode only. At most 1000000.
+     * </pre>
+     *
+     * <code>int32 permits = 8;</code>
+     * @return The permits.
+     */
+    @java.lang.Override
+    public int getPermits() {
+      return permits_;
+    }
+    /**
+     * <pre>
+     * 0 or 1: a lock (exclusive or shared). N &gt; 1: the name is a semaphore
+     * with N permits: at most N holders at once, granted first come first
+     * served, each with a fencing token of its own. Its nodes are those of
+     * Apache Curator's InterProcessSemaphoreV2 on the same path, so Curator
+     * contenders share the N permits. Every contender must ask for the same N
+     * (FAILED_PRECONDITION otherwise, naming both numbers); a semaphore is
+     * exclusive-mode only. At most 1000000.
+     * </pre>
+     *
+     * <code>int32 permits = 8;</code>
+     * @param value The permits to set.
+     * @return This builder for chaining.
+     */
+    public Builder setPermits(int value) {
+      
+      permits_ = value;
+      bitField0_ |= 0x00000080;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * 0 or 1: a lock (exclusive or shared). N &gt; 1: the name is a semaphore
+     * with N permits: at most N holders at once, granted first come first
+     * served, each with a fencing token of its own. Its nodes are those of
+     * Apache Curator's InterProcessSemaphoreV2 on the same path, so Curator
+     * contenders share the N permits. Every contender must ask for the same N
+     * (FAILED_PRECONDITION otherwise, naming both numbers); a semaphore is
+     * exclusive-mode only. At most 1000000.
+     * </pre>
+     *
+     * <code>int32 permits = 8;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearPermits() {
+      bitField0_ = (bitField0_ & ~0x00000080);
+      permits_ = 0;
       onChanged();
       return this;
     }

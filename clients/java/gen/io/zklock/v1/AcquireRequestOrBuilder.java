@@ -161,4 +161,52 @@ public interface AcquireRequestOrBuilder extends
    * @return The detach.
    */
   boolean getDetach();
+
+  /**
+   * <pre>
+   * Re-entry: the lease id of a lease the caller holds on this same lock.
+   * The Acquire is granted at once, without Queued, with the same fencing
+   * token and a lease id of its own (stream-bound or detached like any
+   * lease). The lock stays held until the first lease and every lease that
+   * re-entered it have ended; a loss ends them all with Lost. An
+   * unspecified mode means the re-entered lease's; a shared lease cannot be
+   * re-entered as exclusive. Empty means no re-entry.
+   * </pre>
+   *
+   * <code>string reenter = 7;</code>
+   * @return The reenter.
+   */
+  java.lang.String getReenter();
+  /**
+   * <pre>
+   * Re-entry: the lease id of a lease the caller holds on this same lock.
+   * The Acquire is granted at once, without Queued, with the same fencing
+   * token and a lease id of its own (stream-bound or detached like any
+   * lease). The lock stays held until the first lease and every lease that
+   * re-entered it have ended; a loss ends them all with Lost. An
+   * unspecified mode means the re-entered lease's; a shared lease cannot be
+   * re-entered as exclusive. Empty means no re-entry.
+   * </pre>
+   *
+   * <code>string reenter = 7;</code>
+   * @return The bytes for reenter.
+   */
+  com.google.protobuf.ByteString
+      getReenterBytes();
+
+  /**
+   * <pre>
+   * 0 or 1: a lock (exclusive or shared). N &gt; 1: the name is a semaphore
+   * with N permits: at most N holders at once, granted first come first
+   * served, each with a fencing token of its own. Its nodes are those of
+   * Apache Curator's InterProcessSemaphoreV2 on the same path, so Curator
+   * contenders share the N permits. Every contender must ask for the same N
+   * (FAILED_PRECONDITION otherwise, naming both numbers); a semaphore is
+   * exclusive-mode only. At most 1000000.
+   * </pre>
+   *
+   * <code>int32 permits = 8;</code>
+   * @return The permits.
+   */
+  int getPermits();
 }

@@ -183,7 +183,8 @@ private static final long serialVersionUID = 0L;
   private volatile java.lang.Object node_ = "";
   /**
    * <pre>
-   * The node's name under the lock's znode.
+   * The node's name under the lock's znode (under its "leases" or "locks"
+   * child for a semaphore).
    * </pre>
    *
    * <code>string node = 5;</code>
@@ -204,7 +205,8 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The node's name under the lock's znode.
+   * The node's name under the lock's znode (under its "leases" or "locks"
+   * child for a semaphore).
    * </pre>
    *
    * <code>string node = 5;</code>
@@ -223,6 +225,23 @@ private static final long serialVersionUID = 0L;
     } else {
       return (com.google.protobuf.ByteString) ref;
     }
+  }
+
+  public static final int REENTERED_FIELD_NUMBER = 6;
+  private int reentered_ = 0;
+  /**
+   * <pre>
+   * For a holder of this sidecar: how many of its leases hold it through
+   * re-entry, beyond the first. 0 for the holders of other sidecars and
+   * clients, whose re-entries this sidecar cannot see.
+   * </pre>
+   *
+   * <code>int32 reentered = 6;</code>
+   * @return The reentered.
+   */
+  @java.lang.Override
+  public int getReentered() {
+    return reentered_;
   }
 
   private byte memoizedIsInitialized = -1;
@@ -254,6 +273,9 @@ private static final long serialVersionUID = 0L;
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(node_)) {
       com.google.protobuf.GeneratedMessageV3.writeString(output, 5, node_);
     }
+    if (reentered_ != 0) {
+      output.writeInt32(6, reentered_);
+    }
     getUnknownFields().writeTo(output);
   }
 
@@ -280,6 +302,10 @@ private static final long serialVersionUID = 0L;
     }
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(node_)) {
       size += com.google.protobuf.GeneratedMessageV3.computeStringSize(5, node_);
+    }
+    if (reentered_ != 0) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeInt32Size(6, reentered_);
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -308,6 +334,8 @@ private static final long serialVersionUID = 0L;
     if (mode_ != other.mode_) return false;
     if (!getNode()
         .equals(other.getNode())) return false;
+    if (getReentered()
+        != other.getReentered()) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -332,6 +360,8 @@ private static final long serialVersionUID = 0L;
     hash = (53 * hash) + mode_;
     hash = (37 * hash) + NODE_FIELD_NUMBER;
     hash = (53 * hash) + getNode().hashCode();
+    hash = (37 * hash) + REENTERED_FIELD_NUMBER;
+    hash = (53 * hash) + getReentered();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -474,6 +504,7 @@ private static final long serialVersionUID = 0L;
       }
       mode_ = 0;
       node_ = "";
+      reentered_ = 0;
       return this;
     }
 
@@ -523,6 +554,9 @@ private static final long serialVersionUID = 0L;
       }
       if (((from_bitField0_ & 0x00000010) != 0)) {
         result.node_ = node_;
+      }
+      if (((from_bitField0_ & 0x00000020) != 0)) {
+        result.reentered_ = reentered_;
       }
     }
 
@@ -589,6 +623,9 @@ private static final long serialVersionUID = 0L;
         bitField0_ |= 0x00000010;
         onChanged();
       }
+      if (other.getReentered() != 0) {
+        setReentered(other.getReentered());
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -642,6 +679,11 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000010;
               break;
             } // case 42
+            case 48: {
+              reentered_ = input.readInt32();
+              bitField0_ |= 0x00000020;
+              break;
+            } // case 48
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1031,7 +1073,8 @@ private static final long serialVersionUID = 0L;
     private java.lang.Object node_ = "";
     /**
      * <pre>
-     * The node's name under the lock's znode.
+     * The node's name under the lock's znode (under its "leases" or "locks"
+     * child for a semaphore).
      * </pre>
      *
      * <code>string node = 5;</code>
@@ -1051,7 +1094,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The node's name under the lock's znode.
+     * The node's name under the lock's znode (under its "leases" or "locks"
+     * child for a semaphore).
      * </pre>
      *
      * <code>string node = 5;</code>
@@ -1072,7 +1116,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The node's name under the lock's znode.
+     * The node's name under the lock's znode (under its "leases" or "locks"
+     * child for a semaphore).
      * </pre>
      *
      * <code>string node = 5;</code>
@@ -1089,7 +1134,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The node's name under the lock's znode.
+     * The node's name under the lock's znode (under its "leases" or "locks"
+     * child for a semaphore).
      * </pre>
      *
      * <code>string node = 5;</code>
@@ -1103,7 +1149,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The node's name under the lock's znode.
+     * The node's name under the lock's znode (under its "leases" or "locks"
+     * child for a semaphore).
      * </pre>
      *
      * <code>string node = 5;</code>
@@ -1116,6 +1163,56 @@ private static final long serialVersionUID = 0L;
       checkByteStringIsUtf8(value);
       node_ = value;
       bitField0_ |= 0x00000010;
+      onChanged();
+      return this;
+    }
+
+    private int reentered_ ;
+    /**
+     * <pre>
+     * For a holder of this sidecar: how many of its leases hold it through
+     * re-entry, beyond the first. 0 for the holders of other sidecars and
+     * clients, whose re-entries this sidecar cannot see.
+     * </pre>
+     *
+     * <code>int32 reentered = 6;</code>
+     * @return The reentered.
+     */
+    @java.lang.Override
+    public int getReentered() {
+      return reentered_;
+    }
+    /**
+     * <pre>
+     * For a holder of this sidecar: how many of its leases hold it through
+     * re-entry, beyond the first. 0 for the holders of other sidecars and
+     * clients, whose re-entries this sidecar cannot see.
+     * </pre>
+     *
+     * <code>int32 reentered = 6;</code>
+     * @param value The reentered to set.
+     * @return This builder for chaining.
+     */
+    public Builder setReentered(int value) {
+      
+      reentered_ = value;
+      bitField0_ |= 0x00000020;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * For a holder of this sidecar: how many of its leases hold it through
+     * re-entry, beyond the first. 0 for the holders of other sidecars and
+     * clients, whose re-entries this sidecar cannot see.
+     * </pre>
+     *
+     * <code>int32 reentered = 6;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearReentered() {
+      bitField0_ = (bitField0_ & ~0x00000020);
+      reentered_ = 0;
       onChanged();
       return this;
     }

@@ -87,7 +87,8 @@ public interface ContenderOrBuilder extends
 
   /**
    * <pre>
-   * The node's name under the lock's znode.
+   * The node's name under the lock's znode (under its "leases" or "locks"
+   * child for a semaphore).
    * </pre>
    *
    * <code>string node = 5;</code>
@@ -96,7 +97,8 @@ public interface ContenderOrBuilder extends
   java.lang.String getNode();
   /**
    * <pre>
-   * The node's name under the lock's znode.
+   * The node's name under the lock's znode (under its "leases" or "locks"
+   * child for a semaphore).
    * </pre>
    *
    * <code>string node = 5;</code>
@@ -104,4 +106,16 @@ public interface ContenderOrBuilder extends
    */
   com.google.protobuf.ByteString
       getNodeBytes();
+
+  /**
+   * <pre>
+   * For a holder of this sidecar: how many of its leases hold it through
+   * re-entry, beyond the first. 0 for the holders of other sidecars and
+   * clients, whose re-entries this sidecar cannot see.
+   * </pre>
+   *
+   * <code>int32 reentered = 6;</code>
+   * @return The reentered.
+   */
+  int getReentered();
 }

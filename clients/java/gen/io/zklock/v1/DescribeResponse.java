@@ -171,6 +171,22 @@ private static final long serialVersionUID = 0L;
     return waiters_.get(index);
   }
 
+  public static final int PERMITS_FIELD_NUMBER = 3;
+  private int permits_ = 0;
+  /**
+   * <pre>
+   * For a semaphore, its number of permits as its zklock contenders agreed
+   * it (0 if only other clients hold it); 0 for a lock.
+   * </pre>
+   *
+   * <code>int32 permits = 3;</code>
+   * @return The permits.
+   */
+  @java.lang.Override
+  public int getPermits() {
+    return permits_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -191,6 +207,9 @@ private static final long serialVersionUID = 0L;
     for (int i = 0; i < waiters_.size(); i++) {
       output.writeMessage(2, waiters_.get(i));
     }
+    if (permits_ != 0) {
+      output.writeInt32(3, permits_);
+    }
     getUnknownFields().writeTo(output);
   }
 
@@ -207,6 +226,10 @@ private static final long serialVersionUID = 0L;
     for (int i = 0; i < waiters_.size(); i++) {
       size += com.google.protobuf.CodedOutputStream
         .computeMessageSize(2, waiters_.get(i));
+    }
+    if (permits_ != 0) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeInt32Size(3, permits_);
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -227,6 +250,8 @@ private static final long serialVersionUID = 0L;
         .equals(other.getHoldersList())) return false;
     if (!getWaitersList()
         .equals(other.getWaitersList())) return false;
+    if (getPermits()
+        != other.getPermits()) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -246,6 +271,8 @@ private static final long serialVersionUID = 0L;
       hash = (37 * hash) + WAITERS_FIELD_NUMBER;
       hash = (53 * hash) + getWaitersList().hashCode();
     }
+    hash = (37 * hash) + PERMITS_FIELD_NUMBER;
+    hash = (53 * hash) + getPermits();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -393,6 +420,7 @@ private static final long serialVersionUID = 0L;
         waitersBuilder_.clear();
       }
       bitField0_ = (bitField0_ & ~0x00000002);
+      permits_ = 0;
       return this;
     }
 
@@ -448,6 +476,9 @@ private static final long serialVersionUID = 0L;
 
     private void buildPartial0(io.zklock.v1.DescribeResponse result) {
       int from_bitField0_ = bitField0_;
+      if (((from_bitField0_ & 0x00000004) != 0)) {
+        result.permits_ = permits_;
+      }
     }
 
     @java.lang.Override
@@ -546,6 +577,9 @@ private static final long serialVersionUID = 0L;
           }
         }
       }
+      if (other.getPermits() != 0) {
+        setPermits(other.getPermits());
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -598,6 +632,11 @@ private static final long serialVersionUID = 0L;
               }
               break;
             } // case 18
+            case 24: {
+              permits_ = input.readInt32();
+              bitField0_ |= 0x00000004;
+              break;
+            } // case 24
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1237,6 +1276,53 @@ private static final long serialVersionUID = 0L;
         waiters_ = null;
       }
       return waitersBuilder_;
+    }
+
+    private int permits_ ;
+    /**
+     * <pre>
+     * For a semaphore, its number of permits as its zklock contenders agreed
+     * it (0 if only other clients hold it); 0 for a lock.
+     * </pre>
+     *
+     * <code>int32 permits = 3;</code>
+     * @return The permits.
+     */
+    @java.lang.Override
+    public int getPermits() {
+      return permits_;
+    }
+    /**
+     * <pre>
+     * For a semaphore, its number of permits as its zklock contenders agreed
+     * it (0 if only other clients hold it); 0 for a lock.
+     * </pre>
+     *
+     * <code>int32 permits = 3;</code>
+     * @param value The permits to set.
+     * @return This builder for chaining.
+     */
+    public Builder setPermits(int value) {
+      
+      permits_ = value;
+      bitField0_ |= 0x00000004;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * For a semaphore, its number of permits as its zklock contenders agreed
+     * it (0 if only other clients hold it); 0 for a lock.
+     * </pre>
+     *
+     * <code>int32 permits = 3;</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearPermits() {
+      bitField0_ = (bitField0_ & ~0x00000004);
+      permits_ = 0;
+      onChanged();
+      return this;
     }
     @java.lang.Override
     public final Builder setUnknownFields(

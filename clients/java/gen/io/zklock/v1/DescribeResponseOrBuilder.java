@@ -94,4 +94,15 @@ public interface DescribeResponseOrBuilder extends
    */
   io.zklock.v1.ContenderOrBuilder getWaitersOrBuilder(
       int index);
+
+  /**
+   * <pre>
+   * For a semaphore, its number of permits as its zklock contenders agreed
+   * it (0 if only other clients hold it); 0 for a lock.
+   * </pre>
+   *
+   * <code>int32 permits = 3;</code>
+   * @return The permits.
+   */
+  int getPermits();
 }

@@ -90,6 +90,16 @@ public final class LockProto {
     com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
       internal_static_zklock_v1_DescribeResponse_fieldAccessorTable;
   static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_zklock_v1_ObserveRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_zklock_v1_ObserveRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_zklock_v1_ObserveResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_zklock_v1_ObserveResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
     internal_static_zklock_v1_Contender_descriptor;
   static final 
     com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
@@ -105,52 +115,58 @@ public final class LockProto {
     java.lang.String[] descriptorData = {
       "\n\024zklock/v1/lock.proto\022\tzklock.v1\032\036googl" +
       "e/protobuf/duration.proto\032\037google/protob" +
-      "uf/timestamp.proto\"\255\001\n\016AcquireRequest\022\014\n" +
+      "uf/timestamp.proto\"\317\001\n\016AcquireRequest\022\014\n" +
       "\004lock\030\001 \001(\t\022\035\n\004mode\030\002 \001(\0162\017.zklock.v1.Mo" +
       "de\022&\n\003ttl\030\003 \001(\0132\031.google.protobuf.Durati" +
       "on\022\'\n\004wait\030\004 \001(\0132\031.google.protobuf.Durat" +
-      "ion\022\r\n\005owner\030\005 \001(\t\022\016\n\006detach\030\006 \001(\010\"\202\002\n\017A" +
-      "cquireResponse\022#\n\006queued\030\001 \001(\0132\021.zklock." +
-      "v1.QueuedH\000\022%\n\007granted\030\002 \001(\0132\022.zklock.v1" +
-      ".GrantedH\000\022)\n\tsuspended\030\003 \001(\0132\024.zklock.v" +
-      "1.SuspendedH\000\022%\n\007resumed\030\004 \001(\0132\022.zklock." +
-      "v1.ResumedH\000\022\'\n\010released\030\005 \001(\0132\023.zklock." +
-      "v1.ReleasedH\000\022\037\n\004lost\030\006 \001(\0132\017.zklock.v1." +
-      "LostH\000B\007\n\005event\"0\n\006Queued\022\020\n\010position\030\001 " +
-      "\001(\005\022\024\n\014queue_length\030\002 \001(\005\"b\n\007Granted\022\020\n\010" +
-      "lease_id\030\001 \001(\t\022\025\n\rfencing_token\030\002 \001(\003\022.\n" +
-      "\nexpires_at\030\003 \001(\0132\032.google.protobuf.Time" +
-      "stamp\"\013\n\tSuspended\"\t\n\007Resumed\"\n\n\010Release" +
-      "d\"-\n\004Lost\022%\n\006reason\030\001 \001(\0162\025.zklock.v1.Lo" +
-      "stReason\"I\n\014RenewRequest\022\021\n\tlease_ids\030\001 " +
-      "\003(\t\022&\n\003ttl\030\002 \001(\0132\031.google.protobuf.Durat" +
-      "ion\"7\n\rRenewResponse\022&\n\006leases\030\001 \003(\0132\026.z" +
-      "klock.v1.LeaseExpiry\"O\n\013LeaseExpiry\022\020\n\010l" +
-      "ease_id\030\001 \001(\t\022.\n\nexpires_at\030\002 \001(\0132\032.goog" +
-      "le.protobuf.Timestamp\"\"\n\016ReleaseRequest\022" +
-      "\020\n\010lease_id\030\001 \001(\t\"\021\n\017ReleaseResponse\"\037\n\017" +
-      "DescribeRequest\022\014\n\004lock\030\001 \001(\t\"`\n\020Describ" +
-      "eResponse\022%\n\007holders\030\001 \003(\0132\024.zklock.v1.C" +
-      "ontender\022%\n\007waiters\030\002 \003(\0132\024.zklock.v1.Co" +
-      "ntender\"\217\001\n\tContender\022\r\n\005owner\030\001 \001(\t\022\025\n\r" +
-      "fencing_token\030\002 \001(\003\022/\n\013create_time\030\003 \001(\013" +
-      "2\032.google.protobuf.Timestamp\022\035\n\004mode\030\004 \001" +
-      "(\0162\017.zklock.v1.Mode\022\014\n\004node\030\005 \001(\t*A\n\004Mod" +
-      "e\022\024\n\020MODE_UNSPECIFIED\020\000\022\022\n\016MODE_EXCLUSIV" +
-      "E\020\001\022\017\n\013MODE_SHARED\020\002*\203\001\n\nLostReason\022\033\n\027L" +
-      "OST_REASON_UNSPECIFIED\020\000\022\035\n\031LOST_REASON_" +
-      "LEASE_EXPIRED\020\001\022\037\n\033LOST_REASON_SESSION_E" +
-      "XPIRED\020\002\022\030\n\024LOST_REASON_SHUTDOWN\020\0032\224\002\n\013L" +
-      "ockService\022B\n\007Acquire\022\031.zklock.v1.Acquir" +
-      "eRequest\032\032.zklock.v1.AcquireResponse0\001\022:" +
-      "\n\005Renew\022\027.zklock.v1.RenewRequest\032\030.zkloc" +
-      "k.v1.RenewResponse\022@\n\007Release\022\031.zklock.v" +
-      "1.ReleaseRequest\032\032.zklock.v1.ReleaseResp" +
-      "onse\022C\n\010Describe\022\032.zklock.v1.DescribeReq" +
-      "uest\032\033.zklock.v1.DescribeResponseBS\n\014io." +
-      "zklock.v1B\tLockProtoP\001Z6github.com/zkloc" +
-      "k/zklock/clients/go/zklock/v1;zklockv1b\006" +
-      "proto3"
+      "ion\022\r\n\005owner\030\005 \001(\t\022\016\n\006detach\030\006 \001(\010\022\017\n\007re" +
+      "enter\030\007 \001(\t\022\017\n\007permits\030\010 \001(\005\"\202\002\n\017Acquire" +
+      "Response\022#\n\006queued\030\001 \001(\0132\021.zklock.v1.Que" +
+      "uedH\000\022%\n\007granted\030\002 \001(\0132\022.zklock.v1.Grant" +
+      "edH\000\022)\n\tsuspended\030\003 \001(\0132\024.zklock.v1.Susp" +
+      "endedH\000\022%\n\007resumed\030\004 \001(\0132\022.zklock.v1.Res" +
+      "umedH\000\022\'\n\010released\030\005 \001(\0132\023.zklock.v1.Rel" +
+      "easedH\000\022\037\n\004lost\030\006 \001(\0132\017.zklock.v1.LostH\000" +
+      "B\007\n\005event\"0\n\006Queued\022\020\n\010position\030\001 \001(\005\022\024\n" +
+      "\014queue_length\030\002 \001(\005\"b\n\007Granted\022\020\n\010lease_" +
+      "id\030\001 \001(\t\022\025\n\rfencing_token\030\002 \001(\003\022.\n\nexpir" +
+      "es_at\030\003 \001(\0132\032.google.protobuf.Timestamp\"" +
+      "\013\n\tSuspended\"\t\n\007Resumed\"\n\n\010Released\"-\n\004L" +
+      "ost\022%\n\006reason\030\001 \001(\0162\025.zklock.v1.LostReas" +
+      "on\"I\n\014RenewRequest\022\021\n\tlease_ids\030\001 \003(\t\022&\n" +
+      "\003ttl\030\002 \001(\0132\031.google.protobuf.Duration\"7\n" +
+      "\rRenewResponse\022&\n\006leases\030\001 \003(\0132\026.zklock." +
+      "v1.LeaseExpiry\"O\n\013LeaseExpiry\022\020\n\010lease_i" +
+      "d\030\001 \001(\t\022.\n\nexpires_at\030\002 \001(\0132\032.google.pro" +
+      "tobuf.Timestamp\"\"\n\016ReleaseRequest\022\020\n\010lea" +
+      "se_id\030\001 \001(\t\"\021\n\017ReleaseResponse\"\037\n\017Descri" +
+      "beRequest\022\014\n\004lock\030\001 \001(\t\"q\n\020DescribeRespo" +
+      "nse\022%\n\007holders\030\001 \003(\0132\024.zklock.v1.Contend" +
+      "er\022%\n\007waiters\030\002 \003(\0132\024.zklock.v1.Contende" +
+      "r\022\017\n\007permits\030\003 \001(\005\"\036\n\016ObserveRequest\022\014\n\004" +
+      "lock\030\001 \001(\t\"_\n\017ObserveResponse\022%\n\007holders" +
+      "\030\001 \003(\0132\024.zklock.v1.Contender\022\024\n\014queue_le" +
+      "ngth\030\002 \001(\005\022\017\n\007permits\030\003 \001(\005\"\242\001\n\tContende" +
+      "r\022\r\n\005owner\030\001 \001(\t\022\025\n\rfencing_token\030\002 \001(\003\022" +
+      "/\n\013create_time\030\003 \001(\0132\032.google.protobuf.T" +
+      "imestamp\022\035\n\004mode\030\004 \001(\0162\017.zklock.v1.Mode\022" +
+      "\014\n\004node\030\005 \001(\t\022\021\n\treentered\030\006 \001(\005*A\n\004Mode" +
+      "\022\024\n\020MODE_UNSPECIFIED\020\000\022\022\n\016MODE_EXCLUSIVE" +
+      "\020\001\022\017\n\013MODE_SHARED\020\002*\203\001\n\nLostReason\022\033\n\027LO" +
+      "ST_REASON_UNSPECIFIED\020\000\022\035\n\031LOST_REASON_L" +
+      "EASE_EXPIRED\020\001\022\037\n\033LOST_REASON_SESSION_EX" +
+      "PIRED\020\002\022\030\n\024LOST_REASON_SHUTDOWN\020\0032\330\002\n\013Lo" +
+      "ckService\022B\n\007Acquire\022\031.zklock.v1.Acquire" +
+      "Request\032\032.zklock.v1.AcquireResponse0\001\022:\n" +
+      "\005Renew\022\027.zklock.v1.RenewRequest\032\030.zklock" +
+      ".v1.RenewResponse\022@\n\007Release\022\031.zklock.v1" +
+      ".ReleaseRequest\032\032.zklock.v1.ReleaseRespo" +
+      "nse\022C\n\010Describe\022\032.zklock.v1.DescribeRequ" +
+      "est\032\033.zklock.v1.DescribeResponse\022B\n\007Obse" +
+      "rve\022\031.zklock.v1.ObserveRequest\032\032.zklock." +
+      "v1.ObserveResponse0\001BS\n\014io.zklock.v1B\tLo" +
+      "ckProtoP\001Z6github.com/zklock/zklock/clie" +
+      "nts/go/zklock/v1;zklockv1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -163,7 +179,7 @@ public final class LockProto {
     internal_static_zklock_v1_AcquireRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_zklock_v1_AcquireRequest_descriptor,
-        new java.lang.String[] { "Lock", "Mode", "Ttl", "Wait", "Owner", "Detach", });
+        new java.lang.String[] { "Lock", "Mode", "Ttl", "Wait", "Owner", "Detach", "Reenter", "Permits", });
     internal_static_zklock_v1_AcquireResponse_descriptor =
       getDescriptor().getMessageTypes().get(1);
     internal_static_zklock_v1_AcquireResponse_fieldAccessorTable = new
@@ -247,13 +263,25 @@ public final class LockProto {
     internal_static_zklock_v1_DescribeResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_zklock_v1_DescribeResponse_descriptor,
-        new java.lang.String[] { "Holders", "Waiters", });
-    internal_static_zklock_v1_Contender_descriptor =
+        new java.lang.String[] { "Holders", "Waiters", "Permits", });
+    internal_static_zklock_v1_ObserveRequest_descriptor =
       getDescriptor().getMessageTypes().get(15);
+    internal_static_zklock_v1_ObserveRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_zklock_v1_ObserveRequest_descriptor,
+        new java.lang.String[] { "Lock", });
+    internal_static_zklock_v1_ObserveResponse_descriptor =
+      getDescriptor().getMessageTypes().get(16);
+    internal_static_zklock_v1_ObserveResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_zklock_v1_ObserveResponse_descriptor,
+        new java.lang.String[] { "Holders", "QueueLength", "Permits", });
+    internal_static_zklock_v1_Contender_descriptor =
+      getDescriptor().getMessageTypes().get(17);
     internal_static_zklock_v1_Contender_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_zklock_v1_Contender_descriptor,
-        new java.lang.String[] { "Owner", "FencingToken", "CreateTime", "Mode", "Node", });
+        new java.lang.String[] { "Owner", "FencingToken", "CreateTime", "Mode", "Node", "Reentered", });
     com.google.protobuf.DurationProto.getDescriptor();
     com.google.protobuf.TimestampProto.getDescriptor();
   }

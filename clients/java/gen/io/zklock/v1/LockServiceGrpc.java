@@ -151,6 +151,37 @@ public final class LockServiceGrpc {
     return getDescribeMethod;
   }
 
+  private static volatile io.grpc.MethodDescriptor<io.zklock.v1.ObserveRequest,
+      io.zklock.v1.ObserveResponse> getObserveMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "Observe",
+      requestType = io.zklock.v1.ObserveRequest.class,
+      responseType = io.zklock.v1.ObserveResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.SERVER_STREAMING)
+  public static io.grpc.MethodDescriptor<io.zklock.v1.ObserveRequest,
+      io.zklock.v1.ObserveResponse> getObserveMethod() {
+    io.grpc.MethodDescriptor<io.zklock.v1.ObserveRequest, io.zklock.v1.ObserveResponse> getObserveMethod;
+    if ((getObserveMethod = LockServiceGrpc.getObserveMethod) == null) {
+      synchronized (LockServiceGrpc.class) {
+        if ((getObserveMethod = LockServiceGrpc.getObserveMethod) == null) {
+          LockServiceGrpc.getObserveMethod = getObserveMethod =
+              io.grpc.MethodDescriptor.<io.zklock.v1.ObserveRequest, io.zklock.v1.ObserveResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.SERVER_STREAMING)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "Observe"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.zklock.v1.ObserveRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.zklock.v1.ObserveResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new LockServiceMethodDescriptorSupplier("Observe"))
+              .build();
+        }
+      }
+    }
+    return getObserveMethod;
+  }
+
   /**
    * Creates a new async stub that supports all call types for the service
    */
@@ -220,10 +251,15 @@ public final class LockServiceGrpc {
      * Cancelling the call before the grant removes the caller from the queue
      * at once; ending it after the grant releases a lease that is not
      * detached.
-     * Errors: INVALID_ARGUMENT for a bad lock name, ttl, wait or owner;
-     * DEADLINE_EXCEEDED when `wait` ran out before the grant; UNAVAILABLE while
-     * the sidecar has no ZooKeeper session or is shutting down;
-     * RESOURCE_EXHAUSTED past a configured limit.
+     * A re-entry (`reenter`) sends no Queued: Granted comes at once.
+     * Errors: INVALID_ARGUMENT for a bad lock name, ttl, wait, owner, permits
+     * or reenter, or a reenter of a lease of another lock; NOT_FOUND for a
+     * reenter of a lease the sidecar does not know (or that was released);
+     * ABORTED for a reenter of a lease that was lost; FAILED_PRECONDITION for
+     * permits that differ from those of the lock's present contenders, and for
+     * an exclusive reenter of a shared lease; DEADLINE_EXCEEDED when `wait`
+     * ran out before the grant; UNAVAILABLE while the sidecar has no ZooKeeper
+     * session or is shutting down; RESOURCE_EXHAUSTED past a configured limit.
      * </pre>
      */
     public void acquire(io.zklock.v1.AcquireRequest request,
@@ -271,6 +307,28 @@ public final class LockServiceGrpc {
       io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getDescribeMethod(), responseObserver);
     }
 
+    /**
+     * <pre>
+     * Observes who holds a lock: the first message is the present state, then
+     * one message each time the set of holders changes, until the call is
+     * cancelled. It sees holders of every kind of client on the lock's path
+     * (zklock sidecars, Curator, Kazoo). Changes that come closer together
+     * than a ZooKeeper round trip may be reported as one. The sidecar keeps
+     * one ZooKeeper watch per observed lock, shared by its local observers.
+     * Leader election is Acquire (campaign: the owner label carries what the
+     * followers need, such as the leader's address), Observe (follow the
+     * leader: the first holder) and Release or the stream's end (resign).
+     * Errors: INVALID_ARGUMENT for a bad lock name; UNAVAILABLE while the
+     * sidecar has no ZooKeeper session (also mid-stream, when it loses it:
+     * observe again), or is shutting down; RESOURCE_EXHAUSTED past a
+     * configured limit.
+     * </pre>
+     */
+    public void observe(io.zklock.v1.ObserveRequest request,
+        io.grpc.stub.StreamObserver<io.zklock.v1.ObserveResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getObserveMethod(), responseObserver);
+    }
+
     @java.lang.Override public final io.grpc.ServerServiceDefinition bindService() {
       return io.grpc.ServerServiceDefinition.builder(getServiceDescriptor())
           .addMethod(
@@ -301,6 +359,13 @@ public final class LockServiceGrpc {
                 io.zklock.v1.DescribeRequest,
                 io.zklock.v1.DescribeResponse>(
                   this, METHODID_DESCRIBE)))
+          .addMethod(
+            getObserveMethod(),
+            io.grpc.stub.ServerCalls.asyncServerStreamingCall(
+              new MethodHandlers<
+                io.zklock.v1.ObserveRequest,
+                io.zklock.v1.ObserveResponse>(
+                  this, METHODID_OBSERVE)))
           .build();
     }
   }
@@ -340,10 +405,15 @@ public final class LockServiceGrpc {
      * Cancelling the call before the grant removes the caller from the queue
      * at once; ending it after the grant releases a lease that is not
      * detached.
-     * Errors: INVALID_ARGUMENT for a bad lock name, ttl, wait or owner;
-     * DEADLINE_EXCEEDED when `wait` ran out before the grant; UNAVAILABLE while
-     * the sidecar has no ZooKeeper session or is shutting down;
-     * RESOURCE_EXHAUSTED past a configured limit.
+     * A re-entry (`reenter`) sends no Queued: Granted comes at once.
+     * Errors: INVALID_ARGUMENT for a bad lock name, ttl, wait, owner, permits
+     * or reenter, or a reenter of a lease of another lock; NOT_FOUND for a
+     * reenter of a lease the sidecar does not know (or that was released);
+     * ABORTED for a reenter of a lease that was lost; FAILED_PRECONDITION for
+     * permits that differ from those of the lock's present contenders, and for
+     * an exclusive reenter of a shared lease; DEADLINE_EXCEEDED when `wait`
+     * ran out before the grant; UNAVAILABLE while the sidecar has no ZooKeeper
+     * session or is shutting down; RESOURCE_EXHAUSTED past a configured limit.
      * </pre>
      */
     public void acquire(io.zklock.v1.AcquireRequest request,
@@ -394,6 +464,29 @@ public final class LockServiceGrpc {
       io.grpc.stub.ClientCalls.asyncUnaryCall(
           getChannel().newCall(getDescribeMethod(), getCallOptions()), request, responseObserver);
     }
+
+    /**
+     * <pre>
+     * Observes who holds a lock: the first message is the present state, then
+     * one message each time the set of holders changes, until the call is
+     * cancelled. It sees holders of every kind of client on the lock's path
+     * (zklock sidecars, Curator, Kazoo). Changes that come closer together
+     * than a ZooKeeper round trip may be reported as one. The sidecar keeps
+     * one ZooKeeper watch per observed lock, shared by its local observers.
+     * Leader election is Acquire (campaign: the owner label carries what the
+     * followers need, such as the leader's address), Observe (follow the
+     * leader: the first holder) and Release or the stream's end (resign).
+     * Errors: INVALID_ARGUMENT for a bad lock name; UNAVAILABLE while the
+     * sidecar has no ZooKeeper session (also mid-stream, when it loses it:
+     * observe again), or is shutting down; RESOURCE_EXHAUSTED past a
+     * configured limit.
+     * </pre>
+     */
+    public void observe(io.zklock.v1.ObserveRequest request,
+        io.grpc.stub.StreamObserver<io.zklock.v1.ObserveResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncServerStreamingCall(
+          getChannel().newCall(getObserveMethod(), getCallOptions()), request, responseObserver);
+    }
   }
 
   /**
@@ -431,10 +524,15 @@ public final class LockServiceGrpc {
      * Cancelling the call before the grant removes the caller from the queue
      * at once; ending it after the grant releases a lease that is not
      * detached.
-     * Errors: INVALID_ARGUMENT for a bad lock name, ttl, wait or owner;
-     * DEADLINE_EXCEEDED when `wait` ran out before the grant; UNAVAILABLE while
-     * the sidecar has no ZooKeeper session or is shutting down;
-     * RESOURCE_EXHAUSTED past a configured limit.
+     * A re-entry (`reenter`) sends no Queued: Granted comes at once.
+     * Errors: INVALID_ARGUMENT for a bad lock name, ttl, wait, owner, permits
+     * or reenter, or a reenter of a lease of another lock; NOT_FOUND for a
+     * reenter of a lease the sidecar does not know (or that was released);
+     * ABORTED for a reenter of a lease that was lost; FAILED_PRECONDITION for
+     * permits that differ from those of the lock's present contenders, and for
+     * an exclusive reenter of a shared lease; DEADLINE_EXCEEDED when `wait`
+     * ran out before the grant; UNAVAILABLE while the sidecar has no ZooKeeper
+     * session or is shutting down; RESOURCE_EXHAUSTED past a configured limit.
      * </pre>
      */
     public java.util.Iterator<io.zklock.v1.AcquireResponse> acquire(
@@ -481,6 +579,29 @@ public final class LockServiceGrpc {
     public io.zklock.v1.DescribeResponse describe(io.zklock.v1.DescribeRequest request) {
       return io.grpc.stub.ClientCalls.blockingUnaryCall(
           getChannel(), getDescribeMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * Observes who holds a lock: the first message is the present state, then
+     * one message each time the set of holders changes, until the call is
+     * cancelled. It sees holders of every kind of client on the lock's path
+     * (zklock sidecars, Curator, Kazoo). Changes that come closer together
+     * than a ZooKeeper round trip may be reported as one. The sidecar keeps
+     * one ZooKeeper watch per observed lock, shared by its local observers.
+     * Leader election is Acquire (campaign: the owner label carries what the
+     * followers need, such as the leader's address), Observe (follow the
+     * leader: the first holder) and Release or the stream's end (resign).
+     * Errors: INVALID_ARGUMENT for a bad lock name; UNAVAILABLE while the
+     * sidecar has no ZooKeeper session (also mid-stream, when it loses it:
+     * observe again), or is shutting down; RESOURCE_EXHAUSTED past a
+     * configured limit.
+     * </pre>
+     */
+    public java.util.Iterator<io.zklock.v1.ObserveResponse> observe(
+        io.zklock.v1.ObserveRequest request) {
+      return io.grpc.stub.ClientCalls.blockingServerStreamingCall(
+          getChannel(), getObserveMethod(), getCallOptions(), request);
     }
   }
 
@@ -558,6 +679,7 @@ public final class LockServiceGrpc {
   private static final int METHODID_RENEW = 1;
   private static final int METHODID_RELEASE = 2;
   private static final int METHODID_DESCRIBE = 3;
+  private static final int METHODID_OBSERVE = 4;
 
   private static final class MethodHandlers<Req, Resp> implements
       io.grpc.stub.ServerCalls.UnaryMethod<Req, Resp>,
@@ -591,6 +713,10 @@ public final class LockServiceGrpc {
         case METHODID_DESCRIBE:
           serviceImpl.describe((io.zklock.v1.DescribeRequest) request,
               (io.grpc.stub.StreamObserver<io.zklock.v1.DescribeResponse>) responseObserver);
+          break;
+        case METHODID_OBSERVE:
+          serviceImpl.observe((io.zklock.v1.ObserveRequest) request,
+              (io.grpc.stub.StreamObserver<io.zklock.v1.ObserveResponse>) responseObserver);
           break;
         default:
           throw new AssertionError();
@@ -657,6 +783,7 @@ public final class LockServiceGrpc {
               .addMethod(getRenewMethod())
               .addMethod(getReleaseMethod())
               .addMethod(getDescribeMethod())
+              .addMethod(getObserveMethod())
               .build();
         }
       }
