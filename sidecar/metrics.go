@@ -20,6 +20,12 @@ type Metrics interface {
 	// detached lease's ttl ran out), "session_expired" (its ZooKeeper
 	// epoch ended) or "shutdown" (the sidecar shut down).
 	LeaseEnded(reason string)
+	// Reentered is called once per lease granted by re-entry (it is
+	// counted by Granted too).
+	Reentered()
+	// ObserveStarted and ObserveEnded bracket one Observe call's stream.
+	ObserveStarted()
+	ObserveEnded()
 }
 
 // nopMetrics is the Metrics of a Service configured without any.
@@ -29,3 +35,6 @@ func (nopMetrics) WaitStarted()             {}
 func (nopMetrics) WaitEnded()               {}
 func (nopMetrics) Granted(time.Duration)    {}
 func (nopMetrics) LeaseEnded(reason string) {}
+func (nopMetrics) Reentered()               {}
+func (nopMetrics) ObserveStarted()          {}
+func (nopMetrics) ObserveEnded()            {}

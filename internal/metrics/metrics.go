@@ -56,6 +56,8 @@ type Metrics struct {
 	newClients      prometheus.Counter
 	tokensFell      prometheus.Counter
 	sessionExpiries *prometheus.CounterVec
+	reentries       prometheus.Counter
+	observers       prometheus.Gauge
 }
 
 var (
@@ -119,6 +121,14 @@ func New() *Metrics {
 			Help: "Epochs of the ZooKeeper session that ended with every holder lost, by cause: expired (ZooKeeper reported the session expired, " +
 				"or the client moved to a new session) or own_clock (the sidecar's own clock: no confirmed contact for the session timeout less a margin).",
 		}, []string{"cause"}),
+		reentries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "zklock_reentries_total",
+			Help: "Leases granted by re-entry (AcquireRequest.reenter): at once, on a lock a lease of this sidecar already held.",
+		}),
+		observers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "zklock_observers",
+			Help: "Observe streams of this sidecar that are open.",
+		}),
 	}
 	for _, r := range lossReasons {
 		m.leasesLost.WithLabelValues(r)
@@ -132,6 +142,7 @@ func New() *Metrics {
 		m.grpc,
 		m.leasesHeld, m.waiters, m.acquireWait, m.handoff,
 		m.leaseExpiries, m.leasesLost, m.reconnects, m.newClients, m.tokensFell, m.sessionExpiries,
+		m.reentries, m.observers,
 	)
 	return m
 }
@@ -229,6 +240,15 @@ func (m *Metrics) LeaseEnded(reason string) {
 	}
 	m.leasesLost.WithLabelValues(reason).Inc()
 }
+
+// Reentered implements sidecar.Metrics.
+func (m *Metrics) Reentered() { m.reentries.Inc() }
+
+// ObserveStarted implements sidecar.Metrics.
+func (m *Metrics) ObserveStarted() { m.observers.Inc() }
+
+// ObserveEnded implements sidecar.Metrics.
+func (m *Metrics) ObserveEnded() { m.observers.Dec() }
 
 // Handler returns the HTTP handler that serves the metrics at /metrics,
 // and 404 at every other path.
