@@ -113,6 +113,26 @@ func (h *Hold) ReleaseWhenDone(ctx context.Context) {
 	m[h.n] = struct{}{}
 }
 
+// KeepUntilReleased undoes ReleaseWhenDone: from now on only Release
+// ends the hold. It reports false if the hold is being released already
+// (Release was called, or ReleaseWhenDone's context ended and a Lock took
+// the delete along).
+func (h *Hold) KeepUntilReleased() bool {
+	h.s.mu.Lock()
+	defer h.s.mu.Unlock()
+	if h.n.claimed {
+		return false
+	}
+	if m := h.s.ending[h.n.parent]; m != nil {
+		delete(m, h.n)
+		if len(m) == 0 {
+			delete(h.s.ending, h.n.parent)
+		}
+	}
+	h.n.until = nil
+	return true
+}
+
 func (h *Hold) releaseResult() error {
 	h.s.mu.Lock()
 	defer h.s.mu.Unlock()
