@@ -417,7 +417,7 @@ func runSemaphore(t *testing.T, ins *zk.Conn, d *daemon, chk *semChecker, lock s
 // arrive one after the other at two zklockds: at most 3 hold at once, every
 // one is served, in the order they arrived, each with a fencing token of
 // its own that rises with each grant. Its zklock contenders record the
-// permits in the semaphore's node, and Describe shows them.
+// permits in the data of its leases node, and Describe shows them.
 func TestSemaphoreAcrossSidecars(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -442,8 +442,8 @@ func TestSemaphoreAcrossSidecars(t *testing.T) {
 		if err != nil || r.GetPermits() != semPermits || len(r.GetHolders()) != semPermits {
 			t.Errorf("Describe(%s) on b = %v, %v; want %d permits and %d holders", lock, r, err, semPermits, semPermits)
 		}
-		if data, _, err := ins.Get("/zklock/" + lock); err != nil || string(data) != "permits=3" {
-			t.Errorf("data of /zklock/%s = %q (%v), want %q", lock, data, err, "permits=3")
+		if data, _, err := ins.Get("/zklock/" + lock + "/leases"); err != nil || string(data) != "permits=3" {
+			t.Errorf("data of /zklock/%s/leases = %q (%v), want %q", lock, data, err, "permits=3")
 		}
 	})
 }

@@ -10,6 +10,7 @@ import org.apache.curator.framework.CuratorFrameworkFactory;
 import org.apache.curator.framework.recipes.locks.InterProcessSemaphoreV2;
 import org.apache.curator.framework.recipes.locks.Lease;
 import org.apache.curator.retry.RetryOneTime;
+import org.apache.curator.utils.ZKPaths;
 import org.apache.zookeeper.data.Stat;
 
 /**
@@ -40,9 +41,11 @@ public final class SemaphoreContender {
       sem.setNodeData(who.getBytes(StandardCharsets.UTF_8));
       Lease lease = sem.acquire();
       try {
-        Stat st = client.checkExists().forPath(lease.getNodeName());
+        // Curator 5.4 gives the lease node's name, not its path.
+        String node = ZKPaths.makePath(path, "leases", lease.getNodeName());
+        Stat st = client.checkExists().forPath(node);
         if (st == null) {
-          throw new IllegalStateException(who + ": lease node " + lease.getNodeName() + " is gone");
+          throw new IllegalStateException(who + ": lease node " + node + " is gone");
         }
         say(out, in, "ENTER " + who + " " + st.getCzxid());
         say(out, in, "EXIT " + who);
