@@ -58,7 +58,13 @@ func TestReentryKeepsTheLockUntilTheLastLease(t *testing.T) {
 	if _, err := a.client.Release(ctxT(t), &zklockv1.ReleaseRequest{LeaseId: gn.GetLeaseId()}); err != nil {
 		t.Fatalf("Release of the detached re-entry: %v", err)
 	}
+	// A waiter of the same sidecar, whose create would take along the
+	// delete of a node whose stream ended (Hold.ReleaseWhenDone), waits
+	// too.
+	local := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: lock, Owner: "local"})
+	local.queued(10 * time.Second)
 	other.none(time.Second)
+	local.none(0)
 	// A lease that ended cannot be re-entered, even while others hold.
 	wantCode(t, acquireErr(t, a.client, &zklockv1.AcquireRequest{Lock: lock, Reenter: g.GetLeaseId()}), codes.NotFound, "")
 
@@ -67,6 +73,12 @@ func TestReentryKeepsTheLockUntilTheLastLease(t *testing.T) {
 	if go2.GetFencingToken() <= g.GetFencingToken() {
 		t.Errorf("next holder's token %d, want more than %d", go2.GetFencingToken(), g.GetFencingToken())
 	}
+	if q := local.queued(10 * time.Second); q.GetPosition() != 1 {
+		t.Errorf("local waiter: %v once other holds, want position 1", q)
+	}
+	local.none(500 * time.Millisecond)
+	other.cancel()
+	local.granted(10 * time.Second)
 }
 
 // TestReentryLostTogether: when the sidecar shuts down, the first lease and

@@ -287,3 +287,49 @@ func TestSemaphoreWaiterLeavesNoNode(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSemaphorePermitsFreedWithTheSession: the permits of a Session that
+// ends go to the contenders of another, which waits holding the
+// semaphore's lock.
+func TestSemaphorePermitsFreedWithTheSession(t *testing.T) {
+	zkc := startZK(t)
+	gone, err := Connect(Config{Servers: zkc.Servers(), SessionTimeout: 4 * time.Second, Logger: zktest.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gone.Close()
+	waitEpoch(t, gone, 0)
+	s := newSession(t, zkc.ConnectString(), 4*time.Second)
+	ctx := ctxFor(t, time.Minute)
+	const semPath = "/zklock/freed"
+	for range 2 {
+		if _, err := gone.Semaphore(ctx, semPath, 2, LockOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	granted := make(chan error, 2)
+	for range 2 {
+		go func() {
+			h, err := s.Semaphore(ctx, semPath, 2, LockOptions{})
+			if err == nil {
+				// Hold until both are granted: then the two permits were free.
+				granted <- nil
+				<-ctx.Done()
+				h.Release(context.Background())
+				return
+			}
+			granted <- err
+		}()
+	}
+	select {
+	case err := <-granted:
+		t.Fatalf("granted while the other Session holds both permits: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	gone.Close()
+	for range 2 {
+		if err := <-granted; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
