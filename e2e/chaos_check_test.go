@@ -99,6 +99,8 @@ type verdict struct {
 	// requests, all valid, must never get.
 	refusals []string
 	overlaps []overlap // I2 violations of locks
+	// mostHeld maps each semaphore to the most holds it had at once.
+	mostHeld map[string]int
 	// Partitions and pauses: how many there were, and how many cost the
 	// holder they hit its lease. unfelt describes the others.
 	leaseFaults, lostToFaults int
@@ -268,7 +270,7 @@ func (h *history) grantOf(op string) (record, bool) {
 // partition and pause cost its holder the lease (I3 and I4 are checked
 // while the run goes on).
 func (h *history) check() verdict {
-	var v verdict
+	v := verdict{mostHeld: map[string]int{}}
 	events := slices.Clone(h.events)
 	slices.SortStableFunc(events, func(a, b record) int { return a.at.Compare(b.at) })
 	h.byOp, h.byLease = map[string][]record{}, map[string][]record{}
@@ -446,6 +448,7 @@ func (h *history) checkOverlaps(v *verdict, ivs []*interval) map[string][]*inter
 						lock, b.op, b.token, clock(b.start), n, len(held), strings.Join(who, ", ")))
 				}
 				held = append(held, b)
+				v.mostHeld[lock] = max(v.mostHeld[lock], len(held))
 			}
 			continue
 		}

@@ -711,7 +711,7 @@ func (r *recorder) checkPermits(rec record) {
 		r.mu.Lock()
 		live := map[int64]string{}
 		for op, h := range r.holds {
-			if h.lock == rec.lock && h.ended == "" {
+			if h.lock == rec.lock && h.ended == "" && !r.grants[op].Before(r.since) { // tokens of another history may be equal
 				live[h.token] = op
 			}
 		}

@@ -280,6 +280,14 @@ func runChaos(t *testing.T, p chaosParams) chaosResult {
 		t.Errorf("the run re-entered no hold")
 	}
 	t.Logf("records: %v", counts)
+	for _, e := range h.events {
+		if e.kind == "reenter-failed" || e.kind == "node-gone" {
+			t.Logf("%s %s %s at %s: %s", e.kind, e.lock, e.op, clock(e.at), e.detail)
+		}
+	}
+	for name, n := range h.permits {
+		t.Logf("semaphore %s: %d holds at most at once, of %d permits", name, v.mostHeld[name], n)
+	}
 	refused := 0
 	for _, w := range h.writes {
 		if w.refused {
