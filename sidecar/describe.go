@@ -30,8 +30,10 @@ func (s *Service) Describe(ctx context.Context, req *zklockv1.DescribeRequest) (
 		return nil, status.Errorf(codes.Unavailable, "describe %q: %v", req.GetLock(), err)
 	}
 	resp := &zklockv1.DescribeResponse{Permits: int32(d.Permits)}
+	reentered := s.reentered()
 	for _, c := range d.Contenders {
 		pc := contenderProto(c)
+		pc.Reentered = reentered[c.Node]
 		if c.Holds {
 			resp.Holders = append(resp.Holders, pc)
 		} else {
