@@ -12,7 +12,8 @@ import (
 // Contender is one node in a lock's queue, as ZooKeeper holds it.
 type Contender struct {
 	// Node is the node's name under the lock node (for a semaphore: under
-	// its leases node if it holds, under its locks node if it waits).
+	// its leases node, or under its locks node for a contender that waits
+	// for the mutex).
 	Node string
 	// Shared is true for a shared (read) contender.
 	Shared bool
@@ -31,12 +32,12 @@ type Description struct {
 	// Contenders are the queue: the holders first, then the waiters, in
 	// queue order.
 	Contenders []Contender
-	// Semaphore is true if the lock node is a semaphore: it has a child
-	// named "leases" (see Session.Semaphore for the layout).
+	// Semaphore is true if the lock node is a semaphore's (see
+	// isSemaphore).
 	Semaphore bool
 	// Permits is a semaphore's number of permits as its zklock contenders
-	// recorded it on the lock node ("permits=N"); 0 if none did (only
-	// other clients' contenders, such as Curator's, are there), and 0 for
+	// recorded it on its leases node ("permits=N"); 0 if none did (only
+	// other clients' contenders, such as Curator's, were there), and 0 for
 	// a lock.
 	Permits int
 }
@@ -54,16 +55,16 @@ func (s *Session) Contenders(ctx context.Context, lockPath string) ([]Contender,
 // meanwhile is left out.
 //
 // For a lock, the holders are the exclusive contender at the head of the
-// queue, or the run of shared contenders there. For a semaphore, the
-// holders are its lease nodes, in sequence order: the first Permits of
-// them if its zklock contenders recorded the number, every one otherwise.
-// Its waiters are the nodes of its mutex (<path>/locks), in queue order.
-// A lease node beyond the first Permits is not listed: it is the lease
-// of the contender at the head of the mutex, which waits for a permit
-// (Curator's InterProcessSemaphoreV2 does the same). So the queue of a
-// semaphore counts every contender once, but for a moment in each grant:
-// a contender that got its permit shows among the holders and at the head
-// of the waiters until it lets the mutex go.
+// queue, or the run of shared contenders there. A semaphore's queue is
+// its lease nodes, in sequence order, then the nodes of its mutex
+// (<path>/locks) but the first, in queue order. The lease nodes hold: the
+// first Permits of them if its zklock contenders recorded the number,
+// every one otherwise. The mutex's first node is left out: its contender
+// makes its lease node holding the mutex, then waits with it for a permit
+// if none is free (a lease node beyond the first Permits), and lets the
+// mutex go once it has one; it is counted by its lease node. So the queue
+// counts every contender once, except for a moment before each lease
+// node is made, when its contender is not counted yet.
 func (s *Session) Describe(ctx context.Context, lockPath string) (Description, error) {
 	st, _ := s.State()
 	if st.Epoch == nil {
@@ -76,8 +77,8 @@ func (s *Session) Describe(ctx context.Context, lockPath string) (Description, e
 	if err != nil {
 		return Description{}, wrapZK(err)
 	}
-	if !slices.Contains(children, semLeases) {
-		q := queue(children)
+	q := queue(children)
+	if !isSemaphore(children, q) {
 		out, err := s.readContenders(ctx, lockPath, q, holders(q))
 		return Description{Contenders: out}, err
 	}
@@ -87,10 +88,10 @@ func (s *Session) Describe(ctx context.Context, lockPath string) (Description, e
 		return Description{}, err
 	}
 	d.Permits = sem.permits
-	if d.Contenders, err = s.readContenders(ctx, SemaphoreLeases(lockPath), sem.leases, len(sem.leases)); err != nil {
+	if d.Contenders, err = s.readContenders(ctx, SemaphoreLeases(lockPath), sem.leases, sem.holders()); err != nil {
 		return Description{}, err
 	}
-	waiters, err := s.readContenders(ctx, lockPath+"/"+semLocks, sem.mutex, 0)
+	waiters, err := s.readContenders(ctx, lockPath+"/"+semLocks, sem.mutexWaiters(), 0)
 	if err != nil {
 		return Description{}, err
 	}
@@ -98,18 +99,51 @@ func (s *Session) Describe(ctx context.Context, lockPath string) (Description, e
 	return d, nil
 }
 
-// semaphoreQueue is what a semaphore's nodes say of its queue.
-type semaphoreQueue struct {
-	permits int         // as recorded on the lock node, 0 if not
-	leases  []contender // the holders' lease nodes, in queue order
-	mutex   []contender // the mutex's nodes, in queue order
+// isSemaphore reports whether a lock node with the children given, whose
+// contenders are q, is a semaphore's: it has a leases child, and no lock
+// contenders. A semaphore contender refuses to join a node with lock
+// contenders, and a lock contender one whose leases child has children
+// (Session.Semaphore), so at most one kind is there but in a race; an
+// empty leases child may stay a while after the semaphore's last holder
+// left (a container node is removed by ZooKeeper's next sweep, every
+// minute by default), and lock contenders may come meanwhile.
+func isSemaphore(children []string, q []contender) bool {
+	return len(q) == 0 && slices.Contains(children, semLeases)
 }
 
-// readSemaphore reads the semaphore at p: its permits record, its lease
-// nodes and its mutex's nodes (without watches).
+// semaphoreQueue is what a semaphore's nodes say of its queue.
+type semaphoreQueue struct {
+	permits int         // as recorded on its leases node, 0 if not
+	leases  []contender // its lease nodes, in queue order
+	mutex   []contender // its mutex's nodes, in queue order
+}
+
+// holders returns how many of the lease nodes hold a permit: the first
+// permits, or every one if the number is not known.
+func (sq semaphoreQueue) holders() int {
+	if sq.permits > 0 && len(sq.leases) > sq.permits {
+		return sq.permits
+	}
+	return len(sq.leases)
+}
+
+// mutexWaiters returns the nodes of the mutex whose contenders have no
+// lease node (but for a moment: see Describe): all but the first.
+func (sq semaphoreQueue) mutexWaiters() []contender {
+	if len(sq.mutex) == 0 {
+		return nil
+	}
+	return sq.mutex[1:]
+}
+
+// length returns how many contenders the semaphore's queue counts.
+func (sq semaphoreQueue) length() int { return len(sq.leases) + len(sq.mutexWaiters()) }
+
+// readSemaphore reads the semaphore at p: the permits record on its leases
+// node, its lease nodes and its mutex's nodes (without watches).
 func (s *Session) readSemaphore(p string) (semaphoreQueue, error) {
 	var sq semaphoreQueue
-	data, _, err := s.conn().Get(p)
+	data, _, err := s.conn().Get(SemaphoreLeases(p))
 	if err != nil && !errors.Is(err, zk.ErrNoNode) {
 		return sq, wrapZK(err)
 	}
@@ -118,23 +152,13 @@ func (s *Session) readSemaphore(p string) (semaphoreQueue, error) {
 	if err != nil && !errors.Is(err, zk.ErrNoNode) {
 		return sq, wrapZK(err)
 	}
-	sq.leases = leaseHolders(queue(leases), sq.permits)
+	sq.leases = queue(leases)
 	mutex, _, err := s.conn().Children(p + "/" + semLocks)
 	if err != nil && !errors.Is(err, zk.ErrNoNode) {
 		return sq, wrapZK(err)
 	}
 	sq.mutex = queue(mutex)
 	return sq, nil
-}
-
-// leaseHolders returns the lease nodes of a semaphore of the given permits
-// that hold one (0 permits: not known, every lease node holds), from q,
-// its lease nodes in queue order.
-func leaseHolders(q []contender, permits int) []contender {
-	if permits > 0 && len(q) > permits {
-		return q[:permits]
-	}
-	return q
 }
 
 // readContenders reads the data and stat of each node of q, the queue of

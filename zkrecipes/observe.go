@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,8 +23,8 @@ type Holders struct {
 	// QueueLength counts the contenders, the holders included, as
 	// Describe counts them, at the read that found these holders.
 	QueueLength int
-	// Semaphore is true if the lock node is a semaphore (it has a child
-	// named "leases").
+	// Semaphore is true if the lock node is a semaphore's, as in
+	// Description.
 	Semaphore bool
 	// Permits is a semaphore's number of permits, as in Description.
 	Permits int
@@ -52,7 +51,8 @@ type Holders struct {
 // children watch on the lock node (an exists watch while the lock node
 // does not exist), and for a semaphore one more on its leases node: the
 // watch on the lock node tells the hub when the lock node becomes a
-// semaphore or stops being one (its leases node is created or removed).
+// semaphore's or stops being one (its leases node is created or removed,
+// lock contenders come or go).
 // So waiters joining and leaving a lock wake the hub, which reads the
 // lock node's children and, if its holders changed, each new holder's
 // node; the waiters of a semaphore (its mutex's nodes) do not, and its
@@ -374,10 +374,10 @@ func (s *Session) lookHolders(w *holdersWatch) (*Holders, error) {
 		// Created since: ExistsW set a data watch, of no use here (it
 		// fires once, at the lock node's next setData or delete).
 	}
-	if !slices.Contains(w.children, semLeases) {
-		// A lock. A watch on a leases node gone meanwhile fired then.
+	if q := queue(w.children); !isSemaphore(w.children, q) {
+		// A lock. A watch set on a semaphore's leases node is left to fire
+		// (its next child, or its removal).
 		w.leases, w.leasesCh = nil, nil
-		q := queue(w.children)
 		return s.readHolders(w, w.path, q[:holders(q)], Holders{QueueLength: len(q)})
 	}
 	if w.leasesCh == nil {
@@ -391,21 +391,17 @@ func (s *Session) lookHolders(w *holdersWatch) (*Holders, error) {
 			w.leases, w.leasesCh = leases, ch
 		}
 	}
-	data, _, err := c.Get(w.path)
-	if errors.Is(err, zk.ErrNoNode) {
-		return nil, nil // the lock node's watch fires
-	}
-	if err != nil {
+	data, _, err := c.Get(SemaphoreLeases(w.path)) // the permits record
+	if err != nil && !errors.Is(err, zk.ErrNoNode) {
 		return nil, err
 	}
 	mutex, _, err := c.Children(w.path + "/" + semLocks)
 	if err != nil && !errors.Is(err, zk.ErrNoNode) {
 		return nil, err
 	}
-	st := Holders{Semaphore: true, Permits: parsePermits(data)}
-	hq := leaseHolders(queue(w.leases), st.Permits)
-	st.QueueLength = len(hq) + len(queue(mutex))
-	return s.readHolders(w, SemaphoreLeases(w.path), hq, st)
+	sq := semaphoreQueue{permits: parsePermits(data), leases: queue(w.leases), mutex: queue(mutex)}
+	st := Holders{Semaphore: true, Permits: sq.permits, QueueLength: sq.length()}
+	return s.readHolders(w, SemaphoreLeases(w.path), sq.leases[:sq.holders()], st)
 }
 
 // readHolders completes st with the holders hq, nodes of parent, reading

@@ -396,11 +396,12 @@ func TestObserveOtherClientsNodes(t *testing.T) {
 	}
 }
 
-// TestObserveSemaphore: a lock node with a leases child is a semaphore:
-// its holders are its lease nodes, the first N by sequence when its
-// zklock contenders recorded N, every one otherwise; the waiters of its
-// mutex count in the queue's length but wake no observer. The lock node
-// turning from a lock into a semaphore and back is seen.
+// TestObserveSemaphore: a lock node with a leases child and no lock
+// contenders is a semaphore: its holders are its lease nodes, the first N
+// by sequence when its zklock contenders recorded N, every one otherwise;
+// the waiters of its mutex (but its head, counted by its lease node) count
+// in the queue's length but wake no observer. The lock node turning from a
+// lock into a semaphore and back is seen.
 func TestObserveSemaphore(t *testing.T) {
 	zkc := startZK(t)
 	servers := zkc.ConnectString()
@@ -428,9 +429,10 @@ func TestObserveSemaphore(t *testing.T) {
 	l2 := createSeq(t, c, leases, "_c_00000000-0000-4000-8000-000000000012-lease-", "l2")
 	wantHolders(t, "every lease holds while the permits are unknown", o.next("second lease"), []string{l1, l2}, 2)
 
-	// zklock contenders record 2 permits; a third contender waits holding
-	// the mutex, with its lease made; two more wait for the mutex.
-	if _, err := c.Set(lockPath, []byte("permits=2"), -1); err != nil {
+	// zklock contenders record 2 permits (on the leases node); a third
+	// contender waits holding the mutex, with its lease made; two more
+	// wait for the mutex.
+	if _, err := c.Set(leases, []byte("permits=2"), -1); err != nil {
 		t.Fatal(err)
 	}
 	createSeq(t, c, locks, "_c_00000000-0000-4000-8000-000000000021-lock-", "m1")
@@ -439,7 +441,7 @@ func TestObserveSemaphore(t *testing.T) {
 	createSeq(t, c, locks, "_c_00000000-0000-4000-8000-000000000023-lock-", "m3")
 	mustDelete(t, c, leases+"/"+l1)
 	h = o.next("first lease released")
-	wantHolders(t, "the first two leases hold", h, []string{l2, l3}, 5)
+	wantHolders(t, "the first two leases hold", h, []string{l2, l3}, 4)
 	if !h.Semaphore || h.Permits != 2 {
 		t.Errorf("message %+v: want a semaphore of 2 permits", h)
 	}
@@ -447,7 +449,9 @@ func TestObserveSemaphore(t *testing.T) {
 		t.Errorf("holder %+v, want the data of lease l3", h.Contenders[1])
 	}
 
-	// The semaphore empties and its nodes go: a lock again.
+	// The semaphore empties; a lock contender comes while its empty leases
+	// node is still there (a container node stays until ZooKeeper's next
+	// sweep; here it is a persistent one): a lock again.
 	var ops []any // at once: each holder leaving alone would be a change
 	for _, n := range zktest.Children(t, c, leases) {
 		ops = append(ops, &zk.DeleteRequest{Path: leases + "/" + n, Version: -1})
@@ -455,12 +459,10 @@ func TestObserveSemaphore(t *testing.T) {
 	if _, err := c.Multi(ops...); err != nil {
 		t.Fatal(err)
 	}
-	wantHolders(t, "every lease released", o.next("leases released"), nil, 3)
+	wantHolders(t, "every lease released", o.next("leases released"), nil, 2)
 	for _, n := range zktest.Children(t, c, locks) {
 		mustDelete(t, c, locks+"/"+n)
 	}
-	mustDelete(t, c, leases)
-	mustDelete(t, c, locks)
 	lockHolder = createSeq(t, c, lockPath, "_c_00000000-0000-4000-8000-000000000002-lock-", "lock again")
 	h = o.next("a lock again")
 	wantHolders(t, "a lock again", h, []string{lockHolder}, 1)
@@ -469,6 +471,91 @@ func TestObserveSemaphore(t *testing.T) {
 	}
 	if n := s.hubs.published.Load(); n != 7 {
 		t.Errorf("the hub published %d states, want 7", n)
+	}
+}
+
+// TestObserveSemaphoreHolds: an observer follows the holds of a semaphore
+// of 2 permits taken by two Sessions: each hold that begins or ends is
+// told, with the holds' tokens and owners and the permits; a contender
+// waiting for a permit, its lease node made, is no holder and brings no
+// message.
+func TestObserveSemaphoreHolds(t *testing.T) {
+	zkc := startZK(t)
+	servers := zkc.ConnectString()
+	ctx := ctxFor(t, time.Minute)
+	const semPath = "/zklock/observed-sem"
+	a, b := newSession(t, servers, 10*time.Second), newSession(t, servers, 10*time.Second)
+	obs := newSession(t, servers, 10*time.Second)
+	o := observe(t, obs, semPath)
+	wantHolders(t, "first message", o.next("first"), nil, 0)
+
+	holds := func(hs ...*Hold) string {
+		var parts []string
+		for _, h := range hs {
+			parts = append(parts, fmt.Sprintf("%s@%d", path2name(h.Path())[:8], h.Token()))
+		}
+		return strings.Join(parts, " ")
+	}
+	told := func(what string, want string) {
+		t.Helper()
+		h := o.next(what)
+		var parts []string
+		for _, c := range h.Contenders {
+			parts = append(parts, fmt.Sprintf("%s@%d", c.Node[:8], c.Token))
+		}
+		if got := strings.Join(parts, " "); got != want || !h.Semaphore || h.Permits != 2 {
+			t.Fatalf("%s: told [%s] semaphore %v permits %d, want [%s] of a semaphore of 2 permits", what, got, h.Semaphore, h.Permits, want)
+		}
+	}
+	sem := func(s *Session, owner string) *Hold {
+		t.Helper()
+		h, err := s.Semaphore(ctx, semPath, 2, LockOptions{Data: []byte(owner)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	a1 := sem(a, "a1")
+	told("a1 holds", holds(a1))
+	b1 := sem(b, "b1")
+	told("b1 holds too", holds(a1, b1))
+
+	looks, published := obs.hubs.looks.Load(), obs.hubs.published.Load()
+	waited := make(chan *Hold, 1)
+	go func() {
+		h, err := a.Semaphore(ctx, semPath, 2, LockOptions{Data: []byte("a2")})
+		if err != nil {
+			t.Error(err)
+		}
+		waited <- h
+	}()
+	ins := zktest.Client(t, servers)
+	zktest.Eventually(t, observeWait, "the third contender's lease node is made", func() bool {
+		return len(zktest.Children(t, ins, SemaphoreLeases(semPath))) == 3
+	})
+	zktest.Eventually(t, observeWait, "the hub looks at the leases", func() bool {
+		return obs.hubs.looks.Load() > looks
+	})
+	if p := obs.hubs.published.Load(); p != published {
+		t.Errorf("the hub published %d states for a contender waiting for a permit, want none", p-published)
+	}
+	if err := a1.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a2 := <-waited
+	if a2 == nil {
+		t.FailNow()
+	}
+	told("a1 released: a2 holds", holds(b1, a2))
+	if err := b1.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	told("b1 released", holds(a2))
+	if err := a2.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h := o.next("a2 released"); len(h.Contenders) != 0 {
+		t.Fatalf("a2 released: told %s, want no holder", holderString(h))
 	}
 }
 
