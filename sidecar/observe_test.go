@@ -218,8 +218,9 @@ func TestObserveEnds(t *testing.T) {
 
 // TestObserveAndDescribeSemaphore: on a semaphore in Curator's
 // InterProcessSemaphoreV2 layout, with the permits record zklock writes,
-// Observe and Describe show its lease nodes as holders (the first N), its
-// mutex's nodes as Describe's waiters, and its permits.
+// Observe and Describe show its lease nodes as holders (the first N), the
+// lease beyond them and the mutex's nodes but its head (the contender of
+// that lease) as Describe's waiters, and its permits.
 func TestObserveAndDescribeSemaphore(t *testing.T) {
 	zkc := startZK(t)
 	a := startInstance(t, zkc.ConnectString(), instanceOpts{})
@@ -232,7 +233,7 @@ func TestObserveAndDescribeSemaphore(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := c.Set(path, []byte("permits=2"), -1); err != nil {
+	if _, err := c.Set(path+"/leases", []byte("permits=2"), -1); err != nil {
 		t.Fatal(err)
 	}
 	create := func(p, owner string) int64 {
@@ -270,7 +271,52 @@ func TestObserveAndDescribeSemaphore(t *testing.T) {
 	for _, w := range d.GetWaiters() {
 		waiters = append(waiters, w.GetOwner())
 	}
-	if got := fmt.Sprint(holders, waiters, d.GetPermits()); got != "[l1 l2] [m3 m4] 2" {
-		t.Errorf("Describe: holders, waiters, permits %s, want [l1 l2] [m3 m4] 2", got)
+	if got := fmt.Sprint(holders, waiters, d.GetPermits()); got != "[l1 l2] [l3 m4] 2" {
+		t.Errorf("Describe: holders, waiters, permits %s, want [l1 l2] [l3 m4] 2", got)
 	}
+}
+
+// TestObserveSemaphoreThroughGRPC: a semaphore of 2 permits taken through
+// two sidecars: Observe tells its holders and permits, a contender
+// waiting for a permit is not one of them, and Describe lists it as the
+// waiter.
+func TestObserveSemaphoreThroughGRPC(t *testing.T) {
+	zkc := startZK(t)
+	a := startInstance(t, zkc.ConnectString(), instanceOpts{})
+	b := startInstance(t, zkc.ConnectString(), instanceOpts{})
+	a.waitUsable(t)
+	b.waitUsable(t)
+	const lock = "observe/pool"
+	o := observeLock(t, b.client, lock)
+	wantObserved(t, "first message", o.next("first"), "[] of 0")
+
+	s1 := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: lock, Owner: "s1", Permits: 2})
+	g1 := s1.granted(wait)
+	wantObserved(t, "s1 holds", o.next("s1"), fmt.Sprintf("[s1@%d] of 1", g1.GetFencingToken()))
+	s2 := acquire(t, b.client, &zklockv1.AcquireRequest{Lock: lock, Owner: "s2", Permits: 2})
+	g2 := s2.granted(wait)
+	r := o.next("s2")
+	wantObserved(t, "s2 holds too", r, fmt.Sprintf("[s1@%d s2@%d] of 2", g1.GetFencingToken(), g2.GetFencingToken()))
+	if r.GetPermits() != 2 {
+		t.Errorf("Observe: permits %d, want 2", r.GetPermits())
+	}
+	s3 := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: lock, Owner: "s3", Permits: 2})
+	s3.queued(wait)
+	zktest.Eventually(t, wait, "Describe: s3 waits", func() bool {
+		d, err := a.client.Describe(ctxT(t), &zklockv1.DescribeRequest{Lock: lock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(d.GetWaiters()) == 1
+	})
+	d, err := a.client.Describe(ctxT(t), &zklockv1.DescribeRequest{Lock: lock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprintf("%d %s %d", len(d.GetHolders()), d.GetWaiters()[0].GetOwner(), d.GetPermits()); got != "2 s3 2" {
+		t.Errorf("Describe: holders, waiter, permits %s, want 2 s3 2", got)
+	}
+	s1.cancel()
+	g3 := s3.granted(wait)
+	wantObserved(t, "s1 released", o.next("s1 released"), fmt.Sprintf("[s2@%d s3@%d] of 2", g2.GetFencingToken(), g3.GetFencingToken()))
 }
