@@ -49,18 +49,17 @@ type Holders struct {
 // The observers of one lock node in a Session share one reader, its hub,
 // which ends with the last of them, or with its epoch. The hub keeps one
 // children watch on the lock node (an exists watch while the lock node
-// does not exist), and for a semaphore one more on its leases node: the
-// watch on the lock node tells the hub when the lock node becomes a
+// does not exist), and for a semaphore one more on its leases node. The
+// watch on the lock node also tells the hub when the lock node becomes a
 // semaphore's or stops being one (its leases node is created or removed,
-// lock contenders come or go).
-// So waiters joining and leaving a lock wake the hub, which reads the
-// lock node's children and, if its holders changed, each new holder's
-// node; the waiters of a semaphore (its mutex's nodes) do not, and its
-// QueueLength is read only when its holders change. No observer sets a
-// watch of its own, nor does the hub on any contender's node. A watch
-// outlives a hub that ends before it fires, in ZooKeeper and in the
-// client library (one per path and session: a later hub on the same lock
-// node shares it).
+// lock contenders come or go). So waiters joining and leaving a lock wake
+// the hub, which reads the lock node's children and, if its holders
+// changed, each new holder's node; the waiters of a semaphore (its
+// mutex's nodes) do not, and its QueueLength is read only when its lease
+// nodes change. No observer sets a watch of its own, nor does the hub on
+// any contender's node. A watch outlives a hub that ends before it fires,
+// until it fires or the session ends; ZooKeeper keeps one per path and
+// session, which a later hub on the same lock node sets again.
 func (s *Session) Observe(ctx context.Context, lockPath string, f func(Holders) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
