@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -552,47 +551,6 @@ func (s *Service) Release(ctx context.Context, req *zklockv1.ReleaseRequest) (*z
 		return nil, err
 	}
 	return &zklockv1.ReleaseResponse{}, nil
-}
-
-// Describe implements LockService.Describe.
-func (s *Service) Describe(ctx context.Context, req *zklockv1.DescribeRequest) (*zklockv1.DescribeResponse, error) {
-	if err := checkLockName(req.GetLock()); err != nil {
-		return nil, invalid("INVALID_LOCK_NAME", err)
-	}
-	cs, err := s.sess.Contenders(ctx, s.lockPath(req.GetLock()))
-	switch {
-	case errors.Is(err, zkrecipes.ErrNoSession):
-		return nil, noSessionError()
-	case ctx.Err() != nil:
-		return nil, status.FromContextError(ctx.Err()).Err()
-	case errors.Is(err, zkrecipes.ErrRefused):
-		return nil, refusedError(req.GetLock(), err)
-	case err != nil:
-		return nil, status.Errorf(codes.Unavailable, "describe %q: %v", req.GetLock(), err)
-	}
-	resp := &zklockv1.DescribeResponse{}
-	reentered := s.reentered()
-	for _, c := range cs {
-		pc := &zklockv1.Contender{
-			FencingToken: c.Token,
-			CreateTime:   timestamppb.New(c.Created),
-			Mode:         zklockv1.Mode_MODE_EXCLUSIVE,
-			Node:         c.Node,
-			Reentered:    reentered[c.Node],
-		}
-		if utf8.Valid(c.Data) {
-			pc.Owner = string(c.Data)
-		}
-		if c.Shared {
-			pc.Mode = zklockv1.Mode_MODE_SHARED
-		}
-		if c.Holds {
-			resp.Holders = append(resp.Holders, pc)
-		} else {
-			resp.Waiters = append(resp.Waiters, pc)
-		}
-	}
-	return resp, nil
 }
 
 // Shutdown stops taking acquires, tells every holder Lost{SHUTDOWN},
