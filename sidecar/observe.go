@@ -16,8 +16,8 @@ import (
 // changes (zkrecipes.Session.Observe: the observers of a lock share one
 // ZooKeeper watch). The stream ends with UNAVAILABLE when the sidecar
 // loses its ZooKeeper session (NO_SESSION: observe again) or shuts down
-// (SHUTTING_DOWN). Observers are not counted against any limit: each is a
-// stream, bounded by the server's streams per connection, and a mailbox.
+// (SHUTTING_DOWN). Past MaxObservers open streams it answers
+// RESOURCE_EXHAUSTED TOO_MANY_OBSERVERS.
 func (s *Service) Observe(req *zklockv1.ObserveRequest, stream zklockv1.LockService_ObserveServer) error {
 	lock := req.GetLock()
 	if err := checkLockName(lock); err != nil {
@@ -29,6 +29,11 @@ func (s *Service) Observe(req *zklockv1.ObserveRequest, stream zklockv1.LockServ
 	if st, _ := s.sess.State(); st.Epoch == nil {
 		return noSessionError()
 	}
+	if !s.admitObserver() {
+		return statusError(codes.ResourceExhausted, "TOO_MANY_OBSERVERS", nil,
+			"this sidecar already has %d Observe streams open (--max-observers)", s.cfg.MaxObservers)
+	}
+	defer s.leaveObserver()
 	s.cfg.Metrics.ObserveStarted()
 	defer s.cfg.Metrics.ObserveEnded()
 
@@ -65,4 +70,21 @@ func (s *Service) Observe(req *zklockv1.ObserveRequest, stream zklockv1.LockServ
 		return refusedError(lock, err)
 	}
 	return status.Errorf(codes.Unavailable, "observe %q: %v", lock, err)
+}
+
+// admitObserver counts an Observe stream unless MaxObservers are open.
+func (s *Service) admitObserver() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.observers >= s.cfg.MaxObservers {
+		return false
+	}
+	s.observers++
+	return true
+}
+
+func (s *Service) leaveObserver() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.observers--
 }

@@ -320,3 +320,26 @@ func TestObserveSemaphoreThroughGRPC(t *testing.T) {
 	g3 := s3.granted(wait)
 	wantObserved(t, "s1 released", o.next("s1 released"), fmt.Sprintf("[s2@%d s3@%d] of 2", g2.GetFencingToken(), g3.GetFencingToken()))
 }
+
+// TestObserveLimit: past MaxObservers open streams, Observe answers
+// RESOURCE_EXHAUSTED TOO_MANY_OBSERVERS; a stream that ends frees its
+// place.
+func TestObserveLimit(t *testing.T) {
+	zkc := startZK(t)
+	a := startInstance(t, zkc.ConnectString(), instanceOpts{cfg: Config{MaxObservers: 2}})
+	a.waitUsable(t)
+	first := observeLock(t, a.client, "limit/a")
+	wantObserved(t, "first observer", first.next("first"), "[] of 0")
+	second := observeLock(t, a.client, "limit/b")
+	wantObserved(t, "second observer", second.next("first"), "[] of 0")
+	wantCode(t, observeLock(t, a.client, "limit/c").end("third observer"), codes.ResourceExhausted, "TOO_MANY_OBSERVERS")
+	first.cancel()
+	wantCode(t, first.end("cancelled"), codes.Canceled, "")
+	zktest.Eventually(t, 10*time.Second, "the cancelled stream's place is free", func() bool {
+		a.svc.mu.Lock()
+		defer a.svc.mu.Unlock()
+		return a.svc.observers < 2
+	})
+	third := observeLock(t, a.client, "limit/c")
+	wantObserved(t, "third observer once the first left", third.next("first"), "[] of 0")
+}

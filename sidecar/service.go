@@ -38,6 +38,9 @@ type Config struct {
 	// MaxLeases bounds this sidecar's acquires, waiting or granted.
 	// Default 100000.
 	MaxLeases int
+	// MaxObservers bounds this sidecar's open Observe streams. Default
+	// 10000.
+	MaxObservers int
 	// TombstoneTTL is how long an ended lease is remembered, so that Renew
 	// and Release can tell "lost" and "released" from "unknown".
 	// Default 10 min.
@@ -75,7 +78,10 @@ func (c *Config) setDefaults() error {
 	if c.MaxLeases == 0 {
 		c.MaxLeases = 100000
 	}
-	if c.MaxWaitersPerLock < 0 || c.MaxLeases < 0 {
+	if c.MaxObservers == 0 {
+		c.MaxObservers = 10000
+	}
+	if c.MaxWaitersPerLock < 0 || c.MaxLeases < 0 || c.MaxObservers < 0 {
 		return errors.New("limits must not be negative")
 	}
 	if c.TombstoneTTL == 0 {
@@ -113,6 +119,7 @@ type Service struct {
 	// calls, by a number of its own (lastWaiter counts them).
 	waiting    map[uint64]context.CancelFunc
 	lastWaiter uint64
+	observers  int // open Observe streams
 
 	epochsFollowed chan struct{} // closed when followEpochs returned
 }
