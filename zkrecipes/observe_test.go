@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -122,26 +121,14 @@ func (s *Session) hubCount() int {
 }
 
 // watchCount returns how many watches the ZooKeeper server at addr keeps,
-// data and children watches, each path counted once per session that
-// watches it (mntr's zk_watch_count; ZooKeeper 3.8's wchc and wchp list
-// data watches only).
+// data and children watches (zktest.WatchCount).
 func watchCount(t *testing.T, addr string) int {
 	t.Helper()
-	out, err := zktest.FourLetterWord(addr, "mntr", 5*time.Second)
+	n, err := zktest.WatchCount(addr)
 	if err != nil {
 		t.Fatalf("mntr: %v", err)
 	}
-	for _, line := range strings.Split(out, "\n") {
-		if v, ok := strings.CutPrefix(line, "zk_watch_count\t"); ok {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			if err != nil {
-				t.Fatalf("mntr: zk_watch_count %q", v)
-			}
-			return n
-		}
-	}
-	t.Fatalf("mntr: no zk_watch_count in %q", out)
-	return 0
+	return int(n)
 }
 
 // TestObserveFollowsLockHolders: holds of one lock by two Sessions, in
