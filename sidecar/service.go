@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -39,6 +38,9 @@ type Config struct {
 	// MaxLeases bounds this sidecar's acquires, waiting or granted.
 	// Default 100000.
 	MaxLeases int
+	// MaxObservers bounds this sidecar's open Observe streams. Default
+	// 10000.
+	MaxObservers int
 	// TombstoneTTL is how long an ended lease is remembered, so that Renew
 	// and Release can tell "lost" and "released" from "unknown".
 	// Default 10 min.
@@ -76,7 +78,10 @@ func (c *Config) setDefaults() error {
 	if c.MaxLeases == 0 {
 		c.MaxLeases = 100000
 	}
-	if c.MaxWaitersPerLock < 0 || c.MaxLeases < 0 {
+	if c.MaxObservers == 0 {
+		c.MaxObservers = 10000
+	}
+	if c.MaxWaitersPerLock < 0 || c.MaxLeases < 0 || c.MaxObservers < 0 {
 		return errors.New("limits must not be negative")
 	}
 	if c.TombstoneTTL == 0 {
@@ -114,6 +119,7 @@ type Service struct {
 	// calls, by a number of its own (lastWaiter counts them).
 	waiting    map[uint64]context.CancelFunc
 	lastWaiter uint64
+	observers  int // open Observe streams
 
 	epochsFollowed chan struct{} // closed when followEpochs returned
 }
@@ -164,14 +170,20 @@ func (s *Service) checkTTL(d *durationpb.Duration) (time.Duration, error) {
 	return ttl, nil
 }
 
+// maxPermits bounds AcquireRequest.permits.
+const maxPermits = 1000000
+
 // acquireArgs is a validated AcquireRequest.
 type acquireArgs struct {
 	lock    string
 	shared  bool
+	modeSet bool // the mode was given, not left unspecified
 	ttl     time.Duration
 	wait    time.Duration
-	tryOnce bool // wait is 0
-	timed   bool // wait is set and above 0
+	tryOnce bool   // wait is 0
+	timed   bool   // wait is set and above 0
+	permits int    // 0: as the re-entered lease, or 1
+	reenter string // the lease re-entered, if any
 }
 
 // checkAcquire validates an AcquireRequest. It touches neither ZooKeeper
@@ -182,11 +194,26 @@ func (s *Service) checkAcquire(req *zklockv1.AcquireRequest) (acquireArgs, error
 		return a, invalid("INVALID_LOCK_NAME", err)
 	}
 	switch req.GetMode() {
-	case zklockv1.Mode_MODE_UNSPECIFIED, zklockv1.Mode_MODE_EXCLUSIVE:
+	case zklockv1.Mode_MODE_UNSPECIFIED:
+	case zklockv1.Mode_MODE_EXCLUSIVE:
+		a.modeSet = true
 	case zklockv1.Mode_MODE_SHARED:
-		a.shared = true
+		a.shared, a.modeSet = true, true
 	default:
 		return a, invalid("INVALID_MODE", fmt.Errorf("mode %d is neither MODE_EXCLUSIVE nor MODE_SHARED", req.GetMode()))
+	}
+	switch p := req.GetPermits(); {
+	case p < 0 || p > maxPermits:
+		return a, invalid("INVALID_PERMITS", fmt.Errorf("permits %d must lie between 0 and %d (0 or 1: a lock; more: a semaphore)", p, maxPermits))
+	case p > 1 && a.shared:
+		return a, invalid("INVALID_PERMITS", fmt.Errorf("permits %d makes a semaphore, which takes no MODE_SHARED holds", p))
+	default:
+		a.permits = int(p)
+	}
+	if a.reenter = req.GetReenter(); a.reenter != "" {
+		if err := checkLeaseID(a.reenter, "reenter"); err != nil {
+			return a, invalid("INVALID_REENTER", errors.New(status.Convert(err).Message()))
+		}
 	}
 	var err error
 	if a.ttl, err = s.checkTTL(req.GetTtl()); err != nil {
@@ -217,6 +244,9 @@ func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockServ
 	lock, wait := args.lock, args.wait
 	if s.isClosing() {
 		return statusError(codes.Unavailable, "SHUTTING_DOWN", nil, "sidecar is shutting down")
+	}
+	if args.reenter != "" {
+		return s.reenter(req, args, stream, start)
 	}
 	if st, _ := s.sess.State(); st.Epoch == nil {
 		return noSessionError()
@@ -258,7 +288,11 @@ func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockServ
 	}
 	var hold *zkrecipes.Hold
 	for {
-		hold, err = s.sess.Lock(waitCtx, s.lockPath(lock), opts)
+		if args.permits > 1 {
+			hold, err = s.sess.Semaphore(waitCtx, s.lockPath(lock), args.permits, opts)
+		} else {
+			hold, err = s.sess.Lock(waitCtx, s.lockPath(lock), opts)
+		}
 		if err != nil || hold.Valid() {
 			break
 		}
@@ -286,7 +320,7 @@ func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockServ
 	if !req.GetDetach() {
 		bound = streamCtx
 	}
-	l, added := s.grant(hold, lock, bound, args.ttl)
+	l, added := s.grant(hold, lock, bound, args.ttl, holdKind{shared: args.shared, permits: max(args.permits, 1)})
 	s.tab.unwait(lock, added)
 	s.cfg.Metrics.WaitEnded()
 	if !added {
@@ -524,45 +558,6 @@ func (s *Service) Release(ctx context.Context, req *zklockv1.ReleaseRequest) (*z
 		return nil, err
 	}
 	return &zklockv1.ReleaseResponse{}, nil
-}
-
-// Describe implements LockService.Describe.
-func (s *Service) Describe(ctx context.Context, req *zklockv1.DescribeRequest) (*zklockv1.DescribeResponse, error) {
-	if err := checkLockName(req.GetLock()); err != nil {
-		return nil, invalid("INVALID_LOCK_NAME", err)
-	}
-	cs, err := s.sess.Contenders(ctx, s.lockPath(req.GetLock()))
-	switch {
-	case errors.Is(err, zkrecipes.ErrNoSession):
-		return nil, noSessionError()
-	case ctx.Err() != nil:
-		return nil, status.FromContextError(ctx.Err()).Err()
-	case errors.Is(err, zkrecipes.ErrRefused):
-		return nil, refusedError(req.GetLock(), err)
-	case err != nil:
-		return nil, status.Errorf(codes.Unavailable, "describe %q: %v", req.GetLock(), err)
-	}
-	resp := &zklockv1.DescribeResponse{}
-	for _, c := range cs {
-		pc := &zklockv1.Contender{
-			FencingToken: c.Token,
-			CreateTime:   timestamppb.New(c.Created),
-			Mode:         zklockv1.Mode_MODE_EXCLUSIVE,
-			Node:         c.Node,
-		}
-		if utf8.Valid(c.Data) {
-			pc.Owner = string(c.Data)
-		}
-		if c.Shared {
-			pc.Mode = zklockv1.Mode_MODE_SHARED
-		}
-		if c.Holds {
-			resp.Holders = append(resp.Holders, pc)
-		} else {
-			resp.Waiters = append(resp.Waiters, pc)
-		}
-	}
-	return resp, nil
 }
 
 // Shutdown stops taking acquires, tells every holder Lost{SHUTDOWN},
