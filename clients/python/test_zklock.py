@@ -81,9 +81,8 @@ class ClientTest(unittest.TestCase):
         c = self.client.lock(name, reenter=b.id)
         self.assertEqual(c.token, a.token)
         self.assertNotIn(c.id, (a.id, b.id))
-        with self.client.observe(name) as states:
-            holders = next(states).holders
-        self.assertEqual([(h.token, h.reentered) for h in holders], [(a.token, 2)])
+        holders = self.client._describe(name).holders
+        self.assertEqual([(h.fencing_token, h.reentered) for h in holders], [(a.token, 2)])
         # Nested holds keep the lock until the last one ends, in any order.
         a.release()
         self.assert_held(other, name)

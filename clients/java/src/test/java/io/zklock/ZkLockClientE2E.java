@@ -1,5 +1,6 @@
 package io.zklock;
 
+import com.google.protobuf.TextFormat;
 import io.grpc.Status;
 import io.zklock.v1.DescribeRequest;
 import io.zklock.v1.DescribeResponse;
@@ -197,16 +198,12 @@ public final class ZkLockClientE2E {
     check(
         c.token() == a.token() && !c.id().equals(a.id()) && !c.id().equals(b.id()),
         "a re-entered lease re-enters in turn, by its id");
-    BlockingQueue<LockState> states = new LinkedBlockingQueue<>();
-    try (Observation o = client.observe(name, states::add, null)) {
-      LockState s = states.poll(30, TimeUnit.SECONDS);
-      check(
-          s != null
-              && s.holders().size() == 1
-              && s.holders().get(0).token() == a.token()
-              && s.holders().get(0).reentered() == 2,
-          "the holder shows its 2 re-entries (got " + s + ")");
-    }
+    DescribeResponse held = describe(client, name);
+    check(
+        held.getHoldersCount() == 1
+            && held.getHolders(0).getFencingToken() == a.token()
+            && held.getHolders(0).getReentered() == 2,
+        "Describe shows the holder's 2 re-entries (got " + TextFormat.shortDebugString(held) + ")");
     a.close();
     check(isHeld(other, name), "the lock stays held when the first lease ends");
     c.close();
@@ -387,6 +384,13 @@ public final class ZkLockClientE2E {
     check(leaders.isEmpty(), "followers see each change once");
   }
 
+  private static DescribeResponse describe(ZkLockClient c, String name) throws LockException {
+    return c.call(
+        s ->
+            s.withDeadlineAfter(10, TimeUnit.SECONDS)
+                .describe(DescribeRequest.newBuilder().setLock(name).build()));
+  }
+
   /** Polls Describe of name until ok holds, for at most 30 s. */
   private static void waitFor(
       ZkLockClient c, String name, Predicate<DescribeResponse> ok, String what)
@@ -394,16 +398,12 @@ public final class ZkLockClientE2E {
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
     DescribeResponse d;
     do {
-      d =
-          c.call(
-              s ->
-                  s.withDeadlineAfter(10, TimeUnit.SECONDS)
-                      .describe(DescribeRequest.newBuilder().setLock(name).build()));
+      d = describe(c, name);
       if (ok.test(d)) {
         return;
       }
       Thread.sleep(20);
     } while (System.nanoTime() < deadline);
-    check(false, what + " within 30 s (Describe: " + d + ")");
+    check(false, what + " within 30 s (Describe: " + TextFormat.shortDebugString(d) + ")");
   }
 }
