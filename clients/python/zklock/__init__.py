@@ -69,8 +69,9 @@ class Holder:
     its node's data as text for a holder that is not a zklock sidecar
     (Curator, Kazoo); ``token`` its fencing token (its node's czxid);
     ``node`` its node's name; ``shared`` whether it holds a shared lock;
-    ``reentered`` how many of its leases hold it through re-entry beyond the
-    first (0 for holders of other sidecars and clients); ``create_time``
+    ``reentered``, as Describe (Election.leader) counts them, how many of
+    its leases hold it through re-entry beyond the first (0 for holders of
+    other sidecars and clients, and in Observe's states); ``create_time``
     when it joined the queue (a UTC datetime)."""
 
     owner: str

@@ -12,8 +12,9 @@ import java.time.Instant;
  * @param token the holder's fencing token: the czxid of its node
  * @param node its node's name under the lock's znode (under "leases" for a semaphore)
  * @param shared whether it holds a shared (read) lock
- * @param reentered for a holder of the sidecar asked: how many of its leases hold it through
- *     re-entry, beyond the first; 0 for holders of other sidecars and clients
+ * @param reentered for a holder of the sidecar asked, as Describe ({@link Election#leader()})
+ *     counts them: how many of its leases hold it through re-entry, beyond the first; 0 for
+ *     holders of other sidecars and clients, and in the states of {@link ZkLockClient#observe}
  * @param createTime when it joined the queue
  */
 public record Holder(
