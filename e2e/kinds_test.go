@@ -18,9 +18,10 @@ import (
 	"github.com/zklock/zklock/internal/zktest"
 )
 
-// zkTree returns every node of ZooKeeper but /zookeeper's, with its czxid,
-// mzxid and data; it leaves out empty container nodes, which ZooKeeper
-// removes by itself.
+// zkTree returns every node of ZooKeeper but /zookeeper's, with its czxid
+// and data; it leaves out empty container nodes, which ZooKeeper removes by
+// itself. (Not the mzxid: each create of a contender's node stamps the lock
+// node's, the data left as it was, to read the token.)
 func zkTree(t *testing.T, c *zk.Conn) map[string]string {
 	t.Helper()
 	tree := map[string]string{}
@@ -39,7 +40,7 @@ func zkTree(t *testing.T, c *zk.Conn) map[string]string {
 				t.Fatalf("Get(%s): %v", cp, err)
 			}
 			if !(st.EphemeralOwner == math.MinInt64 && st.NumChildren == 0) {
-				tree[cp] = fmt.Sprintf("czxid %d mzxid %d data %q", st.Czxid, st.Mzxid, data)
+				tree[cp] = fmt.Sprintf("czxid %d data %q", st.Czxid, data)
 			}
 			walk(cp)
 		}
