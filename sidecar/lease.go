@@ -59,6 +59,7 @@ type lease struct {
 	id       string // secret: never logged
 	lock     string
 	hold     *zkrecipes.Hold
+	kind     holdKind
 	detached bool
 	stream   context.Context // a stream-bound lease's stream: its end releases the lease
 
@@ -70,6 +71,15 @@ type lease struct {
 	finishing bool        // a background wait for its delete's confirmation runs
 	reason    endReason
 	ended     chan struct{} // closed when reason is set
+	// share, once the hold is re-entered, counts the leases that hold it:
+	// the first and each re-entry (see reenter.go). Set under mu.
+	share *holdShare
+}
+
+// holdKind is what a hold is: shared or not, and its permits (1: a lock).
+type holdKind struct {
+	shared  bool
+	permits int
 }
 
 // state returns how the lease ended (endNone while it has not) and whether
@@ -86,8 +96,15 @@ func (l *lease) state() (endReason, bool) {
 //
 // A stream-bound lease is released when stream ends; a detached one has
 // stream nil.
-func (s *Service) grant(hold *zkrecipes.Hold, lock string, stream context.Context, ttl time.Duration) (*lease, bool) {
-	l := &lease{id: newLeaseID(), lock: lock, hold: hold, detached: stream == nil, stream: stream, ttl: ttl, ended: make(chan struct{})}
+func (s *Service) grant(hold *zkrecipes.Hold, lock string, stream context.Context, ttl time.Duration, kind holdKind) (*lease, bool) {
+	return s.grantShared(hold, lock, stream, ttl, kind, nil)
+}
+
+// grantShared is grant for a lease that holds its hold with others, the
+// ones share counts (nil for a first lease).
+func (s *Service) grantShared(hold *zkrecipes.Hold, lock string, stream context.Context, ttl time.Duration, kind holdKind, share *holdShare) (*lease, bool) {
+	l := &lease{id: newLeaseID(), lock: lock, hold: hold, kind: kind, detached: stream == nil, stream: stream, ttl: ttl,
+		ended: make(chan struct{}), share: share}
 	if l.detached {
 		l.expires = time.Now().Add(ttl)
 		l.timer = time.AfterFunc(ttl, func() { s.expire(l) })
@@ -149,6 +166,10 @@ func (s *Service) finish(l *lease, reason endReason) {
 // waits at most ReleaseTimeout, then goes on waiting in the background:
 // until then a Release of the lease waits for the confirmation.
 func (s *Service) drop(l *lease) {
+	if s.leaveShare(l) {
+		s.tab.bury(l, time.Now()) // its re-entries keep the node
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ReleaseTimeout)
 	defer cancel()
 	if err := l.hold.Release(ctx); err == nil || errors.Is(err, zkrecipes.ErrLost) {
@@ -250,6 +271,18 @@ func (s *Service) release(ctx context.Context, l *lease) error {
 	l.mu.Unlock()
 	if reason != endNone && reason != endReleased {
 		return lostError(tombstone{reason: reason, token: l.hold.Token()})
+	}
+	if s.leaveShare(l) {
+		// Other leases hold the node through re-entry: it stays.
+		l.mu.Lock()
+		s.endLocked(l, endReleased)
+		r := l.reason
+		l.mu.Unlock()
+		if r != endReleased {
+			return lostError(tombstone{reason: r, token: l.hold.Token()})
+		}
+		s.tab.bury(l, time.Now())
+		return nil
 	}
 	// Held, or released by its stream or another Release: wait for the
 	// delete.
@@ -367,6 +400,10 @@ func (s *Service) shutdownLeases(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if s.leaveShare(l) {
+				s.tab.bury(l, time.Now()) // the last of its hold's leases deletes the node
+				return
+			}
 			if err := l.hold.Release(ctx); err != nil && !errors.Is(err, zkrecipes.ErrLost) {
 				s.log.Warn("lock node not deleted at shutdown", "lock", l.lock, "err", err)
 			}

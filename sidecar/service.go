@@ -164,14 +164,20 @@ func (s *Service) checkTTL(d *durationpb.Duration) (time.Duration, error) {
 	return ttl, nil
 }
 
+// maxPermits bounds AcquireRequest.permits.
+const maxPermits = 1000000
+
 // acquireArgs is a validated AcquireRequest.
 type acquireArgs struct {
 	lock    string
 	shared  bool
+	modeSet bool // the mode was given, not left unspecified
 	ttl     time.Duration
 	wait    time.Duration
-	tryOnce bool // wait is 0
-	timed   bool // wait is set and above 0
+	tryOnce bool   // wait is 0
+	timed   bool   // wait is set and above 0
+	permits int    // 0: as the re-entered lease, or 1
+	reenter string // the lease re-entered, if any
 }
 
 // checkAcquire validates an AcquireRequest. It touches neither ZooKeeper
@@ -182,11 +188,26 @@ func (s *Service) checkAcquire(req *zklockv1.AcquireRequest) (acquireArgs, error
 		return a, invalid("INVALID_LOCK_NAME", err)
 	}
 	switch req.GetMode() {
-	case zklockv1.Mode_MODE_UNSPECIFIED, zklockv1.Mode_MODE_EXCLUSIVE:
+	case zklockv1.Mode_MODE_UNSPECIFIED:
+	case zklockv1.Mode_MODE_EXCLUSIVE:
+		a.modeSet = true
 	case zklockv1.Mode_MODE_SHARED:
-		a.shared = true
+		a.shared, a.modeSet = true, true
 	default:
 		return a, invalid("INVALID_MODE", fmt.Errorf("mode %d is neither MODE_EXCLUSIVE nor MODE_SHARED", req.GetMode()))
+	}
+	switch p := req.GetPermits(); {
+	case p < 0 || p > maxPermits:
+		return a, invalid("INVALID_PERMITS", fmt.Errorf("permits %d must lie between 0 and %d (0 or 1: a lock; more: a semaphore)", p, maxPermits))
+	case p > 1 && a.shared:
+		return a, invalid("INVALID_PERMITS", fmt.Errorf("permits %d makes a semaphore, which takes no MODE_SHARED holds", p))
+	default:
+		a.permits = int(p)
+	}
+	if a.reenter = req.GetReenter(); a.reenter != "" {
+		if err := checkLeaseID(a.reenter, "reenter"); err != nil {
+			return a, invalid("INVALID_REENTER", errors.New(status.Convert(err).Message()))
+		}
 	}
 	var err error
 	if a.ttl, err = s.checkTTL(req.GetTtl()); err != nil {
@@ -217,6 +238,9 @@ func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockServ
 	lock, wait := args.lock, args.wait
 	if s.isClosing() {
 		return statusError(codes.Unavailable, "SHUTTING_DOWN", nil, "sidecar is shutting down")
+	}
+	if args.reenter != "" {
+		return s.reenter(req, args, stream, start)
 	}
 	if st, _ := s.sess.State(); st.Epoch == nil {
 		return noSessionError()
@@ -258,7 +282,11 @@ func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockServ
 	}
 	var hold *zkrecipes.Hold
 	for {
-		hold, err = s.sess.Lock(waitCtx, s.lockPath(lock), opts)
+		if args.permits > 1 {
+			hold, err = s.sess.Semaphore(waitCtx, s.lockPath(lock), args.permits, opts)
+		} else {
+			hold, err = s.sess.Lock(waitCtx, s.lockPath(lock), opts)
+		}
 		if err != nil || hold.Valid() {
 			break
 		}
@@ -286,7 +314,7 @@ func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockServ
 	if !req.GetDetach() {
 		bound = streamCtx
 	}
-	l, added := s.grant(hold, lock, bound, args.ttl)
+	l, added := s.grant(hold, lock, bound, args.ttl, holdKind{shared: args.shared, permits: max(args.permits, 1)})
 	s.tab.unwait(lock, added)
 	s.cfg.Metrics.WaitEnded()
 	if !added {
@@ -543,12 +571,14 @@ func (s *Service) Describe(ctx context.Context, req *zklockv1.DescribeRequest) (
 		return nil, status.Errorf(codes.Unavailable, "describe %q: %v", req.GetLock(), err)
 	}
 	resp := &zklockv1.DescribeResponse{}
+	reentered := s.reentered()
 	for _, c := range cs {
 		pc := &zklockv1.Contender{
 			FencingToken: c.Token,
 			CreateTime:   timestamppb.New(c.Created),
 			Mode:         zklockv1.Mode_MODE_EXCLUSIVE,
 			Node:         c.Node,
+			Reentered:    reentered[c.Node],
 		}
 		if utf8.Valid(c.Data) {
 			pc.Owner = string(c.Data)

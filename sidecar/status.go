@@ -52,7 +52,12 @@ func notFoundError(field string, released bool) error {
 // acquireError maps an error of a wait in the queue to a status.
 func acquireError(lock string, wait time.Duration, err error, streamCtx, waitCtx context.Context) error {
 	meta := map[string]string{"lock": lock}
+	var permits *zkrecipes.PermitsError
 	switch {
+	case errors.As(err, &permits):
+		return statusError(codes.FailedPrecondition, "PERMITS_DIFFER", meta,
+			"lock %q is %s, not %s: every contender of a name must ask for the same permits",
+			lock, permitsKind(permits.Have), permitsKind(permits.Want))
 	case errors.Is(err, zkrecipes.ErrHeld):
 		return statusError(codes.DeadlineExceeded, "LOCK_HELD", meta, "lock %q is held by another (wait 0: tried once)", lock)
 	case streamCtx.Err() != nil:

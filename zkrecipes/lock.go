@@ -35,6 +35,11 @@ type LockOptions struct {
 	// children only when they changed: one such reader per lock node, no
 	// watch on the lock node.
 	OnQueued func(position, length int)
+
+	// semaphoreMutex marks the lock a semaphore's contender takes on its
+	// locks child: named as Curator's InterProcessMutex names its nodes,
+	// whatever the Session's layout.
+	semaphoreMutex bool
 }
 
 // Hold is a granted lock. It stays held until Release, or until its epoch
@@ -108,6 +113,26 @@ func (h *Hold) ReleaseWhenDone(ctx context.Context) {
 	m[h.n] = struct{}{}
 }
 
+// KeepUntilReleased undoes ReleaseWhenDone: from now on only Release
+// ends the hold. It reports false if the hold is being released already
+// (Release was called, or ReleaseWhenDone's context ended and a Lock took
+// the delete along).
+func (h *Hold) KeepUntilReleased() bool {
+	h.s.mu.Lock()
+	defer h.s.mu.Unlock()
+	if h.n.claimed {
+		return false
+	}
+	if m := h.s.ending[h.n.parent]; m != nil {
+		delete(m, h.n)
+		if len(m) == 0 {
+			delete(h.s.ending, h.n.parent)
+		}
+	}
+	h.n.until = nil
+	return true
+}
+
 func (h *Hold) releaseResult() error {
 	h.s.mu.Lock()
 	defer h.s.mu.Unlock()
@@ -120,6 +145,10 @@ func (h *Hold) releaseResult() error {
 // node is one contender node of this Session.
 type node struct {
 	parent string // the lock node
+	// stamp, if set, is the node whose data the create's multi request
+	// sets for the token, instead of parent's (a semaphore's lease nodes:
+	// its leases node's data records the permits).
+	stamp  string
 	prefix string // the name before the sequence suffix, unique
 	epoch  *Epoch
 	gone   chan struct{} // closed once ZooKeeper confirmed the node absent
@@ -189,6 +218,15 @@ var errRequeue = errors.New("zkrecipes: requeue")
 // keeping ctx's deadline. If ctx ends first it returns ctx's error and the
 // node is deleted (retried in the background until confirmed).
 func (s *Session) Lock(ctx context.Context, lockPath string, opts LockOptions) (*Hold, error) {
+	return s.retryEpochs(ctx, opts, func(e *Epoch) (*Hold, error) {
+		return s.lockIn(ctx, e, lockPath, opts)
+	})
+}
+
+// retryEpochs makes attempts, each in one epoch, until one returns
+// anything but errRequeue: at once in the live epoch, then in each next
+// one, or, in the same epoch, after a backoff.
+func (s *Session) retryEpochs(ctx context.Context, opts LockOptions, attempt func(e *Epoch) (*Hold, error)) (*Hold, error) {
 	st, _ := s.State()
 	switch {
 	case st.Epoch == nil && s.isClosed():
@@ -201,7 +239,7 @@ func (s *Session) Lock(ctx context.Context, lockPath string, opts LockOptions) (
 	e := st.Epoch
 	backoff := 10 * time.Millisecond
 	for {
-		h, err := s.lockIn(ctx, e, lockPath, opts)
+		h, err := attempt(e)
 		if !errors.Is(err, errRequeue) {
 			return h, err
 		}
@@ -253,9 +291,13 @@ func (s *Session) AwaitEpoch(ctx context.Context) (*Epoch, error) {
 
 // lockIn makes one attempt in epoch e.
 func (s *Session) lockIn(ctx context.Context, e *Epoch, lockPath string, opts LockOptions) (*Hold, error) {
+	layout := s.cfg.Layout
+	if opts.semaphoreMutex {
+		layout = LayoutCurator
+	}
 	n := &node{
 		parent: lockPath,
-		prefix: s.cfg.Layout.nodePrefix(uuid.NewString(), opts.Shared),
+		prefix: layout.nodePrefix(uuid.NewString(), opts.Shared),
 		epoch:  e,
 		gone:   make(chan struct{}),
 	}
@@ -279,21 +321,29 @@ func (s *Session) wait(ctx context.Context, n *node, opts LockOptions) (*Hold, e
 	}
 	me := n.getName()
 	token := made.token
-	var q []contender
+	var (
+		q   []contender
+		sem bool // the lock node has a semaphore's leases child
+	)
 	switch {
 	case token != 0 && made.alone:
 		// The only child of the lock node: at the head, nothing to read.
 		q = []contender{{name: me, shared: opts.Shared}}
 		q[0].seq, _ = parseSeq(me)
 	case token != 0:
-		if q, err = s.queue(ctx, e, n.parent); err != nil {
+		if q, sem, err = s.queueRead(ctx, e, n.parent); err != nil {
 			return nil, err
 		}
 	default:
 		// Created without learning its token (the create's reply was lost
 		// and the node found by its prefix): read its stat, checking that
 		// it is of this session, and the queue side by side.
-		if q, token, err = s.statAndQueue(ctx, n); err != nil {
+		if q, sem, token, err = s.statAndQueue(ctx, n); err != nil {
+			return nil, err
+		}
+	}
+	if sem && !opts.semaphoreMutex {
+		if err := s.checkNotSemaphore(ctx, e, n.parent); err != nil {
 			return nil, err
 		}
 	}
@@ -376,7 +426,7 @@ func (s *Session) wait(ctx context.Context, n *node, opts LockOptions) (*Hold, e
 // statAndQueue reads n's stat, for its token, and the queue of its lock
 // node, side by side. A node that is not of n's epoch's session (one of an
 // earlier session carrying the same id) is never ours: errRequeue.
-func (s *Session) statAndQueue(ctx context.Context, n *node) ([]contender, int64, error) {
+func (s *Session) statAndQueue(ctx context.Context, n *node) ([]contender, bool, int64, error) {
 	e := n.epoch
 	var (
 		stat    *zk.Stat
@@ -391,17 +441,17 @@ func (s *Session) statAndQueue(ctx context.Context, n *node) ([]contender, int64
 			statErr = zk.ErrNoNode
 		}
 	}()
-	q, err := s.queue(ctx, e, n.parent)
+	q, sem, err := s.queueRead(ctx, e, n.parent)
 	<-read
 	if err != nil {
-		return nil, 0, err
+		return nil, false, 0, err
 	}
 	for statErr != nil {
 		if errors.Is(statErr, zk.ErrNoNode) {
-			return nil, 0, errRequeue
+			return nil, false, 0, errRequeue
 		}
 		if err := s.afterError(ctx, e, statErr); err != nil {
-			return nil, 0, err
+			return nil, false, 0, err
 		}
 		var ok bool
 		ok, stat, statErr = s.conn().Exists(n.path())
@@ -410,9 +460,9 @@ func (s *Session) statAndQueue(ctx context.Context, n *node) ([]contender, int64
 		}
 	}
 	if stat.EphemeralOwner != e.sessionID {
-		return nil, 0, errRequeue
+		return nil, false, 0, errRequeue
 	}
-	return q, stat.Czxid, nil
+	return q, sem, stat.Czxid, nil
 }
 
 // watchGone watches p and waits for it to change. It returns true if p was
@@ -471,19 +521,29 @@ func (s *Session) watchGone(ctx context.Context, e *Epoch, p string, released <-
 // is lost. Local callers reading the same lock node at once share reads,
 // and the queue they get: they must not change it.
 func (s *Session) queue(ctx context.Context, e *Epoch, p string) ([]contender, error) {
+	q, _, err := s.queueRead(ctx, e, p)
+	return q, err
+}
+
+// queueRead is queue, also telling whether the lock node p has a child
+// named as a semaphore's leases.
+func (s *Session) queueRead(ctx context.Context, e *Epoch, p string) ([]contender, bool, error) {
 	for {
-		c, err := s.reads.queue(ctx, p)
+		r, err := s.reads.read(ctx, p)
+		if err == nil {
+			err = r.err
+		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, false, ctx.Err()
 		}
 		if err == nil {
-			return c, nil
+			return r.queue, r.semaphore, nil
 		}
 		if errors.Is(err, zk.ErrNoNode) {
-			return nil, errRequeue
+			return nil, false, errRequeue
 		}
 		if err := s.afterError(ctx, e, err); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 }
@@ -579,9 +639,13 @@ func (s *Session) createMulti(n *node, data []byte) (made created, ok, maybe, no
 	for _, d := range due {
 		ops = append(ops, &zk.DeleteRequest{Path: d.path(), Version: -1})
 	}
+	stamp := n.parent
+	if n.stamp != "" {
+		stamp = n.stamp
+	}
 	ops = append(ops,
 		&zk.CreateRequest{Path: n.parent + "/" + n.prefix, Data: data, Acl: s.cfg.ACL, Flags: zk.FlagEphemeralSequential},
-		&zk.SetDataRequest{Path: n.parent, Data: nil, Version: -1})
+		&zk.SetDataRequest{Path: stamp, Data: nil, Version: -1})
 	sent := s.now()
 	res, err := s.conn().Multi(ops...)
 	if err != nil || len(res) != len(ops) || res[len(ops)-1].Stat == nil {

@@ -2,6 +2,7 @@ package zkrecipes
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/go-zookeeper/zk"
@@ -33,12 +34,25 @@ type lockReads struct {
 type read struct {
 	done  chan struct{}
 	queue []contender
-	err   error
+	// semaphore is set if the lock node has a child named as a
+	// semaphore's lease nodes' parent: see Session.checkNotSemaphore.
+	semaphore bool
+	err       error
 }
 
 // queue returns the queue of the lock node p from a read sent after the
 // call began, or ctx's error. Callers share the slice: it is read-only.
 func (q *queueReads) queue(ctx context.Context, p string) ([]contender, error) {
+	r, err := q.read(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return r.queue, r.err
+}
+
+// read returns a read of the lock node p's children sent after the call
+// began, or ctx's error. Callers share it: it is read-only.
+func (q *queueReads) read(ctx context.Context, p string) (*read, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -69,7 +83,7 @@ func (q *queueReads) queue(ctx context.Context, p string) ([]contender, error) {
 	q.mu.Unlock()
 	select {
 	case <-r.done:
-		return r.queue, r.err
+		return r, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -90,6 +104,7 @@ func (q *queueReads) send(p string, r *read) {
 		children, _, err := q.conn().Children(p)
 		if err == nil {
 			r.queue = queue(children)
+			r.semaphore = slices.Contains(children, semLeases)
 		}
 		r.err = err
 		close(r.done)

@@ -235,6 +235,8 @@ func TestMetricsShowTheLockLife(t *testing.T) {
 		`zklock_zookeeper_reconnects_total`:                          0,
 		`zklock_zookeeper_session_expiries_total{cause="expired"}`:   0,
 		`zklock_zookeeper_session_expiries_total{cause="own_clock"}`: 0,
+		`zklock_reentries_total`:                                     0,
+		`zklock_observers`:                                           0,
 	})
 
 	// A holds, B waits behind it.
@@ -257,7 +259,8 @@ func TestMetricsShowTheLockLife(t *testing.T) {
 		return err == nil && strings.Contains(w, "/zklock/metrics/a/")
 	})
 	a.cancel()
-	if b.next(t, false).GetGranted() == nil {
+	gb := b.next(t, false).GetGranted()
+	if gb == nil {
 		t.Fatal("B: want Granted once A let go")
 	}
 	m := eventually(t, d.url, "A's lease ended", func(m map[string]float64) bool { return m[`zklock_leases_held`] == 1 })
@@ -269,6 +272,16 @@ func TestMetricsShowTheLockLife(t *testing.T) {
 	if s := m[`zklock_local_handoff_seconds_sum`]; s <= 0 || s > 10 {
 		t.Errorf("handoff took %vs, want a little above 0", s)
 	}
+	// B re-enters its lock: one more lease held, one re-entry.
+	r := acquire(t, d.client, &zklockv1.AcquireRequest{Lock: "metrics/a", Reenter: gb.GetLeaseId()})
+	if r.next(t, true).GetGranted() == nil {
+		t.Fatal("B's re-entry: want Granted at once")
+	}
+	want(t, scrape(t, d.url), map[string]float64{
+		`zklock_leases_held`:     2,
+		`zklock_reentries_total`: 1,
+	})
+	r.cancel()
 	b.cancel()
 	eventually(t, d.url, "B's lease ended", func(m map[string]float64) bool { return m[`zklock_leases_held`] == 0 })
 
@@ -281,16 +294,16 @@ func TestMetricsShowTheLockLife(t *testing.T) {
 	// Acquire's handling time when its handler has returned, after its
 	// last event: wait for all of them.
 	const acquiresHandled = `grpc_server_handling_seconds_count{grpc_method="Acquire",grpc_service="zklock.v1.LockService",grpc_type="server_stream"}`
-	m = eventually(t, d.url, "the detached lease expired, and the three Acquire calls returned", func(m map[string]float64) bool {
-		return m[`zklock_lease_expiries_total`] >= 1 && m[`zklock_leases_lost_total{reason="lease_expired"}`] >= 1 && m[acquiresHandled] >= 3
+	m = eventually(t, d.url, "the detached lease expired, and the four Acquire calls returned", func(m map[string]float64) bool {
+		return m[`zklock_lease_expiries_total`] >= 1 && m[`zklock_leases_lost_total{reason="lease_expired"}`] >= 1 && m[acquiresHandled] >= 4
 	})
 	want(t, m, map[string]float64{
 		`zklock_lease_expiries_total`:                      1,
 		`zklock_leases_lost_total{reason="lease_expired"}`: 1,
 		`zklock_leases_lost_total{reason="shutdown"}`:      0,
 		`zklock_leases_held`:                               0,
-		`zklock_acquire_wait_seconds_count`:                3,
-		acquiresHandled:                                    3,
+		`zklock_acquire_wait_seconds_count`:                4,
+		acquiresHandled:                                    4,
 	})
 	if n := m[`grpc_server_handled_total{grpc_code="OK",grpc_method="Acquire",grpc_service="zklock.v1.LockService",grpc_type="server_stream"}`]; n < 1 {
 		t.Errorf("grpc_server_handled_total of OK Acquire calls = %v, want at least 1", n)

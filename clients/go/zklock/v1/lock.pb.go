@@ -431,6 +431,10 @@ func (*AcquireResponse_Lost) isAcquireResponse_Event() {}
 // its position (which only goes down while it waits); changes that come
 // close together may be reported as one. A change of the queue's length
 // alone (contenders joining or leaving behind the caller) sends nothing.
+//
+// For a semaphore the queue is that of the contenders waiting for a permit:
+// position 0 is the next to get one, and queue_length counts the waiting
+// contenders, the caller included, not the holders.
 type Queued struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// How many contenders are ahead of the caller (0: it is next).

@@ -10,6 +10,9 @@ package io.zklock.v1;
  * its position (which only goes down while it waits); changes that come
  * close together may be reported as one. A change of the queue's length
  * alone (contenders joining or leaving behind the caller) sends nothing.
+ * For a semaphore the queue is that of the contenders waiting for a permit:
+ * position 0 is the next to get one, and queue_length counts the waiting
+ * contenders, the caller included, not the holders.
  * </pre>
  *
  * Protobuf type {@code zklock.v1.Queued}
@@ -255,6 +258,9 @@ private static final long serialVersionUID = 0L;
    * its position (which only goes down while it waits); changes that come
    * close together may be reported as one. A change of the queue's length
    * alone (contenders joining or leaving behind the caller) sends nothing.
+   * For a semaphore the queue is that of the contenders waiting for a permit:
+   * position 0 is the next to get one, and queue_length counts the waiting
+   * contenders, the caller included, not the holders.
    * </pre>
    *
    * Protobuf type {@code zklock.v1.Queued}
