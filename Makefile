@@ -144,7 +144,7 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 60s)
 # The fault-injection run of e2e/chaos_test.go (needs root: network
 # namespaces). It ends with the line
 # "chaos: <ops> ops, <faults> faults, <wipes> ensemble wipes, <n> of <m> partitions, pauses and handoff cuts cost a holder its lease,
-#  <violations> violations, <orphans> orphans, max regrant <ms> ms".
+#  <violations> violations, <orphans> orphans, max regrant <ms> ms, <s> semaphore grants, <r> re-entries".
 CHAOS_DURATION ?= 3m
 
 .PHONY: chaos chaos-control

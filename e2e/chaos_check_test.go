@@ -39,12 +39,44 @@ type history struct {
 	daemonOf map[string]int // client → the zklockd it uses
 	timeout  time.Duration  // zklockd's session timeout
 	end      time.Time      // when the clients were told to stop
+	// permits maps each semaphore's name to its number of permits; a name
+	// not in it is a lock.
+	permits map[string]int
 
-	byOp   map[string][]record  // each op's events in time order, set by check
-	rawEnd map[string]time.Time // when each lease's client stopped using it, set by check
+	byOp    map[string][]record  // each hold's events (its leases' included) in time order, set by check
+	byLease map[string][]record  // each lease's events in time order, set by check
+	rawEnd  map[string]time.Time // when each hold's client stopped using it, set by check
 }
 
-// interval is one lease: from its grant until the holder stopped using it,
+// A hold is what one op of a client holds: the lease it was granted (its
+// op, "c3.17"), and the leases it re-entered that one with, each with an op
+// of its own ("c3.17.r1", "c3.17.r2"). They share one fencing token, and
+// one place in the lock: the hold lasts until the last of them ended, and a
+// loss of any of them is a loss of all. The checks judge holds, not leases;
+// each write carries its hold's op.
+
+// holdOf returns the op of the hold a lease's op belongs to.
+func holdOf(op string) string {
+	i := strings.IndexByte(op, '.')
+	if i < 0 {
+		return op
+	}
+	if j := strings.IndexByte(op[i+1:], '.'); j >= 0 {
+		return op[:i+1+j]
+	}
+	return op
+}
+
+// capacity returns how many holders name may have at once.
+func (h *history) capacity(name string) int {
+	if n := h.permits[name]; n > 1 {
+		return n
+	}
+	return 1
+}
+
+// interval is one hold: from its grant until the holder stopped using it
+// (it began to release the last of its leases, or heard that one is lost),
 // or its zklockd stopped vouching for it, whichever came first.
 type interval struct {
 	op, client, lock string
@@ -59,9 +91,16 @@ type overlap struct{ first, second *interval }
 
 // verdict is what the checks found.
 type verdict struct {
-	ops        int
-	i1, i2, i5 []string // violations of each invariant, described
-	overlaps   []overlap
+	ops            int
+	semGrants      int      // grants of a semaphore's permit
+	reentries      int      // leases granted by re-entering a held one
+	i1, i2, i5, i6 []string // violations of each invariant, described
+	// refusals describes Acquires refused with a code that the run's
+	// requests, all valid, must never get.
+	refusals []string
+	overlaps []overlap // I2 violations of locks
+	// mostHeld maps each semaphore to the most holds it had at once.
+	mostHeld map[string]int
 	// Partitions and pauses: how many there were, and how many cost the
 	// holder they hit its lease. unfelt describes the others.
 	leaseFaults, lostToFaults int
@@ -75,7 +114,7 @@ type verdict struct {
 
 // violations returns every violation the checks described.
 func (v *verdict) violations() []string {
-	return slices.Concat(v.i1, v.i2, v.i5, v.unfelt)
+	return slices.Concat(v.i1, v.i2, v.i5, v.i6, v.refusals, v.unfelt)
 }
 
 // wakeBound is how soon a zklockd woken from a pause must tell the client of
@@ -110,6 +149,34 @@ var zklockdWords = map[string]bool{"suspended": true, "resumed": true, "lost": t
 // a broken stream, or a Release answered ABORTED.
 func saysLost(w record) bool {
 	return w.kind == "lost" || w.kind == "error" || (w.kind == "release-failed" && w.detail == "Aborted")
+}
+
+// words returns what e says, as its kind and detail.
+func words(e record) string { return strings.TrimSpace(e.kind + " " + e.detail) }
+
+// losesHold reports whether e tells the client that its hold is gone: one
+// of its leases is (saysLost), or re-entering it was answered ABORTED.
+func losesHold(e record) bool {
+	return saysLost(e) || (e.kind == "reenter-failed" && e.detail == "Aborted")
+}
+
+// Why a semaphore's resource refused a write, in the write's detail:
+// semFull for an (N+1)th lease while N it admitted have not ended; for a
+// lease it knows ended, how it ended (how its hold ended, such as
+// "release", or semGone).
+const (
+	semFull = "full"
+	semGone = "node gone"
+)
+
+// refusedCodes are the codes an Acquire of the run must never get: every
+// request it makes is valid (a lock or a semaphore whose contenders agree
+// on the permits, a re-entry of a lease its client holds). A re-entry may
+// be answered UNAVAILABLE (no session), ABORTED (the lease was just lost)
+// or end with its caller's deadline; an Acquire also DEADLINE_EXCEEDED.
+var refusedCodes = map[string]bool{
+	"InvalidArgument": true, "FailedPrecondition": true, "NotFound": true, "AlreadyExists": true,
+	"PermissionDenied": true, "OutOfRange": true, "Unimplemented": true, "Internal": true, "DataLoss": true,
 }
 
 // firstWord returns the first thing op's zklockd said about its lease at
@@ -203,20 +270,29 @@ func (h *history) grantOf(op string) (record, bool) {
 // partition and pause cost its holder the lease (I3 and I4 are checked
 // while the run goes on).
 func (h *history) check() verdict {
-	var v verdict
+	v := verdict{mostHeld: map[string]int{}}
 	events := slices.Clone(h.events)
 	slices.SortStableFunc(events, func(a, b record) int { return a.at.Compare(b.at) })
-	h.byOp = map[string][]record{}
+	h.byOp, h.byLease = map[string][]record{}, map[string][]record{}
 	for _, e := range events {
 		if e.op != "" {
-			h.byOp[e.op] = append(h.byOp[e.op], e)
+			h.byOp[holdOf(e.op)] = append(h.byOp[holdOf(e.op)], e)
+			h.byLease[e.op] = append(h.byLease[e.op], e)
 		}
-		if e.kind == "acquire" {
+		switch {
+		case e.kind == "acquire":
 			v.ops++
+		case e.kind == "reentered":
+			v.reentries++
+		case e.kind == "granted" && h.capacity(e.lock) > 1:
+			v.semGrants++
+		case (e.kind == "not-granted" || e.kind == "reenter-failed") && refusedCodes[e.detail]:
+			v.refusals = append(v.refusals, fmt.Sprintf("%s %s: %s at %s: %s, but the request was valid", e.lock, e.op, e.kind, clock(e.at), e.detail))
 		}
 	}
 	ivs, acquired := h.intervals(&v, events)
 	h.checkTokens(&v, events)
+	h.checkReentries(&v)
 	byLock := h.checkOverlaps(&v, ivs)
 	h.checkFaultsCost(&v)
 	h.checkRegrants(&v, ivs, byLock, acquired)
@@ -241,6 +317,17 @@ func (h *history) check() verdict {
 // from the pause until the zklockd says on waking that the lease is lost
 // (pausedLease); the resource's refusal is what protects the lock then. A
 // grant received in the pause was sent before it.
+//
+// A semaphore's holders overlap, each with a token of its own: the
+// resource refuses a write of a lease it knows ended (its client released
+// it or heard it lost, or ZooKeeper no longer has its lease node), and a
+// write of an (N+1)th lease while N others it has not seen end wrote; so
+// every write of a semaphore must be accepted, but for the writes a pause
+// caught. A refusal of the first kind is I1's, of the second I2's. Its
+// grants may reach their clients out of order, as they need not wait for
+// each other: each grant's token must be higher than that of every grant
+// of the semaphore received before its Acquire began (its lease node was
+// created later), within one ZooKeeper history.
 func (h *history) checkTokens(v *verdict, events []record) {
 	type key struct {
 		history int
@@ -258,6 +345,18 @@ func (h *history) checkTokens(v *verdict, events []record) {
 			v.i1 = append(v.i1, fmt.Sprintf("I1 %s: %s wrote with token %d at %s (%s), of ZooKeeper history %d (granted %s), once the resource had reset its high-water marks for history %d",
 				w.lock, w.op, w.token, clock(w.at), what(w), h.historyAt(g.at), clock(g.at), w.history))
 		}
+		if h.capacity(w.lock) > 1 {
+			switch {
+			case !w.refused || h.fencedInPause(w):
+			case w.detail == semFull:
+				v.i2 = append(v.i2, fmt.Sprintf("I2 %s: %s wrote with token %d at %s, refused: %d other leases of the semaphore of %d permits wrote and had not ended",
+					w.lock, w.op, w.token, clock(w.at), h.capacity(w.lock), h.capacity(w.lock)))
+			default:
+				v.i1 = append(v.i1, fmt.Sprintf("I1 %s: %s wrote with token %d at %s, refused: the resource knew the lease ended (%s)",
+					w.lock, w.op, w.token, clock(w.at), w.detail))
+			}
+			continue
+		}
 		k := key{w.history, w.lock}
 		if hi, ok := highest[k]; ok && w.token < hi.token && !h.fencedInPause(w) {
 			v.i1 = append(v.i1, fmt.Sprintf("I1 %s: %s wrote with token %d at %s (%s) after %s wrote with token %d",
@@ -268,7 +367,27 @@ func (h *history) checkTokens(v *verdict, events []record) {
 		}
 	}
 	last := map[key]record{}
+	seen := map[key]record{}      // a semaphore's highest token received so far
+	before := map[string]record{} // per op of a semaphore: seen when it began to acquire
 	for _, g := range events {
+		if h.capacity(g.lock) > 1 {
+			k := key{h.historyAt(g.at), g.lock}
+			switch g.kind {
+			case "acquire":
+				if s, ok := seen[k]; ok {
+					before[g.op] = s
+				}
+			case "granted":
+				if b, ok := before[g.op]; ok && h.historyAt(b.at) == k.history && g.token <= b.token {
+					v.i1 = append(v.i1, fmt.Sprintf("I1 %s: %s granted token %d at %s, though %s was granted token %d at %s, before %s asked",
+						g.lock, g.op, g.token, clock(g.at), b.op, b.token, clock(b.at), g.op))
+				}
+				if s, ok := seen[k]; !ok || g.token > s.token {
+					seen[k] = g
+				}
+			}
+			continue
+		}
 		if g.kind != "granted" || h.sentBeforePause(g) {
 			continue
 		}
@@ -306,15 +425,33 @@ func (h *history) sentBeforePause(g record) bool {
 	return false
 }
 
-// checkOverlaps is I2: no two vouched intervals of one lock overlap. It
-// returns the intervals by lock, sorted by start.
+// checkOverlaps is I2: no two vouched intervals of one lock overlap, and no
+// more than N of a semaphore of N permits. It returns the intervals by lock,
+// sorted by start.
 func (h *history) checkOverlaps(v *verdict, ivs []*interval) map[string][]*interval {
 	byLock := map[string][]*interval{}
 	for _, iv := range ivs {
 		byLock[iv.lock] = append(byLock[iv.lock], iv)
 	}
-	for _, l := range byLock {
+	for lock, l := range byLock {
 		slices.SortFunc(l, func(a, b *interval) int { return a.start.Compare(b.start) })
+		if n := h.capacity(lock); n > 1 {
+			var held []*interval // the intervals b's start falls in
+			for _, b := range l {
+				held = slices.DeleteFunc(held, func(a *interval) bool { return !b.start.Before(a.end) })
+				if len(held) >= n {
+					var who []string
+					for _, a := range held {
+						who = append(who, fmt.Sprintf("%s (token %d, granted %s, held until %s, %s)", a.op, a.token, clock(a.start), clock(a.end), a.endedBy))
+					}
+					v.i2 = append(v.i2, fmt.Sprintf("I2 %s: %s (token %d) granted at %s, a permit of %d, while %d held it: %s",
+						lock, b.op, b.token, clock(b.start), n, len(held), strings.Join(who, ", ")))
+				}
+				held = append(held, b)
+				v.mostHeld[lock] = max(v.mostHeld[lock], len(held))
+			}
+			continue
+		}
 		for i, a := range l {
 			for _, b := range l[i+1:] {
 				if !b.start.Before(a.end) {
@@ -327,6 +464,77 @@ func (h *history) checkOverlaps(v *verdict, ivs []*interval) map[string][]*inter
 		}
 	}
 	return byLock
+}
+
+// checkReentries is I6: a lease granted by re-entering a hold has the
+// hold's token; a re-entry of a lease its client holds is granted, or
+// refused only for a reason that a fault explains (see refusedCodes); a
+// loss of one lease of a hold is a loss of all: each other lease its client
+// had not begun to release hears that it is lost too (Lost, a broken stream,
+// a Release answered ABORTED), and first, within wakeBound; and its lock's
+// node stays while any lease of the hold is live: when ZooKeeper no longer
+// had it at a confirmed Release of a lease that left another live (the
+// recorder's "node-gone"), the hold must have been lost.
+func (h *history) checkReentries(v *verdict) {
+	for hold, evs := range h.byOp {
+		g, granted := h.grantOf(hold)
+		var loss *record
+		for i, e := range evs {
+			if e.kind == "reentered" && (!granted || e.token != g.token) {
+				v.i6 = append(v.i6, fmt.Sprintf("I6 %s: %s re-entered %s (token %d) at %s and got token %d",
+					e.lock, e.op, e.detail, g.token, clock(e.at), e.token))
+			}
+			if e.kind == "queued" && e.op != hold {
+				v.i6 = append(v.i6, fmt.Sprintf("I6 %s: %s, a re-entry, was queued at %s", e.lock, e.op, clock(e.at)))
+			}
+			if loss == nil && losesHold(e) {
+				loss = &evs[i]
+			}
+		}
+		for _, e := range evs {
+			if e.kind == "node-gone" && loss == nil {
+				v.i6 = append(v.i6, fmt.Sprintf("I6 %s: %s released at %s while another lease of its hold lived, and ZooKeeper no longer had the lock's node with token %d, but the hold was not lost",
+					e.lock, e.op, clock(e.at), e.token))
+			}
+		}
+		if loss == nil {
+			continue
+		}
+		// The leases live when the loss came, or granted after it (a
+		// re-entry's grant may reach its client before the loss it
+		// preceded, or after).
+		for _, e := range evs {
+			if (e.kind != "granted" && e.kind != "reentered") || e.op == loss.op {
+				continue
+			}
+			from := loss.at
+			if e.at.After(from) {
+				from = e.at
+			}
+			var said *record
+			released := false
+			for i, w := range h.byLease[e.op] {
+				if w.kind == "release" && !w.at.After(loss.at) {
+					released = true
+				}
+				if w.kind == "release-failed" && (w.detail == "DeadlineExceeded" || w.detail == "Canceled") {
+					continue
+				}
+				if said == nil && zklockdWords[w.kind] && !w.at.Before(from) {
+					said = &h.byLease[e.op][i]
+				}
+			}
+			switch {
+			case released:
+			case said == nil:
+				v.i6 = append(v.i6, fmt.Sprintf("I6 %s: %s heard at %s that its hold (token %d) is lost (%s), but %s, of the same hold, heard nothing after it",
+					loss.lock, loss.op, clock(loss.at), g.token, words(*loss), e.op))
+			case !saysLost(*said) || said.at.After(from.Add(wakeBound)):
+				v.i6 = append(v.i6, fmt.Sprintf("I6 %s: %s heard at %s that its hold (token %d) is lost (%s), but %s, of the same hold, heard %q at %s",
+					loss.lock, loss.op, clock(loss.at), g.token, words(*loss), e.op, words(*said), clock(said.at)))
+			}
+		}
+	}
 }
 
 // checkFaultsCost checks that every partition and pause hit a holder and
@@ -443,23 +651,41 @@ func (h *history) checkRegrants(v *verdict, ivs []*interval, byLock map[string][
 	}
 }
 
-// intervals builds the leases from the events, and returns them with the
-// time each op began to acquire.
+// intervals builds the holds from the events, and returns them with the
+// time each op began to acquire. A hold ends when its client begins to
+// release the last of its leases, or hears that one of them is lost.
 func (h *history) intervals(v *verdict, events []record) ([]*interval, map[string]time.Time) {
 	acquired := map[string]time.Time{}
 	killed := map[string]time.Time{}
 	byOp := map[string]*interval{}
+	live := map[string]map[string]bool{} // per hold, its leases not yet released
 	var ivs []*interval
 	for _, e := range events {
+		iv := byOp[holdOf(e.op)]
+		if iv != nil && !iv.end.IsZero() {
+			iv = nil // ended
+		}
 		switch e.kind {
 		case "acquire":
 			acquired[e.op] = e.at
 		case "granted":
 			iv := &interval{op: e.op, client: e.client, lock: e.lock, daemon: h.daemonOf[e.client], token: e.token, start: e.at}
 			byOp[e.op] = iv
+			live[e.op] = map[string]bool{e.op: true}
 			ivs = append(ivs, iv)
-		case "release", "lost", "error":
-			if iv := byOp[e.op]; iv != nil && iv.end.IsZero() {
+		case "reentered":
+			if iv != nil {
+				live[iv.op][e.op] = true
+			}
+		case "release":
+			if iv != nil {
+				delete(live[iv.op], e.op)
+				if len(live[iv.op]) == 0 {
+					iv.end, iv.endedBy = e.at, e.kind
+				}
+			}
+		case "lost", "error", "release-failed", "reenter-failed":
+			if iv != nil && losesHold(e) {
 				iv.end, iv.endedBy = e.at, e.kind
 			}
 		case "killed":

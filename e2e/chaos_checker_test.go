@@ -73,10 +73,62 @@ func TestChaosChecker(t *testing.T) {
 		h.faults = []fault{{kind: "ensemble-wipe", daemon: -1, start: at(30), woke: at(4530), end: at(6000)}}
 	}
 
+	// semaphore: a, b (zklockd 0), c and d (zklockd 1) take permits of the
+	// semaphore "s" of 3: a, b and c at once (c's grant, of token 102,
+	// received before b's, of 101: they did not wait for each other), d
+	// once a released.
+	semaphore := func(h *history) {
+		h.daemonOf["c"], h.daemonOf["d"] = 1, 1
+		h.permits = map[string]int{"s": 3}
+		h.events = []record{
+			ev("acquire", 0, "a.1", "s", 0), ev("acquire", 1, "b.1", "s", 0), ev("acquire", 2, "c.1", "s", 0),
+			ev("granted", 10, "a.1", "s", 100), ev("granted", 11, "c.1", "s", 102), ev("granted", 12, "b.1", "s", 101),
+			ev("acquire", 20, "d.1", "s", 0), ev("release", 50, "a.1", "s", 100), ev("granted", 60, "d.1", "s", 103),
+			ev("release", 80, "b.1", "s", 101), ev("release", 90, "c.1", "s", 102), ev("release", 100, "d.1", "s", 103),
+		}
+		h.writes = nil
+		for _, w := range []record{write(15, "a.1", 100, false), write(16, "c.1", 102, false), write(17, "b.1", 101, false),
+			write(30, "a.1", 100, false), write(65, "d.1", 103, false), write(70, "b.1", 101, false)} {
+			w.lock = "s"
+			h.writes = append(h.writes, w)
+		}
+	}
+	semWrite := func(ms int, op string, token int64, refused string) record {
+		w := write(ms, op, token, refused != "")
+		w.lock, w.detail = "s", refused
+		return w
+	}
+	// reentered: a.1 re-enters its hold of "l" at 20 (a.1.r1, the same
+	// token), and releases the re-entered lease at 30, before the first
+	// at 50.
+	reentered := func(h *history) {
+		enter := ev("reenter", 20, "a.1.r1", "l", 100)
+		entered := ev("reentered", 21, "a.1.r1", "l", 100)
+		enter.detail, entered.detail = "a.1", "a.1"
+		h.events = append(h.events, enter, entered, ev("release", 30, "a.1.r1", "l", 100), said("released", 31, "a.1.r1", ""))
+		h.writes = []record{write(20, "a.1", 100, false), write(25, "a.1", 100, false), write(35, "a.1", 100, false), write(70, "b.1", 200, false)}
+	}
+	// outerFirst: the same, releasing the first lease at 30 and the
+	// re-entered one at 50.
+	outerFirst := func(h *history) {
+		reentered(h)
+		h.events[3] = ev("release", 50, "a.1.r1", "l", 100)
+		h.events[len(h.events)-2] = ev("release", 30, "a.1", "l", 100)
+		h.events[len(h.events)-1] = said("released", 31, "a.1", "")
+	}
+	// reenteredLost: a.1's hold is lost at 40: both leases hear it.
+	reenteredLost := func(h *history) {
+		reentered(h)
+		h.events = h.events[:len(h.events)-2]
+		h.events[3] = said("lost", 40, "a.1", "LOST_REASON_SESSION_EXPIRED")
+		h.events = append(h.events, said("lost", 41, "a.1.r1", "LOST_REASON_SESSION_EXPIRED"))
+	}
+
 	tests := []struct {
 		name                   string
 		edit                   func(h *history)
-		i1, i2, i5, unfelt     int
+		i1, i2, i5, i6, unfelt int
+		refusals               int
 		lostToFaults, overlaps int
 	}{
 		{name: "clean", edit: func(*history) {}},
@@ -242,6 +294,73 @@ func TestChaosChecker(t *testing.T) {
 			h.events[5].at = at(50 + 2700)
 			h.faults = []fault{{kind: "zklockd-kill", daemon: 2, start: at(0), end: at(20)}}
 		}},
+		{name: "semaphore: 3 holders of 3 permits, granted out of order", edit: semaphore},
+		{name: "semaphore: 4 holders of 3 permits", i2: 1, edit: func(h *history) {
+			semaphore(h)
+			h.events[8].at = at(40) // d granted at 40, a released at 50
+		}},
+		{name: "semaphore: a grant's token lower than one granted before it asked", i1: 1, edit: func(h *history) {
+			semaphore(h)
+			h.events[8].token = 99 // d asked at 20, after c's 102 was granted at 11
+		}},
+		{name: "semaphore: the resource refused a write of 4 holders", i2: 1, edit: func(h *history) {
+			semaphore(h)
+			h.writes = append(h.writes, semWrite(66, "d.1", 103, semFull))
+		}},
+		{name: "semaphore: the resource refused a write of a lease it knew ended", i1: 1, edit: func(h *history) {
+			semaphore(h)
+			h.writes = append(h.writes, semWrite(66, "d.1", 103, "node gone"))
+		}},
+		{name: "semaphore: a write of an earlier ZooKeeper history", i1: 1, edit: func(h *history) {
+			semaphore(h)
+			h.faults = []fault{{kind: "ensemble-wipe", daemon: -1, start: at(62), woke: at(63), end: at(64)}}
+			h.writes = append(h.writes, inHistory(1, semWrite(66, "b.1", 101, "")))
+		}},
+		{name: "re-entry: re-entered lease released first", edit: reentered},
+		{name: "re-entry: first lease released first", edit: outerFirst},
+		{name: "re-entry: the re-entered lease has another token", i6: 1, edit: func(h *history) {
+			reentered(h)
+			h.events[len(h.events)-3].token = 101
+		}},
+		{name: "re-entry: granted to another while the re-entered lease lived", i2: 1, overlaps: 1, edit: func(h *history) {
+			outerFirst(h)
+			h.events[4].at = at(40) // b granted at 40, a.1.r1 released at 50
+		}},
+		{name: "re-entry: a loss heard by both leases", edit: reenteredLost},
+		{name: "re-entry: a loss heard by one lease, the other released", i6: 1, edit: func(h *history) {
+			reenteredLost(h)
+			h.events = append(h.events[:len(h.events)-1], ev("release", 5040, "a.1.r1", "l", 100), said("released", 5041, "a.1.r1", ""))
+		}},
+		{name: "re-entry: a loss heard by one lease, the other heard nothing", i6: 1, edit: func(h *history) {
+			reenteredLost(h)
+			h.events = h.events[:len(h.events)-1]
+		}},
+		{name: "re-entry: the lock's node gone at the first lease's release", i6: 1, edit: func(h *history) {
+			outerFirst(h)
+			gone := ev("node-gone", 32, "a.1", "l", 100)
+			h.events = append(h.events, gone)
+		}},
+		{name: "re-entry: queued", i6: 1, edit: func(h *history) {
+			reentered(h)
+			h.events = append(h.events, ev("queued", 20, "a.1.r1", "l", 0))
+		}},
+		{name: "re-entry: granted after the loss came, and lost", edit: func(h *history) {
+			reenteredLost(h)
+			h.events[len(h.events)-2].at = at(45) // a.1.r1's grant, received after a.1's loss
+			h.events[len(h.events)-1].at = at(46)
+		}},
+		{name: "re-entry: refused for an unknown lease", refusals: 1, edit: func(h *history) {
+			enter := ev("reenter", 20, "a.1.r1", "l", 100)
+			failed := said("reenter-failed", 21, "a.1.r1", "NotFound")
+			h.events = append(h.events, enter, failed)
+		}},
+		{name: "re-entry: refused ABORTED, and the hold heard lost", edit: func(h *history) {
+			h.events[3] = said("lost", 22, "a.1", "LOST_REASON_SESSION_EXPIRED")
+			h.events = append(h.events, ev("reenter", 20, "a.1.r1", "l", 100), said("reenter-failed", 21, "a.1.r1", "Aborted"))
+		}},
+		{name: "re-entry: refused ABORTED, and the hold heard nothing", i6: 1, edit: func(h *history) {
+			h.events = append(h.events, ev("reenter", 20, "a.1.r1", "l", 100), said("reenter-failed", 21, "a.1.r1", "Aborted"))
+		}},
 		{name: "crashed holder granted too late", i5: 1, edit: func(h *history) {
 			h.events[3] = ev("error", 31, "a.1", "l", 100)
 			h.events[4].at, h.events[5].at = at(30+5100), at(30+5200)
@@ -255,11 +374,11 @@ func TestChaosChecker(t *testing.T) {
 			h.writes = append([]record(nil), base.writes...)
 			tc.edit(&h)
 			v := h.check()
-			if len(v.i1) != tc.i1 || len(v.i2) != tc.i2 || len(v.i5) != tc.i5 || len(v.unfelt) != tc.unfelt ||
-				v.lostToFaults != tc.lostToFaults || len(v.overlaps) != tc.overlaps {
-				t.Errorf("I1 %d, I2 %d (%d overlaps), I5 %d, faults that cost no lease %d (%d that did); want %d, %d (%d), %d, %d (%d):\n%s",
-					len(v.i1), len(v.i2), len(v.overlaps), len(v.i5), len(v.unfelt), v.lostToFaults,
-					tc.i1, tc.i2, tc.overlaps, tc.i5, tc.unfelt, tc.lostToFaults, strings.Join(v.violations(), "\n"))
+			if len(v.i1) != tc.i1 || len(v.i2) != tc.i2 || len(v.i5) != tc.i5 || len(v.i6) != tc.i6 || len(v.refusals) != tc.refusals ||
+				len(v.unfelt) != tc.unfelt || v.lostToFaults != tc.lostToFaults || len(v.overlaps) != tc.overlaps {
+				t.Errorf("I1 %d, I2 %d (%d overlaps), I5 %d, I6 %d, refusals %d, faults that cost no lease %d (%d that did); want %d, %d (%d), %d, %d, %d, %d (%d):\n%s",
+					len(v.i1), len(v.i2), len(v.overlaps), len(v.i5), len(v.i6), len(v.refusals), len(v.unfelt), v.lostToFaults,
+					tc.i1, tc.i2, tc.overlaps, tc.i5, tc.i6, tc.refusals, tc.unfelt, tc.lostToFaults, strings.Join(v.violations(), "\n"))
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"maps"
 	"net"
 	"path"
 	"slices"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/zklock/zklock/zkrecipes"
 )
 
 // recorder is the chaos run's fenced resource and its witness. Client
@@ -21,7 +24,16 @@ import (
 // token, and a token lower than the highest the resource has accepted for
 // that lock is refused ("stale"), as a fenced store would. Every write is
 // recorded, refused or not, for I1. After a confirmed Release it checks,
-// before answering, that ZooKeeper no longer has the released node (I4).
+// before answering, that ZooKeeper no longer has the released node (I4),
+// or, if the released lease re-entered a hold (or was re-entered) whose
+// other leases live on, that it still has it (I6).
+//
+// A semaphore of N permits has N holders at once, each with a token of its
+// own, so the resource fences it otherwise (semWrite): it admits the tokens
+// of at most N leases, and refuses the token of a lease it knows ended (its
+// client began to release it, heard it lost or was killed, or ZooKeeper no
+// longer has its lease node), and that of an (N+1)th lease while the N it
+// admitted have not ended.
 //
 // An ensemble wipe starts a new ZooKeeper history, whose tokens are lower:
 // the resource's high-water marks are reset then, as an operator would
@@ -67,6 +79,30 @@ type recorder struct {
 	successors map[string]int64
 	release    map[string]bool // ops whose next write is answered "release"
 	arm        *designation    // the designation in progress, if any
+
+	permits map[string]int          // semaphore → its permits (a name not in it is a lock)
+	holds   map[string]*recHold     // per hold (its first lease's op), what its client reported
+	sems    map[string]*semResource // per semaphore, the resource's state, in the current history
+	// unjudged counts semaphore writes the resource accepted without
+	// knowing whether N other leases still held (ZooKeeper unreachable).
+	unjudged int
+}
+
+// recHold is a hold as its client reported it: the lease it was granted and
+// the leases that re-entered it.
+type recHold struct {
+	lock   string
+	token  int64
+	client string
+	live   map[string]bool // its leases not yet released, by op
+	closed bool            // one of its leases was released by closing its stream (or a re-entry given up)
+	ended  string          // why it ended, once it did
+}
+
+// semResource is the fenced resource's state for one semaphore.
+type semResource struct {
+	admitted map[int64]bool   // tokens of leases that wrote and have not ended
+	ended    map[int64]string // tokens of leases known ended, and how
 }
 
 // designation is a request for a holder to hold its lock through a fault.
@@ -98,7 +134,9 @@ type record struct {
 	history int
 }
 
-func startRecorder(t *testing.T, c *zk.Conn, root string) *recorder {
+// startRecorder starts the recorder of locks and semaphores under root in
+// ZooKeeper; permits maps each semaphore's name to its permits.
+func startRecorder(t *testing.T, c *zk.Conn, root string, permits map[string]int) *recorder {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -107,7 +145,8 @@ func startRecorder(t *testing.T, c *zk.Conn, root string) *recorder {
 	r := &recorder{lis: lis, zk: c, root: root,
 		conns: make(map[net.Conn]struct{}), maxToken: make(map[string]int64), holding: make(map[string]record),
 		waiting: make(map[string]record), daemonOf: make(map[string]int),
-		successors: make(map[string]int64), release: make(map[string]bool), grants: make(map[string]time.Time)}
+		successors: make(map[string]int64), release: make(map[string]bool), grants: make(map[string]time.Time),
+		permits: permits, holds: make(map[string]*recHold), sems: make(map[string]*semResource)}
 	r.wg.Add(1)
 	go r.accept()
 	t.Cleanup(r.close)
@@ -185,9 +224,25 @@ func (r *recorder) take(rec record) string {
 	var successor int64
 	switch rec.kind {
 	case "released":
-		r.checkGone(rec)
+		r.mu.Lock()
+		h := r.holds[holdOf(rec.op)]
+		stays, closed := h != nil && h.ended == "" && len(h.live) > 0, h != nil && h.closed
+		r.mu.Unlock()
+		if stays {
+			r.checkStays(rec)
+		} else {
+			r.checkGone(rec, closed)
+		}
 	case "granted":
-		successor = r.checkHead(rec)
+		if r.permits[rec.lock] > 1 {
+			r.checkPermits(rec)
+		} else {
+			successor = r.checkHead(rec)
+		}
+	case "write":
+		if r.permits[rec.lock] > 1 {
+			r.semWrite(&rec)
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -195,7 +250,9 @@ func (r *recorder) take(rec record) string {
 	switch rec.kind {
 	case "write":
 		rec.history = r.history
-		rec.refused = rec.token < r.maxToken[rec.lock]
+		if r.permits[rec.lock] <= 1 {
+			rec.refused = rec.token < r.maxToken[rec.lock]
+		}
 		r.writes = append(r.writes, rec) // writes are not events
 		if r.release[rec.op] {
 			delete(r.release, rec.op)
@@ -204,7 +261,9 @@ func (r *recorder) take(rec record) string {
 		if rec.refused {
 			return "stale"
 		}
-		r.maxToken[rec.lock] = rec.token
+		if r.permits[rec.lock] <= 1 {
+			r.maxToken[rec.lock] = rec.token
+		}
 		return ans
 	case "acquire":
 		r.waiting[rec.op] = rec
@@ -214,6 +273,7 @@ func (r *recorder) take(rec record) string {
 		delete(r.waiting, rec.op)
 		r.holding[rec.client] = rec
 		r.grants[rec.op] = rec.at
+		r.holds[rec.op] = &recHold{lock: rec.lock, token: rec.token, client: rec.client, live: map[string]bool{rec.op: true}}
 		if tok, ok := r.successors[rec.lock]; ok && tok == rec.token {
 			delete(r.successors, rec.lock)
 			ans = "hold" // handed the lock by the designated holder
@@ -228,11 +288,160 @@ func (r *recorder) take(rec record) string {
 				}
 			}
 		}
-	case "release", "lost", "error":
-		delete(r.holding, rec.client)
+	case "reentered":
+		if h := r.holds[holdOf(rec.op)]; h != nil && h.ended == "" {
+			h.live[rec.op] = true
+		}
+	case "release":
+		if h := r.holds[holdOf(rec.op)]; h != nil && h.ended == "" {
+			delete(h.live, rec.op)
+			h.closed = h.closed || rec.detail == "close"
+			if len(h.live) == 0 {
+				r.holdEnded(h, "release")
+			}
+		}
+	case "lost", "error", "release-failed", "reenter-failed":
+		h := r.holds[holdOf(rec.op)]
+		if h != nil && rec.kind == "reenter-failed" && rec.detail == gaveUp {
+			h.closed = true // a re-entry zklockd may have granted, closed
+		}
+		if h != nil && h.ended == "" && losesHold(rec) {
+			r.holdEnded(h, rec.kind)
+		}
 	}
 	r.events = append(r.events, rec)
 	return ans
+}
+
+// holdEnded records that h's client stopped using it. r.mu must be held.
+func (r *recorder) holdEnded(h *recHold, how string) {
+	h.ended = how
+	if g, ok := r.holding[h.client]; ok && g.token == h.token && g.lock == h.lock {
+		delete(r.holding, h.client)
+	}
+	if s := r.sems[h.lock]; s != nil && r.permits[h.lock] > 1 {
+		delete(s.admitted, h.token)
+		s.ended[h.token] = how
+	}
+}
+
+// semResource returns the resource's state for semaphore name. r.mu must
+// be held.
+func (r *recorder) semResource(name string) *semResource {
+	s := r.sems[name]
+	if s == nil {
+		s = &semResource{admitted: map[int64]bool{}, ended: map[int64]string{}}
+		r.sems[name] = s
+	}
+	return s
+}
+
+// semWrite decides whether the resource takes w, a write to a semaphore:
+// it refuses the token of a lease it knows ended, and admits a new token
+// only while fewer than N are admitted. When N are, it first looks in
+// ZooKeeper for the lease nodes of the admitted tokens, and ends those
+// whose node is gone (their zklockd's session expired; a paused zklockd's
+// client cannot know yet). It sets w.refused, and w.detail to why.
+func (r *recorder) semWrite(w *record) {
+	n := r.permits[w.lock]
+	r.mu.Lock()
+	s := r.semResource(w.lock)
+	if how, ok := s.ended[w.token]; ok {
+		w.refused, w.detail = true, how
+		r.mu.Unlock()
+		return
+	}
+	if s.admitted[w.token] || len(s.admitted) < n {
+		s.admitted[w.token] = true
+		r.mu.Unlock()
+		return
+	}
+	admitted := slices.Collect(maps.Keys(s.admitted))
+	history := r.history
+	r.mu.Unlock()
+
+	present, ok := r.leaseTokens(w.lock)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.history != history {
+		return // reset meanwhile: a new history admits anew
+	}
+	s = r.semResource(w.lock)
+	if !ok {
+		r.unjudged++
+		s.admitted[w.token] = true
+		return
+	}
+	for _, tok := range admitted {
+		if !present[tok] && s.admitted[tok] {
+			delete(s.admitted, tok)
+			s.ended[tok] = semGone
+		}
+	}
+	switch how, ended := s.ended[w.token]; {
+	case ended:
+		w.refused, w.detail = true, how
+	case !present[w.token]:
+		w.refused, w.detail = true, semGone
+		s.ended[w.token] = semGone
+	case len(s.admitted) >= n:
+		w.refused, w.detail = true, semFull
+	default:
+		s.admitted[w.token] = true
+	}
+}
+
+// leaseTokens returns the tokens (czxids) of semaphore name's lease nodes,
+// after a sync, and whether it could look.
+func (r *recorder) leaseTokens(name string) (map[int64]bool, bool) {
+	leases := zkrecipes.SemaphoreLeases(path.Join(r.root, name))
+	for attempt := 0; attempt < 5; attempt++ {
+		if attempt > 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+		r.mu.Lock()
+		c, ended := r.zk, r.ended
+		r.mu.Unlock()
+		if ended {
+			return nil, false
+		}
+		stats, err := nodeStats(c, leases)
+		if err != nil {
+			continue
+		}
+		tokens := map[int64]bool{}
+		for _, st := range stats {
+			tokens[st.Czxid] = true
+		}
+		return tokens, true
+	}
+	return nil, false
+}
+
+// nodeStats syncs p and returns the stat of each of its children (none if p
+// does not exist).
+func nodeStats(c *zk.Conn, p string) (map[string]*zk.Stat, error) {
+	if _, err := c.Sync(p); err != nil && err != zk.ErrNoNode {
+		return nil, err
+	}
+	children, _, err := c.Children(p)
+	if err == zk.ErrNoNode {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	stats := map[string]*zk.Stat{}
+	for _, ch := range children {
+		found, st, err := c.Exists(path.Join(p, ch))
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			stats[ch] = st
+		}
+	}
+	return stats, nil
 }
 
 // otherWaits reports whether a client of another zklockd than g's waits
@@ -340,6 +549,7 @@ func (r *recorder) historyBegins(c *zk.Conn) time.Time {
 	r.since = time.Now()
 	r.ended = false
 	clear(r.maxToken)
+	clear(r.sems)
 	return r.since
 }
 
@@ -356,17 +566,34 @@ func (r *recorder) zkFor(granted time.Time) (*zk.Conn, bool) {
 	return r.zk, true
 }
 
+// nodesOf returns the node whose children are the holders' (and waiters')
+// nodes of lock: the lock's own, or a semaphore's leases.
+func (r *recorder) nodesOf(lock string) string {
+	p := path.Join(r.root, lock)
+	if r.permits[lock] > 1 {
+		return zkrecipes.SemaphoreLeases(p)
+	}
+	return p
+}
+
+// releasedGrace is how long the node of a hold may outlive the confirmed
+// Release of its last lease when another of its leases was released by
+// closing its stream: zklockd may not have heard of that close yet, and
+// then keeps the node for it.
+const releasedGrace = 2 * time.Second
+
 // checkGone records an I4 violation if ZooKeeper still has the node of a
-// confirmed release: a child of the lock node whose czxid is its token.
-// A release of a lease of a ZooKeeper history that was wiped cannot be
-// looked at; but if it was confirmed once a new history began, that is a
-// violation too: no server could confirm the delete, and the lease's
-// zklockd had given it up by its own clock long before (the ensemble was
-// down for longer than a session).
-func (r *recorder) checkGone(rec record) {
-	lockPath := path.Join(r.root, rec.lock)
+// confirmed release that ended its hold: a child of the lock node (of the
+// semaphore's leases) whose czxid is its token; if closed (another lease
+// of the hold was released by closing its stream), once releasedGrace has
+// passed. A release of a lease of a ZooKeeper history that was wiped
+// cannot be looked at; but if it was confirmed once a new history began,
+// that is a violation too: no server could confirm the delete, and the
+// lease's zklockd had given it up by its own clock long before (the
+// ensemble was down for longer than a session).
+func (r *recorder) checkGone(rec record, closed bool) {
 	r.mu.Lock()
-	granted, ok := r.grants[rec.op]
+	granted, ok := r.grants[holdOf(rec.op)]
 	if !ok {
 		granted = rec.at
 	}
@@ -377,6 +604,10 @@ func (r *recorder) checkGone(rec record) {
 		return
 	}
 	r.mu.Unlock()
+	grace := time.Now()
+	if closed {
+		grace = grace.Add(releasedGrace)
+	}
 	for attempt := 0; attempt < 50; attempt++ {
 		if attempt > 0 {
 			time.Sleep(100 * time.Millisecond)
@@ -385,36 +616,121 @@ func (r *recorder) checkGone(rec record) {
 		if !ok {
 			return
 		}
-		if _, err := c.Sync(lockPath); err != nil && err != zk.ErrNoNode {
-			continue
-		}
-		children, _, err := c.Children(lockPath)
-		if err == zk.ErrNoNode {
-			return
-		}
+		stats, err := nodeStats(c, r.nodesOf(rec.lock))
 		if err != nil {
 			continue
 		}
-		looked := true
-		for _, ch := range children {
-			_, st, err := c.Exists(path.Join(lockPath, ch))
-			if err != nil {
-				looked = false
-				break
-			}
-			if st != nil && st.Czxid == rec.token {
-				r.mu.Lock()
-				r.released = append(r.released, fmt.Sprintf("I4 %s: Release of token %d confirmed, node %s still there", rec.op, rec.token, ch))
-				r.mu.Unlock()
-				return
+		left := ""
+		for ch, st := range stats {
+			if st.Czxid == rec.token {
+				left = ch
 			}
 		}
-		if looked {
+		if left == "" {
 			return
 		}
+		if time.Now().Before(grace) {
+			continue
+		}
+		r.mu.Lock()
+		r.released = append(r.released, fmt.Sprintf("I4 %s: Release of token %d confirmed, node %s still there", rec.op, rec.token, left))
+		r.mu.Unlock()
+		return
 	}
 	r.mu.Lock()
 	r.unproven++
+	r.mu.Unlock()
+}
+
+// checkStays looks, at the confirmed Release of a lease that left other
+// leases of its hold live, whether ZooKeeper still has the hold's node (the
+// child of the lock node, or of the semaphore's leases, whose czxid is its
+// token). If not, it records a "node-gone" event: I6 then wants the hold to
+// have been lost (its session may have ended meanwhile).
+func (r *recorder) checkStays(rec record) {
+	r.mu.Lock()
+	granted, ok := r.grants[holdOf(rec.op)]
+	r.mu.Unlock()
+	if !ok {
+		return
+	}
+	for attempt := 0; attempt < 50; attempt++ {
+		if attempt > 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+		c, ok := r.zkFor(granted)
+		if !ok {
+			return
+		}
+		stats, err := nodeStats(c, r.nodesOf(rec.lock))
+		if err != nil {
+			continue
+		}
+		for _, st := range stats {
+			if st.Czxid == rec.token {
+				return
+			}
+		}
+		r.mu.Lock()
+		r.events = append(r.events, record{kind: "node-gone", at: time.Now(), op: rec.op, client: rec.client, lock: rec.lock, token: rec.token})
+		r.mu.Unlock()
+		return
+	}
+	r.mu.Lock()
+	r.unproven++
+	r.mu.Unlock()
+}
+
+// checkPermits records an I2 violation if, when a client reports a grant of
+// a semaphore of N permits, ZooKeeper shows N lease nodes older than the
+// grantee's (lower czxids) of holds whose clients reported their grant and
+// have not stopped using them: since a contender creates its lease node and
+// then holds a permit only if at most N lease nodes exist, and nodes never
+// come back, those N nodes existed when it was granted.
+func (r *recorder) checkPermits(rec record) {
+	n := r.permits[rec.lock]
+	for attempt := 0; attempt < 5; attempt++ {
+		if attempt > 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+		c, ok := r.zkFor(rec.at)
+		if !ok {
+			return
+		}
+		stats, err := nodeStats(c, r.nodesOf(rec.lock))
+		if err != nil {
+			continue
+		}
+		mine := false
+		for _, st := range stats {
+			mine = mine || st.Czxid == rec.token
+		}
+		if !mine {
+			break // gone with its session
+		}
+		r.mu.Lock()
+		live := map[int64]string{}
+		for op, h := range r.holds {
+			if h.lock == rec.lock && h.ended == "" && !r.grants[op].Before(r.since) { // tokens of another history may be equal
+				live[h.token] = op
+			}
+		}
+		var older []string
+		for ch, st := range stats {
+			if op, ok := live[st.Czxid]; ok && st.Czxid < rec.token {
+				older = append(older, fmt.Sprintf("%s (%s, token %d)", ch, op, st.Czxid))
+			}
+		}
+		if len(older) >= n {
+			slices.Sort(older)
+			r.foreign = append(r.foreign, fmt.Sprintf("I2 %s: %s granted token %d, a permit of %d, while ZooKeeper had %d older lease nodes of holders: %s",
+				rec.lock, rec.op, rec.token, n, len(older), strings.Join(older, ", ")))
+		}
+		r.mu.Unlock()
+		return
+	}
+	r.mu.Lock()
+	r.unseen++
 	r.mu.Unlock()
 }
 
@@ -501,6 +817,11 @@ func (r *recorder) note(kind, client string, at time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.holding, client)
+	for _, h := range r.holds {
+		if h.client == client && h.ended == "" {
+			r.holdEnded(h, kind)
+		}
+	}
 	for op, w := range r.waiting {
 		if w.client == client {
 			delete(r.waiting, op)

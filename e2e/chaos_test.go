@@ -41,6 +41,9 @@ type chaosParams struct {
 	daemons     int           // zklockd processes, each in a network namespace of its own
 	clients     int           // client processes per zklockd
 	locks       int           // locks they share
+	semaphores  int           // semaphores they share, besides
+	permits     int           // each semaphore's permits
+	reenter     bool          // clients re-enter some of their holds
 	faults      []string      // the faults of one round, in a random order each round
 	quiet       time.Duration // pause between faults
 	unsafe      bool          // the negative control: zklockd's own clock off
@@ -53,12 +56,14 @@ type chaosParams struct {
 var everyFault = []string{"leader-kill", "follower-kill", "partition", "pause", "zklockd-kill", "client-kill", "ensemble-stop", "handoff-cut", "ensemble-wipe"}
 
 // TestChaos injects every fault of issues 3 and 12 into a live system (a 3-server
-// ensemble, zklockds in network namespaces, client processes writing to a
-// fenced resource) and checks invariants I1 to I5 (see chaos_check_test.go).
-// ZKLOCK_CHAOS_DURATION makes it run longer (make chaos).
+// ensemble, zklockds in network namespaces, client processes taking locks
+// and a semaphore's permits, re-entering some of their holds, and writing
+// to a fenced resource) and checks invariants I1 to I6 (see
+// chaos_check_test.go). ZKLOCK_CHAOS_DURATION makes it run longer (make
+// chaos).
 func TestChaos(t *testing.T) {
 	p := chaosParams{
-		timeout: 3 * time.Second, daemons: 2, clients: 4, locks: 4,
+		timeout: 3 * time.Second, daemons: 2, clients: 4, locks: 4, semaphores: 1, permits: 3, reenter: true,
 		faults: everyFault, quiet: 2 * time.Second, allFaults: true,
 		summaryTo: os.Getenv(chaosSummaryEnv),
 	}
@@ -200,7 +205,7 @@ func runChaos(t *testing.T, p chaosParams) chaosResult {
 	}
 
 	r.ens = zktest.StartEnsemble(t, 3)
-	r.rec = startRecorder(t, zktest.Client(t, r.ens.ConnectString()), "/zklock")
+	r.rec = startRecorder(t, zktest.Client(t, r.ens.ConnectString()), "/zklock", r.permits())
 	for i := range p.daemons {
 		r.daemons = append(r.daemons, r.newDaemon(i))
 	}
@@ -239,8 +244,8 @@ func runChaos(t *testing.T, p chaosParams) chaosResult {
 	}
 	r.rec.mu.Lock()
 	h := history{events: r.rec.events, writes: r.rec.writes, faults: r.faults, daemonOf: daemonOf,
-		timeout: p.timeout, end: stopAt}
-	i4, unproven := r.rec.released, r.rec.unproven
+		timeout: p.timeout, end: stopAt, permits: r.permits()}
+	i4, unproven, unjudged := r.rec.released, r.rec.unproven, r.rec.unjudged
 	foreign, unseen, wiped := r.rec.foreign, r.rec.unseen, r.rec.wiped
 	r.rec.mu.Unlock()
 	v := h.check()
@@ -249,7 +254,7 @@ func runChaos(t *testing.T, p chaosParams) chaosResult {
 	counts := map[string]int{}
 	for _, e := range h.events {
 		counts[e.kind]++
-		if e.kind == "not-granted" || e.kind == "error" || e.kind == "lost" || e.kind == "release-failed" {
+		if e.kind == "not-granted" || e.kind == "error" || e.kind == "lost" || e.kind == "release-failed" || e.kind == "reenter-failed" {
 			counts[e.kind+" "+e.detail]++
 		}
 	}
@@ -268,15 +273,29 @@ func runChaos(t *testing.T, p chaosParams) chaosResult {
 			}
 		}
 	}
+	if p.semaphores > 0 && v.semGrants == 0 {
+		t.Errorf("the run granted no semaphore's permit")
+	}
+	if p.reenter && v.reentries == 0 {
+		t.Errorf("the run re-entered no hold")
+	}
 	t.Logf("records: %v", counts)
+	for _, e := range h.events {
+		if e.kind == "reenter-failed" || e.kind == "node-gone" {
+			t.Logf("%s %s %s at %s: %s", e.kind, e.lock, e.op, clock(e.at), e.detail)
+		}
+	}
+	for name, n := range h.permits {
+		t.Logf("semaphore %s: %d holds at most at once, of %d permits", name, v.mostHeld[name], n)
+	}
 	refused := 0
 	for _, w := range h.writes {
 		if w.refused {
 			refused++
 		}
 	}
-	t.Logf("writes: %d, %d of them refused for a stale token; confirmed releases not checkable against ZooKeeper: %d; grants whose node was gone before it could be checked: %d; grants and releases not checkable because ZooKeeper's data was wiped: %d",
-		len(h.writes), refused, unproven, unseen, wiped)
+	t.Logf("writes: %d, %d of them refused for a stale token; semaphore writes accepted without knowing whether N others held (ZooKeeper unreachable): %d; confirmed releases not checkable against ZooKeeper: %d; grants whose node was gone before it could be checked: %d; grants and releases not checkable because ZooKeeper's data was wiped: %d",
+		len(h.writes), refused, unjudged, unproven, unseen, wiped)
 	t.Logf("regrants measured: %d (max %v); after a release: %s; crash victims not measurable (no waiter on another zklockd): %d",
 		v.regrants, v.maxRegrant.Round(time.Millisecond), quantiles(v.releaseRegrants), v.unmeasured)
 	all := slices.Concat(v.violations(), foreign, i4)
@@ -290,8 +309,8 @@ func runChaos(t *testing.T, p chaosParams) chaosResult {
 	for _, o := range orphans {
 		t.Logf("I3 orphan: %s", o)
 	}
-	t.Logf("violations: I1 %d, I2 %d (%d seen in ZooKeeper at a grant), I4 %d, I5 %d, faults that cost no lease %d; I3 orphans %d",
-		len(v.i1), len(v.i2)+len(foreign), len(foreign), len(i4), len(v.i5), len(v.unfelt), len(orphans))
+	t.Logf("violations: I1 %d, I2 %d (%d seen in ZooKeeper at a grant), I4 %d, I5 %d, I6 %d, Acquires refused %d, faults that cost no lease %d; I3 orphans %d",
+		len(v.i1), len(v.i2)+len(foreign), len(foreign), len(i4), len(v.i5), len(v.i6), len(v.refusals), len(v.unfelt), len(orphans))
 	r.checkTokensWentBack(&h)
 
 	if dir := os.Getenv(chaosLogsEnv); dir != "" {
@@ -299,8 +318,8 @@ func runChaos(t *testing.T, p chaosParams) chaosResult {
 	}
 
 	res := chaosResult{violations: len(all), orphans: len(orphans), verdict: v, faults: r.faults}
-	res.line = fmt.Sprintf("chaos: %d ops, %d faults, %d ensemble wipes, %d of %d partitions, pauses and handoff cuts cost a holder its lease, %d violations, %d orphans, max regrant %d ms",
-		v.ops, len(r.faults), counts["fault ensemble-wipe"], v.lostToFaults, v.leaseFaults, res.violations, res.orphans, v.maxRegrant.Milliseconds())
+	res.line = fmt.Sprintf("chaos: %d ops, %d faults, %d ensemble wipes, %d of %d partitions, pauses and handoff cuts cost a holder its lease, %d violations, %d orphans, max regrant %d ms, %d semaphore grants, %d re-entries",
+		v.ops, len(r.faults), counts["fault ensemble-wipe"], v.lostToFaults, v.leaseFaults, res.violations, res.orphans, v.maxRegrant.Milliseconds(), v.semGrants, v.reentries)
 	if p.unsafe {
 		res.line += " (negative control)"
 	}
@@ -467,6 +486,10 @@ func (r *chaosRun) startClient(daemon int) {
 	for l := range r.p.locks {
 		cfg.Locks = append(cfg.Locks, fmt.Sprintf("chaos/lock%d", l))
 	}
+	for s := range r.p.semaphores {
+		cfg.Semaphores = append(cfg.Semaphores, fmt.Sprintf("chaos/sem%d", s))
+	}
+	cfg.Permits, cfg.Reenter = int32(r.p.permits), r.p.reenter
 	raw, err := json.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -519,11 +542,24 @@ func (r *chaosRun) stopClients() {
 	}
 }
 
+// permits maps each semaphore of the run to its permits.
+func (r *chaosRun) permits() map[string]int {
+	m := map[string]int{}
+	for s := range r.p.semaphores {
+		m[fmt.Sprintf("chaos/sem%d", s)] = r.p.permits
+	}
+	return m
+}
+
 // orphans waits, up to the session timeout and 3 s (the nodes of a killed
 // zklockd go with its session), for no node to be left under the root, and
-// returns the nodes left: orphans, since no lease is live any more.
+// returns the nodes left: orphans, since no lease is live any more. Those of
+// a lock are its node's children; those of a semaphore, the children of
+// its node's children (its mutex's nodes under locks, its lease nodes under
+// leases), or any other child.
 func (r *chaosRun) orphans() []string {
 	c := zktest.Client(r.t, r.ens.ConnectString())
+	sems := r.permits()
 	var left []string
 	deadline := time.Now().Add(r.p.timeout + 3*time.Second)
 	for {
@@ -531,7 +567,14 @@ func (r *chaosRun) orphans() []string {
 		root := "/zklock/chaos"
 		for _, lock := range zktest.Children(r.t, c, root) {
 			for _, n := range zktest.Children(r.t, c, path.Join(root, lock)) {
-				left = append(left, path.Join(root, lock, n))
+				p := path.Join(root, lock, n)
+				if _, ok := sems["chaos/"+lock]; !ok || (n != "locks" && n != "leases") {
+					left = append(left, p)
+					continue
+				}
+				for _, m := range zktest.Children(r.t, c, p) {
+					left = append(left, path.Join(p, m))
+				}
 			}
 		}
 		if len(left) == 0 || time.Now().After(deadline) {

@@ -8,7 +8,7 @@
 # It prints the run's own log lines (faults, records, violations), keeps go
 # test's full output in bin/chaos.log and each zklockd's in bin/chaos-logs/,
 # and ends with the summary line
-#   chaos: <ops> ops, <faults> faults, <wipes> ensemble wipes, <n> of <m> partitions, pauses and handoff cuts cost a holder its lease, <violations> violations, <orphans> orphans, max regrant <ms> ms
+#   chaos: <ops> ops, <faults> faults, <wipes> ensemble wipes, <n> of <m> partitions, pauses and handoff cuts cost a holder its lease, <violations> violations, <orphans> orphans, max regrant <ms> ms, <s> semaphore grants, <r> re-entries
 # (the control prints two: its unsafe run's, then its safe run's).
 # Exit status: go test's (non-zero when a violation or an orphan was found,
 # or, for the control, when the unsafe run did not find the double grant or

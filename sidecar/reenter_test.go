@@ -147,7 +147,7 @@ func TestReentryAndPermitsRefused(t *testing.T) {
 		})
 	}
 	// Nothing changed: each lock still has its one holder and no waiter.
-	for lock, token := range map[string]int64{"x": g.GetFencingToken(), "s": gs.GetFencingToken()} {
+	for lock, token := range map[string]int64{"x": g.GetFencingToken(), "s": gs.GetFencingToken(), "pool": gp.GetFencingToken()} {
 		d, err := a.client.Describe(ctxT(t), &zklockv1.DescribeRequest{Lock: lock})
 		if err != nil {
 			t.Fatal(err)

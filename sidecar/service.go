@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -39,6 +38,9 @@ type Config struct {
 	// MaxLeases bounds this sidecar's acquires, waiting or granted.
 	// Default 100000.
 	MaxLeases int
+	// MaxObservers bounds this sidecar's open Observe streams. Default
+	// 10000.
+	MaxObservers int
 	// TombstoneTTL is how long an ended lease is remembered, so that Renew
 	// and Release can tell "lost" and "released" from "unknown".
 	// Default 10 min.
@@ -76,7 +78,10 @@ func (c *Config) setDefaults() error {
 	if c.MaxLeases == 0 {
 		c.MaxLeases = 100000
 	}
-	if c.MaxWaitersPerLock < 0 || c.MaxLeases < 0 {
+	if c.MaxObservers == 0 {
+		c.MaxObservers = 10000
+	}
+	if c.MaxWaitersPerLock < 0 || c.MaxLeases < 0 || c.MaxObservers < 0 {
 		return errors.New("limits must not be negative")
 	}
 	if c.TombstoneTTL == 0 {
@@ -114,6 +119,7 @@ type Service struct {
 	// calls, by a number of its own (lastWaiter counts them).
 	waiting    map[uint64]context.CancelFunc
 	lastWaiter uint64
+	observers  int // open Observe streams
 
 	epochsFollowed chan struct{} // closed when followEpochs returned
 }
@@ -552,47 +558,6 @@ func (s *Service) Release(ctx context.Context, req *zklockv1.ReleaseRequest) (*z
 		return nil, err
 	}
 	return &zklockv1.ReleaseResponse{}, nil
-}
-
-// Describe implements LockService.Describe.
-func (s *Service) Describe(ctx context.Context, req *zklockv1.DescribeRequest) (*zklockv1.DescribeResponse, error) {
-	if err := checkLockName(req.GetLock()); err != nil {
-		return nil, invalid("INVALID_LOCK_NAME", err)
-	}
-	cs, err := s.sess.Contenders(ctx, s.lockPath(req.GetLock()))
-	switch {
-	case errors.Is(err, zkrecipes.ErrNoSession):
-		return nil, noSessionError()
-	case ctx.Err() != nil:
-		return nil, status.FromContextError(ctx.Err()).Err()
-	case errors.Is(err, zkrecipes.ErrRefused):
-		return nil, refusedError(req.GetLock(), err)
-	case err != nil:
-		return nil, status.Errorf(codes.Unavailable, "describe %q: %v", req.GetLock(), err)
-	}
-	resp := &zklockv1.DescribeResponse{}
-	reentered := s.reentered()
-	for _, c := range cs {
-		pc := &zklockv1.Contender{
-			FencingToken: c.Token,
-			CreateTime:   timestamppb.New(c.Created),
-			Mode:         zklockv1.Mode_MODE_EXCLUSIVE,
-			Node:         c.Node,
-			Reentered:    reentered[c.Node],
-		}
-		if utf8.Valid(c.Data) {
-			pc.Owner = string(c.Data)
-		}
-		if c.Shared {
-			pc.Mode = zklockv1.Mode_MODE_SHARED
-		}
-		if c.Holds {
-			resp.Holders = append(resp.Holders, pc)
-		} else {
-			resp.Waiters = append(resp.Waiters, pc)
-		}
-	}
-	return resp, nil
 }
 
 // Shutdown stops taking acquires, tells every holder Lost{SHUTDOWN},

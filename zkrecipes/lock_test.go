@@ -218,6 +218,11 @@ func TestWaitersWatchOnlyTheirPredecessor(t *testing.T) {
 		t.Errorf("watched paths:\n%s\nwant one watch on each predecessor:\n%s",
 			strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+	// wchp lists data watches only; zk_watch_count counts children
+	// watches too.
+	if n := watchCount(t, zkc.Servers()[0]); n != len(got) {
+		t.Errorf("%d watches in all, %d of them data watches: want no children watch", n, len(got))
+	}
 	cancel()
 	wg.Wait()
 	if err := h0.Release(context.Background()); err != nil {

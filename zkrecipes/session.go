@@ -66,6 +66,8 @@ type Session struct {
 	stop        chan struct{}
 	wg          sync.WaitGroup
 
+	hubs observeHubs // the observers' watch hubs (observe.go)
+
 	mu        sync.Mutex
 	epoch     *Epoch // the live epoch, nil when there is none
 	epochs    uint64 // epochs begun so far

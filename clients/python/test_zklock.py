@@ -60,6 +60,164 @@ class ClientTest(unittest.TestCase):
             self.client.lock("../etc")
         self.assertIn("INVALID_ARGUMENT", str(cm.exception))
 
+    def other_client(self):
+        other = zklock.Client(ADDR)
+        self.addCleanup(other.close)
+        return other
+
+    def assert_held(self, client, name):
+        with self.assertRaises(zklock.LockHeld):
+            client.lock(name, wait=0).release()
+
+    def test_reenter_keeps_token_and_lock(self):
+        name = "py/reenter"
+        other = self.other_client()
+        a = self.client.lock(name, owner="py-a")
+        b = a.reenter()
+        self.assertEqual(b.token, a.token)
+        self.assertEqual(len(b.id), 32)
+        self.assertNotEqual(b.id, a.id)
+        # A re-entered lease re-enters in turn, here by its id.
+        c = self.client.lock(name, reenter=b.id)
+        self.assertEqual(c.token, a.token)
+        self.assertNotIn(c.id, (a.id, b.id))
+        holders = self.client._describe(name).holders
+        self.assertEqual([(h.fencing_token, h.reentered) for h in holders], [(a.token, 2)])
+        # Nested holds keep the lock until the last one ends, in any order.
+        a.release()
+        self.assert_held(other, name)
+        c.release()
+        self.assert_held(other, name)
+        b.release()
+        with other.lock(name, wait=0) as d:
+            self.assertGreater(d.token, a.token)
+        with self.assertRaises(zklock.LockError) as cm:
+            a.reenter()
+        self.assertEqual(cm.exception.code, grpc.StatusCode.NOT_FOUND)
+        with self.client.lock("py/reenter-other") as e:
+            with self.assertRaises(zklock.LockError) as cm:
+                self.client.lock(name, reenter=e)
+            self.assertEqual(cm.exception.code, grpc.StatusCode.INVALID_ARGUMENT)
+
+    def test_semaphore_of_two_with_three_contenders(self):
+        name = "py/sem"
+        other = self.other_client()
+        s1 = self.client.semaphore(name, 2, owner="sem-1")
+        s2 = other.semaphore(name, 2, owner="sem-2")
+        self.assertNotEqual(s1.token, s2.token)
+        with self.client.observe(name) as states:
+            state = next(states)
+        self.assertEqual(state.permits, 2)
+        self.assertEqual({h.token for h in state.holders}, {s1.token, s2.token})
+
+        released = threading.Event()
+        queued = threading.Event()
+        third = queue.Queue()
+
+        def contend():
+            try:
+                lease = self.client.semaphore(name, 2, owner="sem-3",
+                                              on_queued=lambda _p, _n: queued.set())
+                # Granted only after a release, never while two hold it.
+                third.put(lease if released.is_set() else "granted while two held it")
+            except Exception as e:  # noqa: BLE001: the test reports it
+                third.put(e)
+
+        threading.Thread(target=contend, daemon=True).start()
+        self.assertTrue(queued.wait(30), "the third contender never queued")
+        self.assertTrue(third.empty(), "the third contender got a permit while two held them")
+        with self.assertRaises(zklock.LockError) as cm:
+            other.semaphore(name, 3, wait=10)
+        self.assertEqual(cm.exception.code, grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertIn("semaphore of 2 permits", str(cm.exception))
+        self.assertIn("semaphore of 3 permits", str(cm.exception))
+        released.set()
+        s1.release()
+        s3 = third.get(timeout=30)
+        self.assertIsInstance(s3, zklock.Lease)
+        self.assertGreater(s3.token, max(s1.token, s2.token))
+        with s3.reenter() as inner:
+            self.assertEqual(inner.token, s3.token)
+        s3.release()
+        s2.release()
+
+    def test_observe_present_state_then_changes(self):
+        name = "py/observe"
+        with self.assertRaises(zklock.LockError) as cm:
+            self.client.observe("../etc")
+        self.assertEqual(cm.exception.code, grpc.StatusCode.INVALID_ARGUMENT)
+        a = self.client.lock(name, owner="obs-a")
+        states = self.client.observe(name)
+        self.addCleanup(states.cancel)
+        got = pump(states)
+        first = got.get(timeout=30)
+        self.assertEqual([(h.owner, h.token) for h in first.holders], [("obs-a", a.token)])
+        self.assertEqual(first.queue_length, 1)
+        a.release()
+        self.assertEqual(got.get(timeout=30).holders, ())
+        with self.client.lock(name, owner="obs-b") as b:
+            leader = got.get(timeout=30).leader
+            self.assertEqual((leader.owner, leader.token), ("obs-b", b.token))
+            states.cancel()
+            self.assertIs(got.get(timeout=30), END, "cancel() ends the iteration, without error")
+
+    def test_election(self):
+        election = self.client.election("py/election")
+        other = self.other_client()
+        self.assertIsNone(election.leader())
+        follow = election.observe()
+        self.addCleanup(follow.cancel)
+        leaders = pump(follow)
+        self.assertIsNone(leaders.get(timeout=30), "following starts with the present leader: none")
+        a = election.campaign("10.0.0.1:8080")
+        leader = leaders.get(timeout=30)
+        self.assertEqual((leader.owner, leader.token), ("10.0.0.1:8080", a.token))
+        self.assertEqual(election.leader().owner, "10.0.0.1:8080")
+
+        queued = threading.Event()
+        second = queue.Queue()
+
+        def campaign():
+            try:
+                second.put(other.election("py/election").campaign(
+                    "10.0.0.2:8080", on_queued=lambda _p, _n: queued.set()))
+            except Exception as e:  # noqa: BLE001: the test reports it
+                second.put(e)
+
+        threading.Thread(target=campaign, daemon=True).start()
+        self.assertTrue(queued.wait(30), "the second campaigner never queued")
+        self.assertTrue(second.empty(), "the second campaigner leads while the first does")
+        a.release()  # resigns
+        b = second.get(timeout=30)
+        self.assertIsInstance(b, zklock.Lease)
+        leader = leaders.get(timeout=30)
+        self.assertEqual((leader.owner, leader.token), ("10.0.0.2:8080", b.token))
+        self.assertGreater(b.token, a.token)
+        b.release()
+        self.assertIsNone(leaders.get(timeout=30), "no leader once the second resigns")
+        follow.cancel()
+        self.assertIs(leaders.get(timeout=30), END, "followers see each change once")
+
+
+END = object()
+
+
+def pump(iterator):
+    """Returns a queue that gets what iterator yields, from a thread, then
+    END when it stops, or the exception it raised."""
+    q = queue.Queue()
+
+    def run():
+        try:
+            for item in iterator:
+                q.put(item)
+            q.put(END)
+        except Exception as e:  # noqa: BLE001: the test reports it
+            q.put(e)
+
+    threading.Thread(target=run, daemon=True).start()
+    return q
+
 
 class LostTest(unittest.TestCase):
     """A lease whose sidecar goes away: on_lost is called once with the

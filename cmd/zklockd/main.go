@@ -44,6 +44,7 @@ type options struct {
 	maxTTL          time.Duration
 	maxWaiters      int
 	maxLeases       int
+	maxObservers    int
 	maxMessageBytes int
 	nodeLayout      string
 	shutdownTimeout time.Duration
@@ -79,6 +80,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.DurationVar(&o.maxTTL, "max-ttl", time.Hour, "longest lease ttl accepted")
 	fs.IntVar(&o.maxWaiters, "max-waiters-per-lock", 10000, "callers of this sidecar that may wait on one lock")
 	fs.IntVar(&o.maxLeases, "max-leases", 100000, "acquires, waiting or granted, this sidecar takes at once")
+	fs.IntVar(&o.maxObservers, "max-observers", 10000, "Observe streams this sidecar keeps open at once")
 	fs.IntVar(&o.maxMessageBytes, "max-message-bytes", 64<<10, "largest request accepted, in bytes")
 	fs.StringVar(&o.nodeLayout, "node-layout", "curator", "how queue nodes are named: curator (Curator's InterProcessMutex), curator-rw (its InterProcessReadWriteLock) or kazoo")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM may take to release every lease")
@@ -201,6 +203,7 @@ func runUntil(ctx context.Context, args []string, stderr io.Writer) error {
 			MaxTTL:            o.maxTTL,
 			MaxWaitersPerLock: o.maxWaiters,
 			MaxLeases:         o.maxLeases,
+			MaxObservers:      o.maxObservers,
 			Logger:            log,
 			Metrics:           mx,
 		},

@@ -55,14 +55,27 @@ func parseMode(reply string) string {
 // PacketsReceived returns how many requests the ZooKeeper server at addr
 // has received since it started (mntr's zk_packets_received).
 func PacketsReceived(addr string) (int64, error) {
+	return mntr(addr, "zk_packets_received")
+}
+
+// WatchCount returns how many watches the server at addr keeps, data and
+// children watches, each path counted once per session that watches it
+// (mntr's zk_watch_count). ZooKeeper 3.8's wchc and wchp list data watches
+// only: comparing the two tells whether children watches are set.
+func WatchCount(addr string) (int64, error) {
+	return mntr(addr, "zk_watch_count")
+}
+
+// mntr returns the number mntr shows for key.
+func mntr(addr, key string) (int64, error) {
 	out, err := FourLetterWord(addr, "mntr", 5*time.Second)
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(out, "\n") {
-		if v, ok := strings.CutPrefix(line, "zk_packets_received\t"); ok {
+		if v, ok := strings.CutPrefix(line, key+"\t"); ok {
 			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 		}
 	}
-	return 0, fmt.Errorf("zktest: %s: no zk_packets_received in mntr", addr)
+	return 0, fmt.Errorf("zktest: %s: no %s in mntr", addr, key)
 }

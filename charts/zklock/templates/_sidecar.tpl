@@ -37,6 +37,7 @@ indentation 0: pipe it through nindent. README.md shows the whole pod spec.
     - {{ printf "--max-ttl=%s" $v.maxTTL | quote }}
     - {{ printf "--max-waiters-per-lock=%d" (int $v.limits.maxWaitersPerLock) | quote }}
     - {{ printf "--max-leases=%d" (int $v.limits.maxLeases) | quote }}
+    - {{ printf "--max-observers=%d" (int $v.limits.maxObservers) | quote }}
     - {{ printf "--max-message-bytes=%d" (int $v.limits.maxMessageBytes) | quote }}
     - {{ printf "--node-layout=%s" $v.nodeLayout | quote }}
     - {{ printf "--shutdown-timeout=%s" $v.shutdownTimeout | quote }}

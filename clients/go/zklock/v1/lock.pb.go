@@ -1193,9 +1193,10 @@ type Contender struct {
 	// The node's name under the lock's znode (under its "leases" or "locks"
 	// child for a semaphore).
 	Node string `protobuf:"bytes,5,opt,name=node,proto3" json:"node,omitempty"`
-	// For a holder of this sidecar: how many of its leases hold it through
-	// re-entry, beyond the first. 0 for the holders of other sidecars and
-	// clients, whose re-entries this sidecar cannot see.
+	// In Describe, for a holder of this sidecar: how many of its leases hold
+	// it through re-entry, beyond the first. 0 for the holders of other
+	// sidecars and clients, whose re-entries this sidecar cannot see, and in
+	// Observe's messages, which come only when the holders change.
 	Reentered     int32 `protobuf:"varint,6,opt,name=reentered,proto3" json:"reentered,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -231,9 +231,10 @@ private static final long serialVersionUID = 0L;
   private int reentered_ = 0;
   /**
    * <pre>
-   * For a holder of this sidecar: how many of its leases hold it through
-   * re-entry, beyond the first. 0 for the holders of other sidecars and
-   * clients, whose re-entries this sidecar cannot see.
+   * In Describe, for a holder of this sidecar: how many of its leases hold
+   * it through re-entry, beyond the first. 0 for the holders of other
+   * sidecars and clients, whose re-entries this sidecar cannot see, and in
+   * Observe's messages, which come only when the holders change.
    * </pre>
    *
    * <code>int32 reentered = 6;</code>
@@ -1170,9 +1171,10 @@ private static final long serialVersionUID = 0L;
     private int reentered_ ;
     /**
      * <pre>
-     * For a holder of this sidecar: how many of its leases hold it through
-     * re-entry, beyond the first. 0 for the holders of other sidecars and
-     * clients, whose re-entries this sidecar cannot see.
+     * In Describe, for a holder of this sidecar: how many of its leases hold
+     * it through re-entry, beyond the first. 0 for the holders of other
+     * sidecars and clients, whose re-entries this sidecar cannot see, and in
+     * Observe's messages, which come only when the holders change.
      * </pre>
      *
      * <code>int32 reentered = 6;</code>
@@ -1184,9 +1186,10 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * For a holder of this sidecar: how many of its leases hold it through
-     * re-entry, beyond the first. 0 for the holders of other sidecars and
-     * clients, whose re-entries this sidecar cannot see.
+     * In Describe, for a holder of this sidecar: how many of its leases hold
+     * it through re-entry, beyond the first. 0 for the holders of other
+     * sidecars and clients, whose re-entries this sidecar cannot see, and in
+     * Observe's messages, which come only when the holders change.
      * </pre>
      *
      * <code>int32 reentered = 6;</code>
@@ -1202,9 +1205,10 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * For a holder of this sidecar: how many of its leases hold it through
-     * re-entry, beyond the first. 0 for the holders of other sidecars and
-     * clients, whose re-entries this sidecar cannot see.
+     * In Describe, for a holder of this sidecar: how many of its leases hold
+     * it through re-entry, beyond the first. 0 for the holders of other
+     * sidecars and clients, whose re-entries this sidecar cannot see, and in
+     * Observe's messages, which come only when the holders change.
      * </pre>
      *
      * <code>int32 reentered = 6;</code>

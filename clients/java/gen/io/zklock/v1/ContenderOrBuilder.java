@@ -109,9 +109,10 @@ public interface ContenderOrBuilder extends
 
   /**
    * <pre>
-   * For a holder of this sidecar: how many of its leases hold it through
-   * re-entry, beyond the first. 0 for the holders of other sidecars and
-   * clients, whose re-entries this sidecar cannot see.
+   * In Describe, for a holder of this sidecar: how many of its leases hold
+   * it through re-entry, beyond the first. 0 for the holders of other
+   * sidecars and clients, whose re-entries this sidecar cannot see, and in
+   * Observe's messages, which come only when the holders change.
    * </pre>
    *
    * <code>int32 reentered = 6;</code>

@@ -11,15 +11,17 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 
 /**
- * A held lock. The lease keeps the sidecar's Acquire stream open until {@link #close()}: the
- * stream is the lock, so there is nothing to renew. If the lock is lost meanwhile, {@link
- * #isLost()} turns true and the lost listener is called with the reason.
+ * A held lock, or a permit of a semaphore. The lease keeps the sidecar's Acquire stream open
+ * until {@link #close()}: the stream is the lock, so there is nothing to renew. If the lock is lost
+ * meanwhile, {@link #isLost()} turns true and the lost listener is called with the reason.
  *
  * <p>A lease is not proof that no one else holds the lock: a paused process may learn of a loss
  * late. Send {@link #token()} with every write to the protected resource, and have the resource
  * refuse tokens lower than the highest it has seen.
  */
 public final class Lease implements AutoCloseable {
+  private final ZkLockClient client;
+  private final String name;
   private final LockServiceGrpc.LockServiceBlockingStub stub;
   private final Context.CancellableContext call;
   private final String id;
@@ -30,12 +32,16 @@ public final class Lease implements AutoCloseable {
   private volatile String lostReason;
 
   Lease(
+      ZkLockClient client,
+      String name,
       LockServiceGrpc.LockServiceBlockingStub stub,
       Context.CancellableContext call,
       Iterator<AcquireResponse> events,
       String id,
       long token,
       Consumer<String> onLost) {
+    this.client = client;
+    this.name = name;
     this.stub = stub;
     this.call = call;
     this.id = id;
@@ -54,6 +60,29 @@ public final class Lease implements AutoCloseable {
   /** Returns the lease id, a secret that releases the lease. */
   public String id() {
     return id;
+  }
+
+  /** Returns the name of the lock (or semaphore) this lease holds. */
+  public String name() {
+    return name;
+  }
+
+  /**
+   * Takes the lock again through this lease, as code that holds it and calls code that locks it
+   * too would: returns at once a new lease with the same token and an id of its own. The lock
+   * stays held until this lease and every lease that re-entered it are closed, in any order; a
+   * loss ends them all. For a semaphore, the new lease shares this one's permit.
+   *
+   * @throws LockException NOT_FOUND if this lease was closed, ABORTED if it was lost, or what the
+   *     sidecar answered
+   */
+  public Lease reenter() throws LockException {
+    return reenter(null);
+  }
+
+  /** Like {@link #reenter()}; onLost is called with the reason if the new lease is lost. */
+  public Lease reenter(Consumer<String> onLost) throws LockException {
+    return client.reenter(name, id, onLost);
   }
 
   /** Returns whether the lock was lost: it may be held by another from then on. */

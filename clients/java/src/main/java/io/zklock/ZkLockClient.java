@@ -9,12 +9,14 @@ import io.grpc.StatusRuntimeException;
 import io.zklock.v1.AcquireRequest;
 import io.zklock.v1.AcquireResponse;
 import io.zklock.v1.LockServiceGrpc;
+import io.zklock.v1.ObserveRequest;
+import io.zklock.v1.ObserveResponse;
 import java.util.Iterator;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 
 /**
- * Takes zklock locks through one zklockd sidecar.
+ * Takes zklock locks and semaphores, and observes their holders, through one zklockd sidecar.
  *
  * <pre>{@code
  * try (ZkLockClient client = new ZkLockClient("127.0.0.1:7878");
@@ -22,6 +24,9 @@ import java.util.function.Consumer;
  *   write(data, lease.token());
  * }
  * }</pre>
+ *
+ * <p>{@link #semaphore} takes one of N permits, {@link Lease#reenter()} takes a held lock again,
+ * {@link #observe} follows who holds a lock, and {@link #election} elects a leader.
  */
 public final class ZkLockClient implements AutoCloseable {
   private final ManagedChannel channel;
@@ -46,7 +51,7 @@ public final class ZkLockClient implements AutoCloseable {
    * @throws LockException DEADLINE_EXCEEDED if the wait ran out, or what the sidecar answered
    */
   public Lease lock(String name, java.time.Duration timeout) throws LockException {
-    return acquire(name, timeout, "", null);
+    return acquire(name, timeout, "", null, 0, "");
   }
 
   /**
@@ -55,7 +60,7 @@ public final class ZkLockClient implements AutoCloseable {
    */
   public Lease lock(String name, java.time.Duration timeout, String owner, Consumer<String> onLost)
       throws LockException {
-    return acquire(name, timeout, owner, onLost);
+    return acquire(name, timeout, owner, onLost, 0, "");
   }
 
   /**
@@ -64,29 +69,149 @@ public final class ZkLockClient implements AutoCloseable {
    * @throws LockException.Held if another holds it
    */
   public Lease tryLock(String name) throws LockException {
-    return acquire(name, java.time.Duration.ZERO, "", null);
+    return acquire(name, java.time.Duration.ZERO, "", null, 0, "");
   }
 
-  private Lease acquire(
-      String name, java.time.Duration wait, String owner, Consumer<String> onLost)
+  /**
+   * Waits at most timeout for one of the permits of the semaphore name and returns its lease:
+   * at most permits holders hold it at once, served first come first served, each with a fencing
+   * token of its own. Every contender of name must ask for the same number of permits.
+   *
+   * @throws LockException FAILED_PRECONDITION if the present contenders of name agreed on another
+   *     number of permits (or hold it as a lock); DEADLINE_EXCEEDED if the wait ran out
+   *     ({@link LockException.Held} for a timeout of zero); or what the sidecar answered
+   */
+  public Lease semaphore(String name, int permits, java.time.Duration timeout)
       throws LockException {
-    AcquireRequest req =
+    return semaphore(name, permits, timeout, "", null);
+  }
+
+  /**
+   * Like {@link #semaphore(String, int, java.time.Duration)}; owner labels the hold for Describe,
+   * and onLost is called with the reason if the permit is lost while held.
+   */
+  public Lease semaphore(
+      String name,
+      int permits,
+      java.time.Duration timeout,
+      String owner,
+      Consumer<String> onLost)
+      throws LockException {
+    if (permits < 1) {
+      throw new IllegalArgumentException("permits must be at least 1, not " + permits);
+    }
+    return acquire(name, timeout, owner, onLost, permits, "");
+  }
+
+  /**
+   * Re-enters the lock name through leaseId, the id of a lease held on it (such as
+   * $ZKLOCK_LEASE under {@code zklock run}), and returns a new lease at once, with the same
+   * fencing token. The lock stays held until that lease and every lease that re-entered it are
+   * closed; a loss ends them all. {@link Lease#reenter()} does the same with a Lease.
+   *
+   * @throws LockException NOT_FOUND if the sidecar knows no such lease (or it was released);
+   *     ABORTED if it was lost; INVALID_ARGUMENT if it is a lease of another lock; or what the
+   *     sidecar answered
+   */
+  public Lease reenter(String name, String leaseId, Consumer<String> onLost)
+      throws LockException {
+    if (leaseId.isEmpty()) {
+      throw new IllegalArgumentException("empty lease id");
+    }
+    return acquire(name, null, "", onLost, 0, leaseId);
+  }
+
+  /**
+   * Observes who holds the lock (or semaphore) name: onChange is called with its present state,
+   * then each time its set of holders changes, on a thread of the observation's own, one call at
+   * a time. It sees holders of every kind of client on that path (zklock sidecars, Curator,
+   * Kazoo). If the sidecar ends the observation (UNAVAILABLE when it lost its ZooKeeper session or
+   * shuts down: observe again), onEnd, which may be null, is called once with why. Returns once
+   * the present state arrived.
+   *
+   * @throws LockException INVALID_ARGUMENT for a bad name, or what the sidecar answered
+   */
+  public Observation observe(
+      String name, Consumer<LockState> onChange, Consumer<LockException> onEnd)
+      throws LockException {
+    Context.CancellableContext call = Context.ROOT.withCancellation();
+    Context prev = call.attach();
+    try {
+      Iterator<ObserveResponse> states =
+          stub.observe(ObserveRequest.newBuilder().setLock(name).build());
+      if (!states.hasNext()) {
+        call.cancel(null);
+        throw new LockException(Status.Code.UNAVAILABLE, "stream ended before the first state");
+      }
+      LockState first = LockState.of(states.next());
+      return new Observation(call, states, first, onChange, onEnd);
+    } catch (StatusRuntimeException e) {
+      call.cancel(null);
+      throw new LockException(e.getStatus().getCode(), e.getStatus().getDescription());
+    } catch (RuntimeException | Error e) {
+      call.cancel(e);
+      throw e;
+    } finally {
+      call.detach(prev);
+    }
+  }
+
+  /**
+   * Returns the leader election on the lock name: campaign, follow the leader, resign by closing
+   * the lease.
+   */
+  public Election election(String name) {
+    return new Election(this, name);
+  }
+
+  /** A unary call to the sidecar. */
+  interface Unary<T> {
+    T call(LockServiceGrpc.LockServiceBlockingStub stub);
+  }
+
+  /** Makes a unary call, turning its status into a LockException. */
+  <T> T call(Unary<T> f) throws LockException {
+    try {
+      return f.call(stub);
+    } catch (StatusRuntimeException e) {
+      throw new LockException(e.getStatus().getCode(), e.getStatus().getDescription());
+    }
+  }
+
+  /**
+   * Acquires name: waiting at most wait (null: no bound, for a re-entry, which is granted at once
+   * or fails), as a semaphore of permits if permits > 1, re-entering the lease reenter unless it
+   * is empty.
+   */
+  private Lease acquire(
+      String name,
+      java.time.Duration wait,
+      String owner,
+      Consumer<String> onLost,
+      int permits,
+      String reenter)
+      throws LockException {
+    AcquireRequest.Builder req =
         AcquireRequest.newBuilder()
             .setLock(name)
             .setOwner(owner)
-            .setWait(
-                Duration.newBuilder().setSeconds(wait.getSeconds()).setNanos(wait.getNano()))
-            .build();
+            .setPermits(permits)
+            .setReenter(reenter);
+    if (wait != null) {
+      req.setWait(Duration.newBuilder().setSeconds(wait.getSeconds()).setNanos(wait.getNano()));
+    }
     // The call outlives this method: it is the lease. Cancelling its context ends it. It hangs
     // from ROOT, so that the caller's own call (deadline, cancellation) does not end it.
     Context.CancellableContext call = Context.ROOT.withCancellation();
     Context prev = call.attach();
     try {
-      Iterator<AcquireResponse> events = stub.acquire(req);
+      Iterator<AcquireResponse> events = stub.acquire(req.build());
       while (events.hasNext()) {
         AcquireResponse ev = events.next();
         if (ev.hasGranted()) {
           return new Lease(
+              this,
+              name,
               stub,
               call,
               events,
@@ -100,7 +225,7 @@ public final class ZkLockClient implements AutoCloseable {
     } catch (StatusRuntimeException e) {
       call.cancel(null);
       Status st = e.getStatus();
-      if (st.getCode() == Status.Code.DEADLINE_EXCEEDED && wait.isZero()) {
+      if (st.getCode() == Status.Code.DEADLINE_EXCEEDED && wait != null && wait.isZero()) {
         throw new LockException.Held(st.getDescription());
       }
       throw new LockException(st.getCode(), st.getDescription());
