@@ -247,9 +247,9 @@ func contenderLine(c *zklockv1.Contender) string {
 }
 
 // holdersLine is observe's line for s: "holders: none", or
-// "holders: OWNER (token N), ..." in queue order, with ", shared" and
-// ", reentered N" in the parentheses where they apply, and
-// "; permits N" after them for a semaphore.
+// "holders: OWNER (token N), ..." in queue order, with ", shared" in the
+// parentheses of a shared holder, and "; permits N" after them for a
+// semaphore.
 func holdersLine(s zklock.State) string {
 	var b strings.Builder
 	b.WriteString("holders: ")
@@ -263,9 +263,6 @@ func holdersLine(s zklock.State) string {
 		fmt.Fprintf(&b, "%s (token %d", ownerLabel(h), h.Token)
 		if h.Shared {
 			b.WriteString(", shared")
-		}
-		if h.Reentered > 0 {
-			fmt.Fprintf(&b, ", reentered %d", h.Reentered)
 		}
 		b.WriteString(")")
 	}

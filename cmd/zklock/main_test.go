@@ -348,8 +348,8 @@ func TestHoldersLine(t *testing.T) {
 	for want, s := range map[string]zklock.State{
 		"holders: none":        {},
 		"holders: a (token 5)": {Holders: []zklock.Holder{{Owner: "a", Token: 5, Node: "_c_1-lock-0000000001"}}},
-		"holders: r1 (token 5, shared), r2 (token 7, shared, reentered 2)": {Holders: []zklock.Holder{
-			{Owner: "r1", Token: 5, Shared: true}, {Owner: "r2", Token: 7, Shared: true, Reentered: 2}}},
+		"holders: r1 (token 5, shared), r2 (token 7, shared)": {Holders: []zklock.Holder{
+			{Owner: "r1", Token: 5, Shared: true}, {Owner: "r2", Token: 7, Shared: true}}},
 		"holders: zklock@h pid 7 (token 5), _c_2-lease-0000000002 (token 6); permits 3": {Permits: 3, Holders: []zklock.Holder{
 			{Owner: "zklock@h pid 7", Token: 5}, {Node: "_c_2-lease-0000000002", Token: 6}}},
 		`holders: "a, b\n" (token 5)`: {Holders: []zklock.Holder{{Owner: "a, b\n", Token: 5}}},

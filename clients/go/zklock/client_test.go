@@ -120,6 +120,9 @@ func TestLeaseLostWhenSidecarStops(t *testing.T) {
 	if err := l.Err(); !errors.Is(err, zklock.ErrLost) || !strings.Contains(err.Error(), "SHUTDOWN") {
 		t.Errorf("Err() = %v, want ErrLost naming SHUTDOWN", err)
 	}
+	if _, err := l.Reenter(ctx); !errors.Is(err, zklock.ErrLost) {
+		t.Errorf("Reenter of a lost lease = %v, want ErrLost", err)
+	}
 	if err := l.Release(ctx); !errors.Is(err, zklock.ErrLost) {
 		t.Errorf("Release of a lost lease = %v, want ErrLost", err)
 	}
@@ -381,6 +384,10 @@ func TestReenter(t *testing.T) {
 		if l.Token() != a.Token() || l.Name() != "reenter" {
 			t.Errorf("re-entered lease of %q with token %d, want %q and the first lease's %d", l.Name(), l.Token(), "reenter", a.Token())
 		}
+	}
+
+	if h, err := c.Leader(ctx, "reenter"); err != nil || h.Owner != "a" || h.Token != a.Token() || h.Reentered != 2 {
+		t.Errorf("Leader = %+v, %v; want a with token %d, re-entered twice", h, err, a.Token())
 	}
 
 	// Errors, which leave the leases as they were.

@@ -46,9 +46,11 @@ type Holder struct {
 	// Node is the name of the holder's node in ZooKeeper, unique to one
 	// hold.
 	Node string
-	// Reentered counts the leases that hold it through re-entry beyond the
-	// first, for a holder of the zklockd observed; 0 for the holders of
-	// other sidecars and clients, whose re-entries it cannot see.
+	// Reentered counts, in Leader's answer, the leases that hold it through
+	// re-entry beyond the first, for a holder of the zklockd asked; 0 for
+	// the holders of other sidecars and clients, whose re-entries it
+	// cannot see, and in Observe's states, which come only when the
+	// holders change.
 	Reentered int
 }
 
