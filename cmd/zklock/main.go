@@ -1,13 +1,15 @@
 // Command zklock takes zklock locks from a shell.
 //
-//	zklock run [--wait D] [--shared] [--owner S] LOCK -- COMMAND [ARG...]
-//	zklock acquire [--wait D] [--ttl D] [--shared] [--owner S] LOCK
+//	zklock run [--wait D] [--shared] [--permits N] [--reenter LEASE] [--owner S] LOCK -- COMMAND [ARG...]
+//	zklock acquire [--wait D] [--ttl D] [--shared] [--permits N] [--reenter LEASE] [--owner S] LOCK
 //	zklock renew [--ttl D] LEASE...
 //	zklock release LEASE
 //	zklock describe LOCK
+//	zklock observe LOCK
 //
 // The sidecar's address comes from --addr or ZKLOCK_ADDR (default
-// 127.0.0.1:7878; unix:///path for a socket).
+// 127.0.0.1:7878; unix:///path for a socket). The usage text (zklock
+// without arguments) says what each command does.
 package main
 
 import (
@@ -16,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -24,6 +27,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"golang.org/x/term"
 	"google.golang.org/grpc/codes"
@@ -45,12 +49,33 @@ const (
 )
 
 const usage = `usage:
-  zklock run [--wait D] [--shared] [--owner S] LOCK -- COMMAND [ARG...]
-  zklock acquire [--wait D] [--ttl D] [--shared] [--owner S] LOCK
+  zklock run [--wait D] [--shared] [--permits N] [--reenter LEASE] [--owner S] LOCK -- COMMAND [ARG...]
+      Holds LOCK while COMMAND runs, and exits with its exit code. COMMAND
+      gets ZKLOCK_FENCING_TOKEN, ZKLOCK_LEASE, ZKLOCK_LOCK and ZKLOCK_ADDR.
+      A zklock run of the same LOCK inside it (same ZKLOCK_ADDR) re-enters
+      that lease: granted at once, with the same token.
+  zklock acquire [--wait D] [--ttl D] [--shared] [--permits N] [--reenter LEASE] [--owner S] LOCK
+      Takes a lease that outlives zklock (renew it within its ttl) and
+      prints "LEASE TOKEN".
   zklock renew [--ttl D] LEASE...
   zklock release LEASE
   zklock describe LOCK
+      Prints "permits N" for a semaphore, then a line per holder and per
+      waiter, tab-separated: holder|waiter, mode, token, time joined,
+      owner, and reentered=N for a holder re-entered N times.
+  zklock observe LOCK
+      Prints the lock's holders ("holders: OWNER (token N), ..." or
+      "holders: none"), then again each time they change, until interrupted.
+Flags:
+  --wait D         longest wait in the queue (0s: try once; default: until interrupted)
+  --shared         a shared (read) hold
+  --permits N      N > 1: a semaphore, held by N at once; every contender gives the same N
+  --reenter LEASE  take the lock again through LEASE, a lease of this sidecar that holds it
+  --owner S        a label shown by describe and observe
+  --ttl D          acquire: the lease's ttl; renew: the new ttl
 Every command takes --addr (default $ZKLOCK_ADDR, else 127.0.0.1:7878).
+Exit codes of zklock itself: 1 an error, 2 a bad command line, 69 the
+sidecar cannot answer now (retry), 75 the lease was lost, 128+N signal N.
 `
 
 func main() {
@@ -67,22 +92,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", envOr("ZKLOCK_ADDR", "127.0.0.1:7878"), "zklockd address: host:port or unix:///path")
 	var (
-		wait   *time.Duration
-		ttl    *time.Duration
-		shared *bool
-		owner  *string
+		wait    *time.Duration
+		ttl     *time.Duration
+		shared  *bool
+		owner   *string
+		permits *int
+		reenter *string
 	)
 	switch cmd {
 	case "run", "acquire":
 		wait = fs.Duration("wait", -1, "longest wait in the queue (default: until interrupted; 0: try once)")
 		shared = fs.Bool("shared", false, "take a shared (read) hold")
-		owner = fs.String("owner", defaultOwner(), "label shown by describe")
+		owner = fs.String("owner", defaultOwner(), "label shown by describe and observe")
+		permits = fs.Int("permits", 0, "N > 1: a semaphore of N holders at once; every contender must give the same N")
+		reenter = fs.String("reenter", "", "take the lock again through this lease, a lease of the same sidecar that holds it: granted at once, with its fencing token")
 		if cmd == "acquire" {
 			ttl = fs.Duration("ttl", 0, "lease ttl, kept by renew (default: the sidecar's)")
 		}
 	case "renew":
 		ttl = fs.Duration("ttl", 0, "new ttl (default: each lease's own)")
-	case "release", "describe":
+	case "release", "describe", "observe":
 	default:
 		fmt.Fprintf(stderr, "zklock: unknown command %q\n%s", cmd, usage)
 		return exitUsage
@@ -119,8 +148,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if *shared {
 			opts = append(opts, zklock.Shared())
 		}
+		if *permits != 0 {
+			opts = append(opts, zklock.Permits(*permits))
+		}
 		opts = append(opts, zklock.Owner(*owner))
-		return runLocked(ctx, zklock.New(conn), rest[0], rest[1:], opts, stderr)
+		r := runner{c: zklock.New(conn), addr: *addr, lock: rest[0], command: rest[1:], opts: opts, reenter: *reenter, stderr: stderr}
+		if r.reenter == "" && os.Getenv("ZKLOCK_LEASE") != "" && os.Getenv("ZKLOCK_LOCK") == r.lock && os.Getenv("ZKLOCK_ADDR") == r.addr {
+			// Inside a zklock run of the same lock at the same sidecar.
+			r.reenter, r.inherited = os.Getenv("ZKLOCK_LEASE"), true
+		}
+		return r.run(ctx)
 	case "acquire":
 		if len(rest) != 1 {
 			fmt.Fprintf(stderr, "zklock acquire: want one LOCK\n%s", usage)
@@ -136,6 +173,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if *shared {
 			req.Mode = zklockv1.Mode_MODE_SHARED
 		}
+		req.Permits = int32(min(max(*permits, math.MinInt32), math.MaxInt32))
+		req.Reenter = *reenter
 		return acquire(ctx, zklockv1.NewLockServiceClient(conn), req, stdout, stderr)
 	case "renew":
 		if len(rest) == 0 {
@@ -163,6 +202,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return fail(stderr, err)
 		}
 		return 0
+	case "observe":
+		if len(rest) != 1 {
+			fmt.Fprintf(stderr, "zklock observe: want one LOCK\n%s", usage)
+			return exitUsage
+		}
+		err := zklock.New(conn).Observe(ctx, rest[0], func(s zklock.State) error {
+			_, err := fmt.Fprintln(stdout, holdersLine(s))
+			return err
+		})
+		if ctx.Err() != nil {
+			return interrupted(ctx)
+		}
+		return fail(stderr, err)
 	default: // describe
 		if len(rest) != 1 {
 			fmt.Fprintf(stderr, "zklock describe: want one LOCK\n%s", usage)
@@ -172,27 +224,98 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(stderr, err)
 		}
+		if p := resp.GetPermits(); p > 0 {
+			fmt.Fprintf(stdout, "permits\t%d\n", p)
+		}
 		for _, c := range resp.GetHolders() {
-			fmt.Fprintf(stdout, "holder\t%s\t%d\t%s\t%s\n", c.GetMode(), c.GetFencingToken(), c.GetCreateTime().AsTime().Format(time.RFC3339), c.GetOwner())
+			fmt.Fprintf(stdout, "holder\t%s\n", contenderLine(c))
 		}
 		for _, c := range resp.GetWaiters() {
-			fmt.Fprintf(stdout, "waiter\t%s\t%d\t%s\t%s\n", c.GetMode(), c.GetFencingToken(), c.GetCreateTime().AsTime().Format(time.RFC3339), c.GetOwner())
+			fmt.Fprintf(stdout, "waiter\t%s\n", contenderLine(c))
 		}
 		return 0
 	}
+}
+
+// contenderLine is describe's line for c, after "holder" or "waiter".
+func contenderLine(c *zklockv1.Contender) string {
+	line := fmt.Sprintf("%s\t%d\t%s\t%s", c.GetMode(), c.GetFencingToken(), c.GetCreateTime().AsTime().Format(time.RFC3339), c.GetOwner())
+	if n := c.GetReentered(); n > 0 {
+		line += fmt.Sprintf("\treentered=%d", n)
+	}
+	return line
+}
+
+// holdersLine is observe's line for s: "holders: none", or
+// "holders: OWNER (token N), ..." in queue order, with ", shared" in the
+// parentheses of a shared holder, and "; permits N" after them for a
+// semaphore.
+func holdersLine(s zklock.State) string {
+	var b strings.Builder
+	b.WriteString("holders: ")
+	if len(s.Holders) == 0 {
+		b.WriteString("none")
+	}
+	for i, h := range s.Holders {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s (token %d", ownerLabel(h), h.Token)
+		if h.Shared {
+			b.WriteString(", shared")
+		}
+		b.WriteString(")")
+	}
+	if s.Permits > 0 {
+		fmt.Fprintf(&b, "; permits %d", s.Permits)
+	}
+	return b.String()
+}
+
+// ownerLabel names h in a line of observe: its owner label, quoted if it
+// could be misread there (it may be any client's node data), or its node's
+// name if it has none.
+func ownerLabel(h zklock.Holder) string {
+	if h.Owner == "" {
+		return h.Node
+	}
+	for _, r := range h.Owner {
+		if !unicode.IsPrint(r) || strings.ContainsRune(`,()"`, r) {
+			return strconv.Quote(h.Owner)
+		}
+	}
+	return h.Owner
 }
 
 // killGrace is how long a command has to stop after SIGTERM (the lock was
 // lost, or zklock was told to stop) before its process group gets SIGKILL.
 const killGrace = 10 * time.Second
 
-// runLocked holds lock while command runs. The command runs in a process
+// runner is a zklock run.
+type runner struct {
+	c       *zklock.Client
+	addr    string // the sidecar's, as given
+	lock    string
+	command []string
+	opts    []zklock.Option
+	reenter string // the lease to re-enter, if any
+	// inherited: reenter is the ZKLOCK_LEASE of a zklock run this one
+	// runs in. If the sidecar does not know it (that run has ended, and
+	// left it in the environment of a process that outlived it), the lock
+	// is taken as if there were none.
+	inherited bool
+	stderr    io.Writer
+}
+
+// run holds the lock while the command runs. The command runs in a process
 // group of its own (in the terminal's foreground if stdin is a terminal)
-// and gets ZKLOCK_FENCING_TOKEN and ZKLOCK_LEASE. If the lock is lost, the
-// group gets SIGTERM, then SIGKILL after killGrace, and zklock exits with
-// exitLost. Signals zklock gets are passed on to the group; a second one
-// kills it.
-func runLocked(ctx context.Context, c *zklock.Client, lock string, command []string, opts []zklock.Option, stderr io.Writer) int {
+// and gets ZKLOCK_FENCING_TOKEN, ZKLOCK_LEASE, ZKLOCK_LOCK and ZKLOCK_ADDR.
+// If the lock is lost, the group gets SIGTERM, then SIGKILL after
+// killGrace, and zklock exits with exitLost. Signals zklock gets are passed
+// on to the group; a second one kills it.
+func (r *runner) run(ctx context.Context) int {
+	lock, command, stderr := r.lock, r.command, r.stderr
+	opts := r.opts
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		opts = append(opts, zklock.OnQueued(func(pos, n int) {
 			if pos > 0 {
@@ -200,7 +323,16 @@ func runLocked(ctx context.Context, c *zklock.Client, lock string, command []str
 			}
 		}))
 	}
-	lease, err := c.Lock(ctx, lock, opts...)
+	var (
+		lease *zklock.Lease
+		err   error
+	)
+	if r.reenter != "" {
+		lease, err = r.c.Lock(ctx, lock, append(opts, zklock.Reenter(r.reenter))...)
+	}
+	if r.reenter == "" || (r.inherited && status.Code(err) == codes.NotFound) {
+		lease, err = r.c.Lock(ctx, lock, opts...)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return interrupted(ctx) // while queued
@@ -220,7 +352,9 @@ func runLocked(ctx context.Context, c *zklock.Client, lock string, command []str
 	cmd.SysProcAttr = commandAttr()
 	cmd.Env = append(os.Environ(),
 		"ZKLOCK_FENCING_TOKEN="+strconv.FormatInt(lease.Token(), 10),
-		"ZKLOCK_LEASE="+lease.ID())
+		"ZKLOCK_LEASE="+lease.ID(),
+		"ZKLOCK_LOCK="+lock,
+		"ZKLOCK_ADDR="+r.addr) // a zklock inside talks to the same sidecar
 	started := make(chan error, 1)
 	exited := make(chan error, 1)
 	go func() {

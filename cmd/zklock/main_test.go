@@ -54,17 +54,150 @@ func cli(t *testing.T, addr string, args ...string) (int, string, string) {
 func TestRun(t *testing.T) {
 	sc := sidecartest.Start(t, zktest.StartStandalone(t).ConnectString())
 
-	t.Run("exports the token and passes the exit code through", func(t *testing.T) {
+	t.Run("exports the token, lease, lock and address and passes the exit code through", func(t *testing.T) {
 		dir := t.TempDir()
 		code, _, errOut := cli(t, sc.Addr, "run", "demo", "--", "sh", "-c",
-			`echo "$ZKLOCK_FENCING_TOKEN $ZKLOCK_LEASE" > `+filepath.Join(dir, "env")+`; exit 7`)
+			`echo "$ZKLOCK_FENCING_TOKEN $ZKLOCK_LEASE $ZKLOCK_LOCK $ZKLOCK_ADDR" > `+filepath.Join(dir, "env")+`; exit 7`)
 		if code != 7 {
 			t.Fatalf("exit code %d, want the command's 7 (stderr %q)", code, errOut)
 		}
 		env, _ := os.ReadFile(filepath.Join(dir, "env"))
 		f := strings.Fields(string(env))
-		if len(f) != 2 || f[0] == "" || len(f[1]) != 32 {
-			t.Errorf("command saw %q, want a token and a 32-character lease id", env)
+		if len(f) != 4 || f[0] == "" || len(f[1]) != 32 || f[2] != "demo" || f[3] != sc.Addr {
+			t.Errorf("command saw %q, want a token, a 32-character lease id, demo and %s", env, sc.Addr)
+		}
+	})
+
+	t.Run("a run nested in a run of the same lock re-enters it", func(t *testing.T) {
+		dir := t.TempDir()
+		bin := zklockBinary(t)
+		// The inner run records what it got and what describe shows while
+		// both hold; then the outer one checks that the lock is still held
+		// (ZKLOCK_LEASE emptied, so as not to re-enter).
+		script := fmt.Sprintf(`cd %[1]s
+echo "$ZKLOCK_FENCING_TOKEN $ZKLOCK_LEASE" > outer
+%[2]s run --wait 20s nest -- sh -c 'echo "$ZKLOCK_FENCING_TOKEN $ZKLOCK_LEASE" > inner; %[2]s describe nest > described' || exit 10
+if ZKLOCK_LEASE= %[2]s run --wait 0s nest -- true 2>/dev/null; then echo free > after; else echo held > after; fi`, dir, bin)
+		if code, _, errOut := cli(t, sc.Addr, "run", "nest", "--", "sh", "-c", script); code != 0 {
+			t.Fatalf("nested runs: exit %d, stderr %q", code, errOut)
+		}
+		outer := strings.Fields(readFile(t, filepath.Join(dir, "outer")))
+		inner := strings.Fields(readFile(t, filepath.Join(dir, "inner")))
+		if len(outer) != 2 || len(inner) != 2 || inner[0] != outer[0] || inner[1] == outer[1] {
+			t.Errorf("outer run got token and lease %q, inner %q: want the same token and another lease", outer, inner)
+		}
+		described := readFile(t, filepath.Join(dir, "described"))
+		if lines := strings.Split(strings.TrimSpace(described), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "holder\t") || !strings.HasSuffix(lines[0], "\treentered=1") {
+			t.Errorf("describe while both runs held:\n%s\nwant one holder, re-entered once", described)
+		}
+		if after := readFile(t, filepath.Join(dir, "after")); after != "held\n" {
+			t.Errorf("once the inner run ended, the lock was %q, want held by the outer run", after)
+		}
+		assertFree(t, sc.Addr, "nest")
+	})
+
+	t.Run("a run in a run of another lock does not re-enter", func(t *testing.T) {
+		script := fmt.Sprintf(`%s run --wait 20s other-inner -- sh -c 'test "$ZKLOCK_LOCK" = other-inner'`, zklockBinary(t))
+		if code, _, errOut := cli(t, sc.Addr, "run", "other-outer", "--", "sh", "-c", script); code != 0 {
+			t.Errorf("a run of another lock inside a run: exit %d, stderr %q", code, errOut)
+		}
+	})
+
+	t.Run("a ZKLOCK_LEASE that no longer holds is not re-entered", func(t *testing.T) {
+		code, out, errOut := cli(t, sc.Addr, "acquire", "--ttl", "30s", "stale")
+		if code != 0 {
+			t.Fatalf("acquire: exit %d, %s", code, errOut)
+		}
+		lease := strings.Fields(out)[0]
+		if code, _, errOut := cli(t, sc.Addr, "release", lease); code != 0 {
+			t.Fatalf("release: exit %d, %s", code, errOut)
+		}
+		// As in a process that outlived the zklock run of the lock.
+		t.Setenv("ZKLOCK_LEASE", lease)
+		t.Setenv("ZKLOCK_LOCK", "stale")
+		t.Setenv("ZKLOCK_ADDR", sc.Addr)
+		if code, _, errOut := cli(t, sc.Addr, "run", "--wait", "10s", "stale", "--", "true"); code != 0 {
+			t.Errorf("run with a released lease in ZKLOCK_LEASE: exit %d, stderr %q; want the lock taken as usual", code, errOut)
+		}
+		if code, _, errOut := cli(t, sc.Addr, "run", "--reenter", lease, "stale", "--", "true"); code != exitError || !strings.Contains(errOut, "NotFound") {
+			t.Errorf("run --reenter of a released lease: exit %d, stderr %q; want %d and NotFound", code, errOut, exitError)
+		}
+	})
+
+	t.Run("acquire --reenter", func(t *testing.T) {
+		code, out, errOut := cli(t, sc.Addr, "acquire", "--ttl", "30s", "relock")
+		if code != 0 {
+			t.Fatalf("acquire: exit %d, %s", code, errOut)
+		}
+		first := strings.Fields(out)
+		code, out, errOut = cli(t, sc.Addr, "acquire", "--ttl", "30s", "--wait", "0s", "--reenter", first[0], "relock")
+		if code != 0 {
+			t.Fatalf("acquire --reenter: exit %d, %s", code, errOut)
+		}
+		second := strings.Fields(out)
+		if len(second) != 2 || second[1] != first[1] || second[0] == first[0] {
+			t.Errorf("acquire --reenter printed %q after %q, want another lease with the same token", second, first)
+		}
+		if code, out, _ := cli(t, sc.Addr, "describe", "relock"); code != 0 || !strings.HasSuffix(out, "\treentered=1\n") {
+			t.Errorf("describe: exit %d, %q; want a holder re-entered once", code, out)
+		}
+		for i, lease := range []string{first[0], second[0]} {
+			if code, _, errOut := cli(t, sc.Addr, "run", "--wait", "0s", "relock", "--", "true"); code != exitError {
+				t.Errorf("run --wait 0s with %d of the 2 leases released: exit %d, stderr %q; want %d (held)", i, code, errOut, exitError)
+			}
+			if code, _, errOut := cli(t, sc.Addr, "release", lease); code != 0 {
+				t.Fatalf("release: exit %d, %s", code, errOut)
+			}
+		}
+		assertFree(t, sc.Addr, "relock")
+	})
+
+	t.Run("a semaphore", func(t *testing.T) {
+		var leases, tokens []string
+		for range 2 {
+			code, out, errOut := cli(t, sc.Addr, "acquire", "--ttl", "30s", "--wait", "0s", "--permits", "2", "pool")
+			if code != 0 {
+				t.Fatalf("acquire --permits 2 with %d holders: exit %d, %s", len(leases), code, errOut)
+			}
+			f := strings.Fields(out)
+			leases, tokens = append(leases, f[0]), append(tokens, f[1])
+		}
+		if tokens[0] == tokens[1] {
+			t.Errorf("two holders of a semaphore with the same token %s", tokens[0])
+		}
+		if code, _, errOut := cli(t, sc.Addr, "run", "--permits", "2", "--wait", "0s", "pool", "--", "true"); code != exitError || !strings.Contains(errOut, "held") {
+			t.Errorf("run --permits 2 --wait 0s with 2 holders: exit %d, stderr %q; want %d", code, errOut, exitError)
+		}
+		if code, _, errOut := cli(t, sc.Addr, "run", "--permits", "3", "--wait", "0s", "pool", "--", "true"); code != exitError ||
+			!strings.Contains(errOut, "FailedPrecondition") || !strings.Contains(errOut, "2 permits") || !strings.Contains(errOut, "3 permits") {
+			t.Errorf("run --permits 3 on a semaphore of 2: exit %d, stderr %q; want %d, FailedPrecondition naming 2 and 3 permits", code, errOut, exitError)
+		}
+		code, out, _ := cli(t, sc.Addr, "describe", "pool")
+		if lines := strings.Split(out, "\n"); code != 0 || len(lines) < 3 || lines[0] != "permits\t2" || !strings.HasPrefix(lines[1], "holder\t") || !strings.HasPrefix(lines[2], "holder\t") {
+			t.Errorf("describe of a semaphore of 2 with 2 holders: exit %d, %q", code, out)
+		}
+		for _, lease := range leases {
+			if code, _, errOut := cli(t, sc.Addr, "release", lease); code != 0 {
+				t.Fatalf("release: exit %d, %s", code, errOut)
+			}
+		}
+		// Two commands hold it at once: each waits (10 s at most) to see
+		// the other's file.
+		dir := t.TempDir()
+		var wg sync.WaitGroup
+		codes := make([]int, 2)
+		for i := range codes {
+			wg.Go(func() {
+				var out, errOut bytes.Buffer
+				codes[i] = run([]string{"run", "--addr", sc.Addr, "--permits", "2", "pool", "--", "sh", "-c",
+					fmt.Sprintf(`touch %[1]s/%[2]d; n=0; until [ -e %[1]s/0 ] && [ -e %[1]s/1 ] || [ $n -ge 200 ]; do sleep 0.05; n=$((n+1)); done; [ -e %[1]s/0 ] && [ -e %[1]s/1 ]`, dir, i)}, &out, &errOut)
+			})
+		}
+		wg.Wait()
+		for i, c := range codes {
+			if c != 0 {
+				t.Errorf("command %d exited %d: did not run while the other held the semaphore", i, c)
+			}
 		}
 	})
 
@@ -172,6 +305,61 @@ func TestRun(t *testing.T) {
 	})
 }
 
+// readFile returns the contents of the file at path.
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestObserve runs zklock observe as a process: it prints the holders at
+// once, then a line per change, until Ctrl-C, on which it exits 130.
+func TestObserve(t *testing.T) {
+	t.Parallel()
+	sc := sidecartest.Start(t, zktest.StartStandalone(t).ConnectString())
+	p := startCLI(t, t.TempDir(), sc.Addr, "observe", "watched")
+	want := "holders: none\n"
+	waitFile(t, p.out, want)
+	code, out, errOut := cli(t, sc.Addr, "acquire", "--ttl", "30s", "--owner", "owner-a", "watched")
+	if code != 0 {
+		t.Fatalf("acquire: exit %d, %s", code, errOut)
+	}
+	lease, token := strings.Fields(out)[0], strings.Fields(out)[1]
+	want += "holders: owner-a (token " + token + ")\n"
+	waitFile(t, p.out, want)
+	if code, _, errOut := cli(t, sc.Addr, "release", lease); code != 0 {
+		t.Fatalf("release: exit %d, %s", code, errOut)
+	}
+	want += "holders: none\n"
+	waitFile(t, p.out, want)
+	p.signal(syscall.SIGINT)
+	if code, _ := p.wait(10 * time.Second); code != 130 {
+		t.Errorf("zklock observe exited %d on SIGINT, want 130", code)
+	}
+	if got := p.output(); got != want {
+		t.Errorf("zklock observe printed %q, want %q", got, want)
+	}
+}
+
+func TestHoldersLine(t *testing.T) {
+	for want, s := range map[string]zklock.State{
+		"holders: none":        {},
+		"holders: a (token 5)": {Holders: []zklock.Holder{{Owner: "a", Token: 5, Node: "_c_1-lock-0000000001"}}},
+		"holders: r1 (token 5, shared), r2 (token 7, shared)": {Holders: []zklock.Holder{
+			{Owner: "r1", Token: 5, Shared: true}, {Owner: "r2", Token: 7, Shared: true}}},
+		"holders: zklock@h pid 7 (token 5), _c_2-lease-0000000002 (token 6); permits 3": {Permits: 3, Holders: []zklock.Holder{
+			{Owner: "zklock@h pid 7", Token: 5}, {Node: "_c_2-lease-0000000002", Token: 6}}},
+		`holders: "a, b\n" (token 5)`: {Holders: []zklock.Holder{{Owner: "a, b\n", Token: 5}}},
+	} {
+		if got := holdersLine(s); got != want {
+			t.Errorf("holdersLine(%+v) = %q, want %q", s, got, want)
+		}
+	}
+}
+
 // assertFree checks that lock can be taken at once, as it is once a run
 // that held it has ended.
 func assertFree(t *testing.T, addr, lock string) {
@@ -272,7 +460,7 @@ func uniqueDuration() string {
 }
 
 func TestUsage(t *testing.T) {
-	for _, args := range [][]string{nil, {"bogus"}, {"run", "lock-only"}, {"release"}} {
+	for _, args := range [][]string{nil, {"bogus"}, {"run", "lock-only"}, {"release"}, {"observe"}, {"observe", "a", "b"}} {
 		var out, errOut bytes.Buffer
 		if code := run(args, &out, &errOut); code != exitUsage {
 			t.Errorf("run(%q) = %d, want %d", args, code, exitUsage)

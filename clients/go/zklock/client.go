@@ -9,6 +9,12 @@
 // may learn of a loss late. Send Lease.Token with every write to the
 // protected resource, and have the resource refuse tokens lower than the
 // highest it has seen.
+//
+// Beyond the exclusive lock: Shared holds (a read lock), semaphores of n
+// holders at once (Permits), re-entry of a held lock (Lease.Reenter),
+// following a lock's holders as they change (Client.Observe), and leader
+// election (Client.Campaign, Client.Leader, Client.ObserveLeader; resign
+// with Lease.Release).
 package zklock
 
 import (
@@ -16,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -89,6 +96,33 @@ func Wait(d time.Duration) Option {
 	return func(r *zklockv1.AcquireRequest, _ *options) { r.Wait = durationpb.New(d) }
 }
 
+// Permits makes the lock a semaphore of n permits: at most n holders at
+// once, granted first come first served, each with a fencing token of its
+// own. Every contender must ask for the same n: one that asks for another
+// gets an error with the gRPC code FailedPrecondition naming both numbers.
+// 0 or 1 (the default) is a lock; a semaphore cannot be Shared. Curator's
+// InterProcessSemaphoreV2 on the same path shares the n permits.
+func Permits(n int) Option {
+	return func(r *zklockv1.AcquireRequest, _ *options) {
+		r.Permits = int32(min(max(n, math.MinInt32), math.MaxInt32))
+	}
+}
+
+// Reenter takes the lock again through leaseID, a lease that holds it
+// already, granted by the same zklockd: the new lease is granted at once,
+// with the same fencing token and an id of its own, and the lock stays held
+// until every lease that holds it this way has ended. Without Shared, the
+// new lease has the mode of leaseID's. It suits a lease id passed from
+// another process (zklock run exports ZKLOCK_LEASE); in the process that
+// holds the Lease, call Lease.Reenter.
+//
+// The gRPC codes of the errors: NotFound for a lease the sidecar does not
+// know or that was released, Aborted for one that was lost,
+// InvalidArgument for a lease of another lock.
+func Reenter(leaseID string) Option {
+	return func(r *zklockv1.AcquireRequest, _ *options) { r.Reenter = leaseID }
+}
+
 // OnQueued is called with the number of contenders ahead and the queue's
 // length, when the caller joins the queue and whenever its place changes.
 func OnQueued(f func(position, length int)) Option {
@@ -110,8 +144,8 @@ func (c *Client) Lock(ctx context.Context, name string, opts ...Option) (*Lease,
 	return c.acquire(ctx, name, opts)
 }
 
-// TryLock takes the lock name if nobody holds it, and returns ErrLocked
-// otherwise, without waiting.
+// TryLock takes the lock name if nobody holds it (for a semaphore: if a
+// permit is free), and returns ErrLocked otherwise, without waiting.
 func (c *Client) TryLock(ctx context.Context, name string, opts ...Option) (*Lease, error) {
 	return c.acquire(ctx, name, append(slices.Clip(opts), Wait(0)))
 }
@@ -165,7 +199,8 @@ func (c *Client) acquire(ctx context.Context, name string, opts []Option) (*Leas
 			}
 			granted = true
 			l := &Lease{
-				api:    c.api,
+				c:      c,
+				name:   name,
 				id:     e.Granted.GetLeaseId(),
 				token:  e.Granted.GetFencingToken(),
 				cancel: cancel,
@@ -182,7 +217,8 @@ func (c *Client) acquire(ctx context.Context, name string, opts []Option) (*Leas
 // Lease is a held lock. Release it when done; it is lost if the sidecar
 // says so or its stream breaks.
 type Lease struct {
-	api    zklockv1.LockServiceClient
+	c      *Client
+	name   string
 	id     string
 	token  int64
 	cancel context.CancelFunc
@@ -201,6 +237,24 @@ func (l *Lease) Token() int64 { return l.token }
 
 // ID returns the lease's id, a secret that renews or releases it.
 func (l *Lease) ID() string { return l.id }
+
+// Name returns the name of the lock the lease holds.
+func (l *Lease) Name() string { return l.name }
+
+// Reenter takes the lease's lock again, as Curator's re-entrant
+// InterProcessMutex does, where a second Lock would wait for the lease
+// itself. The new lease is granted at once, with the same fencing token and
+// an id of its own, and is released on its own: the lock stays held until
+// l and every lease that re-entered it have been released (or their
+// streams ended), and a loss of the lock ends them all. Without Shared, the
+// new lease has l's mode. opts are those of Lock; Permits, if given, must
+// be l's. A lease that was lost returns an error wrapping ErrLost.
+func (l *Lease) Reenter(ctx context.Context, opts ...Option) (*Lease, error) {
+	if err := l.Err(); err != nil {
+		return nil, err
+	}
+	return l.c.acquire(ctx, l.name, append(slices.Clip(opts), Reenter(l.id)))
+}
 
 // Lost returns a channel closed when the lease is lost: the lock may be
 // held by another from then on. Err says why.
@@ -231,7 +285,7 @@ func (l *Lease) Release(ctx context.Context) error {
 	if lost != nil {
 		return lost // ending the stream releases whatever is left
 	}
-	_, err := l.api.Release(ctx, &zklockv1.ReleaseRequest{LeaseId: l.id})
+	_, err := l.c.api.Release(ctx, &zklockv1.ReleaseRequest{LeaseId: l.id})
 	if status.Code(err) == codes.Aborted {
 		return fmt.Errorf("%w: %s", ErrLost, status.Convert(err).Message())
 	}

@@ -3,6 +3,8 @@ package zklock_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +119,9 @@ func TestLeaseLostWhenSidecarStops(t *testing.T) {
 	}
 	if err := l.Err(); !errors.Is(err, zklock.ErrLost) || !strings.Contains(err.Error(), "SHUTDOWN") {
 		t.Errorf("Err() = %v, want ErrLost naming SHUTDOWN", err)
+	}
+	if _, err := l.Reenter(ctx); !errors.Is(err, zklock.ErrLost) {
+		t.Errorf("Reenter of a lost lease = %v, want ErrLost", err)
 	}
 	if err := l.Release(ctx); !errors.Is(err, zklock.ErrLost) {
 		t.Errorf("Release of a lost lease = %v, want ErrLost", err)
@@ -341,5 +346,434 @@ func TestKeepaliveFindsFrozenSidecar(t *testing.T) {
 	proxy.SetMode(tcpproxy.Pass)
 	if err := l.Release(ctx); !errors.Is(err, zklock.ErrLost) {
 		t.Errorf("Release of a lease seen lost = %v, want ErrLost", err)
+	}
+}
+
+// TestReenter: a lease re-entered is granted at once with the same fencing
+// token and an id of its own, and the lock stays held until every lease
+// that holds it has been released.
+func TestReenter(t *testing.T) {
+	t.Parallel()
+	c, _ := startSidecar(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	a, err := c.Lock(ctx, "reenter", zklock.Owner("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued := false
+	b, err := a.Reenter(ctx, zklock.OnQueued(func(int, int) { queued = true }))
+	if err != nil {
+		t.Fatalf("Reenter of a held lease: %v", err)
+	}
+	if queued {
+		t.Error("a re-entry was queued, want it granted at once")
+	}
+	// A re-entry by the id alone (as from another process), through a
+	// lease that is itself a re-entry.
+	d, err := c.Lock(ctx, "reenter", zklock.Reenter(b.ID()))
+	if err != nil {
+		t.Fatalf("Lock with Reenter(id of a re-entered lease): %v", err)
+	}
+	ids := map[string]bool{a.ID(): true, b.ID(): true, d.ID(): true}
+	if len(ids) != 3 {
+		t.Errorf("lease ids %q %q %q, want three different ones", a.ID(), b.ID(), d.ID())
+	}
+	for _, l := range []*zklock.Lease{b, d} {
+		if l.Token() != a.Token() || l.Name() != "reenter" {
+			t.Errorf("re-entered lease of %q with token %d, want %q and the first lease's %d", l.Name(), l.Token(), "reenter", a.Token())
+		}
+	}
+
+	if h, err := c.Leader(ctx, "reenter"); err != nil || h.Owner != "a" || h.Token != a.Token() || h.Reentered != 2 {
+		t.Errorf("Leader = %+v, %v; want a with token %d, re-entered twice", h, err, a.Token())
+	}
+
+	// Errors, which leave the leases as they were.
+	if _, err := c.Lock(ctx, "another", zklock.Reenter(a.ID())); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("Reenter of a lease of another lock = %v, want InvalidArgument", err)
+	}
+	if _, err := c.Lock(ctx, "reenter", zklock.Reenter("not a lease id")); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("Reenter of a malformed lease id = %v, want InvalidArgument", err)
+	}
+	if _, err := a.Reenter(ctx, zklock.Permits(3)); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("Reenter of a lock asking for 3 permits = %v, want FailedPrecondition", err)
+	}
+
+	// The lock is held until the last of the three leases is released,
+	// whichever order they go in.
+	for _, l := range []*zklock.Lease{a, d, b} {
+		if _, err := c.TryLock(ctx, "reenter"); !errors.Is(err, zklock.ErrLocked) {
+			t.Fatalf("TryLock while re-entered leases hold = %v, want ErrLocked", err)
+		}
+		if err := l.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.Reenter(ctx); status.Code(err) != codes.NotFound {
+		t.Errorf("Reenter of a released lease = %v, want NotFound", err)
+	}
+	e, err := c.TryLock(ctx, "reenter")
+	if err != nil {
+		t.Fatalf("TryLock once every lease was released: %v", err)
+	}
+	if e.Token() <= a.Token() {
+		t.Errorf("next holder's token %d not above %d", e.Token(), a.Token())
+	}
+	if err := e.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSemaphore: Permits(3) admits three holders at once, each with a
+// token of its own; a fourth waits until one of them releases, and a
+// contender that asks for another number of permits is refused.
+func TestSemaphore(t *testing.T) {
+	t.Parallel()
+	c, _ := startSidecar(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	var held []*zklock.Lease
+	for range 3 {
+		l, err := c.TryLock(ctx, "pool", zklock.Permits(3))
+		if err != nil {
+			t.Fatalf("TryLock of semaphore of 3 with %d holders: %v", len(held), err)
+		}
+		if len(held) > 0 && l.Token() <= held[len(held)-1].Token() {
+			t.Errorf("holder %d's token %d not above the previous one's %d", len(held), l.Token(), held[len(held)-1].Token())
+		}
+		held = append(held, l)
+	}
+	if _, err := c.TryLock(ctx, "pool", zklock.Permits(3)); !errors.Is(err, zklock.ErrLocked) {
+		t.Fatalf("TryLock of a semaphore of 3 with 3 holders = %v, want ErrLocked", err)
+	}
+	_, err := c.TryLock(ctx, "pool", zklock.Permits(5))
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "3 permits") || !strings.Contains(err.Error(), "5 permits") {
+		t.Errorf("TryLock of a semaphore of 3 asking for 5 permits = %v, want FailedPrecondition naming 3 and 5 permits", err)
+	}
+	if _, err := c.TryLock(ctx, "pool"); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("TryLock of a semaphore as a lock = %v, want FailedPrecondition", err)
+	}
+	for _, bad := range [][]zklock.Option{{zklock.Permits(-1)}, {zklock.Permits(1000001)}, {zklock.Permits(2), zklock.Shared()}} {
+		if _, err := c.TryLock(ctx, "pool-bad", bad...); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("TryLock with bad permits = %v, want InvalidArgument", err)
+		}
+	}
+
+	queued := make(chan struct{}, 10)
+	fourth := make(chan *zklock.Lease, 1)
+	failed := make(chan error, 1)
+	go func() {
+		l, err := c.Lock(ctx, "pool", zklock.Permits(3), zklock.OnQueued(func(int, int) { queued <- struct{}{} }))
+		if err != nil {
+			failed <- err
+			return
+		}
+		fourth <- l
+	}()
+	select {
+	case <-queued:
+	case err := <-failed:
+		t.Fatalf("fourth Lock: %v", err)
+	case <-ctx.Done():
+		t.Fatal("fourth contender never queued")
+	}
+	select {
+	case <-fourth:
+		t.Fatal("fourth contender granted while 3 of 3 permits are held")
+	default:
+	}
+	if err := held[1].Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case l := <-fourth:
+		if l.Token() <= held[2].Token() {
+			t.Errorf("fourth holder's token %d not above the third's %d", l.Token(), held[2].Token())
+		}
+		held = append(held, l)
+	case err := <-failed:
+		t.Fatalf("fourth Lock: %v", err)
+	case <-ctx.Done():
+		t.Fatal("fourth contender not granted after a holder released")
+	}
+	for _, l := range []*zklock.Lease{held[0], held[2], held[3]} {
+		if err := l.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// observer runs Observe on name until the test ends, and returns the
+// states it reports, one at a time.
+func observer(t *testing.T, c *zklock.Client, name string) (next func() zklock.State, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	states := make(chan zklock.State, 100)
+	done := make(chan struct{})
+	var err error // Observe's, once done is closed
+	go func() {
+		defer close(done)
+		err = c.Observe(ctx, name, func(s zklock.State) error {
+			select {
+			case states <- s:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}()
+	stopped := false
+	stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		<-done
+		if len(states) > 0 {
+			t.Errorf("Observe reported %d more states than expected, the first %+v", len(states), <-states)
+		}
+		return err
+	}
+	t.Cleanup(func() { stop() })
+	next = func() zklock.State {
+		t.Helper()
+		select {
+		case s := <-states:
+			return s
+		case <-done:
+			t.Fatalf("Observe ended: %v", err)
+		case <-time.After(20 * time.Second):
+			t.Fatal("no state from Observe in 20 s")
+		}
+		return zklock.State{}
+	}
+	return next, stop
+}
+
+// owners returns the owners of s's holders.
+func owners(s zklock.State) []string {
+	var o []string
+	for _, h := range s.Holders {
+		o = append(o, h.Owner)
+	}
+	return o
+}
+
+// TestObserve: Observe reports the present holders, then each change of
+// them, with the holders' owners and tokens, and no state that was not.
+func TestObserve(t *testing.T) {
+	t.Parallel()
+	c, _ := startSidecar(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	next, stop := observer(t, c, "watched")
+	if s := next(); len(s.Holders) != 0 || s.QueueLength != 0 || s.Permits != 0 {
+		t.Fatalf("first state of a free lock %+v, want no holders", s)
+	}
+	a, err := c.Lock(ctx, "watched", zklock.Owner("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := next()
+	if l, ok := s.Leader(); !ok || len(s.Holders) != 1 || l.Owner != "a" || l.Token != a.Token() || l.Shared || l.Node == "" {
+		t.Fatalf("state once a holds: %+v, want a alone with token %d", s, a.Token())
+	}
+	// A waiter changes no holder; the handoff to it is one change.
+	queued := make(chan struct{}, 10)
+	granted := make(chan *zklock.Lease, 1)
+	failed := make(chan error, 1)
+	go func() {
+		l, err := c.Lock(ctx, "watched", zklock.Owner("b"), zklock.OnQueued(func(int, int) { queued <- struct{}{} }))
+		if err != nil {
+			failed <- err
+			return
+		}
+		granted <- l
+	}()
+	select {
+	case <-queued:
+	case err := <-failed:
+		t.Fatal(err)
+	}
+	if err := a.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var b *zklock.Lease
+	select {
+	case b = <-granted:
+	case err := <-failed:
+		t.Fatal(err)
+	}
+	if s := next(); len(s.Holders) != 1 || s.Holders[0].Owner != "b" || s.Holders[0].Token != b.Token() {
+		t.Fatalf("state after the handoff to b: %+v, want b alone with token %d", s, b.Token())
+	}
+	// A re-entry changes no holder either: the lock is free once b and
+	// its re-entry are both released.
+	r, err := b.Reenter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := next(); len(s.Holders) != 0 {
+		t.Fatalf("state once b and its re-entry released: %+v, want no holders", s)
+	}
+	if err := stop(); !errors.Is(err, context.Canceled) {
+		t.Errorf("Observe after its context was cancelled = %v, want context.Canceled", err)
+	}
+
+	t.Run("a semaphore's holders and permits", func(t *testing.T) {
+		next, _ := observer(t, c, "watched-pool")
+		next()
+		var held []*zklock.Lease
+		for _, o := range []string{"x", "y"} {
+			l, err := c.Lock(ctx, "watched-pool", zklock.Permits(2), zklock.Owner(o))
+			if err != nil {
+				t.Fatal(err)
+			}
+			held = append(held, l)
+			s := next()
+			if got := owners(s); !slices.Equal(got, []string{"x", "y"}[:len(held)]) || s.Permits != 2 {
+				t.Fatalf("holders %q, permits %d; want %q and 2", got, s.Permits, []string{"x", "y"}[:len(held)])
+			}
+		}
+		for _, l := range held {
+			if err := l.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+
+	t.Run("f's error ends it", func(t *testing.T) {
+		errStop := errors.New("stop")
+		calls := 0
+		err := c.Observe(ctx, "watched", func(zklock.State) error { calls++; return errStop })
+		if !errors.Is(err, errStop) || calls != 1 {
+			t.Errorf("Observe = %v after %d calls, want f's error after 1", err, calls)
+		}
+	})
+
+	t.Run("a bad name", func(t *testing.T) {
+		err := c.Observe(ctx, "/bad/", func(zklock.State) error { return nil })
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("Observe of a bad name = %v, want InvalidArgument", err)
+		}
+	})
+}
+
+// TestElection: Campaign waits its turn to lead, Leader and ObserveLeader
+// name the leader by the value it campaigned with, and releasing the
+// lease resigns.
+func TestElection(t *testing.T) {
+	t.Parallel()
+	c, _ := startSidecar(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	if _, err := c.Leader(ctx, "election"); !errors.Is(err, zklock.ErrNoLeader) {
+		t.Fatalf("Leader of an election nobody campaigns in = %v, want ErrNoLeader", err)
+	}
+	octx, ocancel := context.WithCancel(ctx)
+	leaders := make(chan string, 10) // "" for none
+	observed := make(chan error, 1)
+	go func() {
+		observed <- c.ObserveLeader(octx, "election", func(l zklock.Holder, ok bool) error {
+			if ok != (l.Owner != "") {
+				return fmt.Errorf("leader %+v, ok %v", l, ok)
+			}
+			leaders <- l.Owner
+			return nil
+		})
+	}()
+	nextLeader := func(want string) {
+		t.Helper()
+		select {
+		case got := <-leaders:
+			if got != want {
+				t.Fatalf("ObserveLeader reported %q, want %q", got, want)
+			}
+		case err := <-observed:
+			t.Fatalf("ObserveLeader ended: %v", err)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("ObserveLeader did not report %q in 20 s", want)
+		}
+	}
+	nextLeader("")
+
+	a, err := c.Campaign(ctx, "election", "10.0.0.1:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextLeader("10.0.0.1:8080")
+	if l, err := c.Leader(ctx, "election"); err != nil || l.Owner != "10.0.0.1:8080" || l.Token != a.Token() {
+		t.Errorf("Leader = %+v, %v; want 10.0.0.1:8080 with token %d", l, err, a.Token())
+	}
+
+	queued := make(chan struct{}, 10)
+	elected := make(chan *zklock.Lease, 1)
+	failed := make(chan error, 1)
+	go func() {
+		l, err := c.Campaign(ctx, "election", "10.0.0.2:8080", zklock.OnQueued(func(int, int) { queued <- struct{}{} }))
+		if err != nil {
+			failed <- err
+			return
+		}
+		elected <- l
+	}()
+	select {
+	case <-queued:
+	case err := <-failed:
+		t.Fatal(err)
+	}
+	if err := a.Release(ctx); err != nil { // resign
+		t.Fatal(err)
+	}
+	var b *zklock.Lease
+	select {
+	case b = <-elected:
+	case err := <-failed:
+		t.Fatal(err)
+	}
+	nextLeader("10.0.0.2:8080")
+	if err := b.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	nextLeader("")
+
+	// Holders that come and go behind the leader change no leader: two
+	// shared holders, the second leaving, report nothing until the first
+	// leaves too.
+	x, err := c.Campaign(ctx, "election", "x", zklock.Shared())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextLeader("x")
+	y, err := c.Campaign(ctx, "election", "y", zklock.Shared())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := y.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	nextLeader("")
+
+	ocancel()
+	if err := <-observed; !errors.Is(err, context.Canceled) {
+		t.Errorf("ObserveLeader after its context was cancelled = %v, want context.Canceled", err)
+	}
+	if len(leaders) > 0 {
+		t.Errorf("ObserveLeader reported a leader more: %q", <-leaders)
 	}
 }
