@@ -182,11 +182,14 @@ func TestNestedRunReenters(t *testing.T) {
 		{cli, "run", "nested", "--", "sh", "-c", fmt.Sprintf(`outer=$ZKLOCK_FENCING_TOKEN
 			exec %[1]s run nested -- %[1]s run nested -- sh -c "test -n \"\$ZKLOCK_FENCING_TOKEN\" && test \"\$ZKLOCK_FENCING_TOKEN\" = $outer"`, cli)},
 	} {
-		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+		// Well under a second when it re-enters; forever when it waits.
+		cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
+		cmd := exec.CommandContext(cctx, argv[0], argv[1:]...)
 		cmd.Env = env
 		cmd.WaitDelay = 5 * time.Second
 		start := time.Now()
 		out, err := cmd.CombinedOutput()
+		ccancel()
 		if err != nil {
 			t.Fatalf("%q: %v after %v (want exit 0 at once)\n%s", argv, err, time.Since(start).Round(time.Millisecond), out)
 		}
