@@ -53,12 +53,18 @@ func TestTryOnceWhileSuspended(t *testing.T) {
 	if e := holder.next(wait); e.GetResumed() == nil {
 		t.Errorf("holder: %v, want Resumed", e.AcquireResponse)
 	}
-	// One line for each change of state, in the metric's words.
-	out := d.out.String()
-	for _, line := range []string{
+	// One line for each change of state, in the metric's words. The
+	// Resumed event may reach the holder before zklockd wrote its line.
+	lines := []string{
 		`level=WARN msg="zookeeper session suspended: contact in doubt, holders suspended" why="no reply"`,
 		`level=INFO msg="zookeeper session connected again: holders resumed"`,
-	} {
+	}
+	zktest.Eventually(t, wait, "zklockd logs the suspension and the resumption", func() bool {
+		out := d.out.String()
+		return strings.Contains(out, lines[0]) && strings.Contains(out, lines[1])
+	})
+	out := d.out.String()
+	for _, line := range lines {
 		if n := strings.Count(out, line); n != 1 {
 			t.Errorf("log has %d lines %s, want 1", n, line)
 		}
