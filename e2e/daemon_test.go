@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -319,6 +320,13 @@ func (d *daemon) signal(sig os.Signal) time.Time {
 	at := time.Now()
 	if err := d.cmd.Process.Signal(sig); err != nil {
 		d.t.Fatalf("%s: signal %v: %v", d.name, sig, err)
+	}
+	if sig == syscall.SIGSTOP {
+		// kill returns before every thread has stopped: on a loaded
+		// machine a thread may still serve a call sent right after.
+		zktest.Eventually(d.t, 10*time.Second, d.name+"'s threads all stopped", func() bool {
+			return allStopped(d.cmd.Process.Pid)
+		})
 	}
 	return at
 }
