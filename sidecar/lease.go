@@ -274,15 +274,7 @@ func (s *Service) release(ctx context.Context, l *lease) error {
 	}
 	if s.leaveShare(l) {
 		// Other leases hold the node through re-entry: it stays.
-		l.mu.Lock()
-		s.endLocked(l, endReleased)
-		r := l.reason
-		l.mu.Unlock()
-		if r != endReleased {
-			return lostError(tombstone{reason: r, token: l.hold.Token()})
-		}
-		s.tab.bury(l, time.Now())
-		return nil
+		return s.buryReleased(l)
 	}
 	// Held, or released by its stream or another Release: wait for the
 	// delete.
@@ -291,15 +283,7 @@ func (s *Service) release(ctx context.Context, l *lease) error {
 	cancel()
 	switch {
 	case err == nil:
-		l.mu.Lock()
-		s.endLocked(l, endReleased)
-		r := l.reason
-		l.mu.Unlock()
-		if r != endReleased {
-			return lostError(tombstone{reason: r, token: l.hold.Token()})
-		}
-		s.tab.bury(l, time.Now())
-		return nil
+		return s.buryReleased(l)
 	case errors.Is(err, zkrecipes.ErrLost):
 		s.finish(l, endSessionLost)
 		if r, _ := l.state(); r != endReleased {
@@ -334,6 +318,21 @@ func (s *Service) release(ctx context.Context, l *lease) error {
 	}
 	return statusError(codes.Unavailable, "RELEASE_UNCONFIRMED", nil,
 		"ZooKeeper has not confirmed the delete yet (%v); the sidecar keeps trying: call Release again", err)
+}
+
+// buryReleased ends l as released, its node deleted or left to its
+// re-entries, and moves it to the tombstones. It returns the lost status
+// if l had ended otherwise meanwhile.
+func (s *Service) buryReleased(l *lease) error {
+	l.mu.Lock()
+	s.endLocked(l, endReleased)
+	r := l.reason
+	l.mu.Unlock()
+	if r != endReleased {
+		return lostError(tombstone{reason: r, token: l.hold.Token()})
+	}
+	s.tab.bury(l, time.Now())
+	return nil
 }
 
 // releaseAnswerMargin bounds how long before the call's deadline a Release

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
+	"github.com/zklock/zklock/zkrecipes"
 )
 
 // holdShare counts the leases that hold one zkrecipes.Hold: the first lease
@@ -75,15 +75,10 @@ func (s *Service) reenter(req *zklockv1.AcquireRequest, args acquireArgs, stream
 			"reenter is a shared lease of lock %q: it cannot be re-entered as MODE_EXCLUSIVE", args.lock)
 	case args.permits != 0 && max(args.permits, 1) != outer.kind.permits:
 		return statusError(codes.FailedPrecondition, "PERMITS_DIFFER", meta,
-			"lock %q is %s, not %s: re-enter it with permits 0 or %d", args.lock, permitsKind(outer.kind.permits), permitsKind(args.permits), outer.kind.permits)
+			"lock %q is %s, not %s: re-enter it with permits 0 or %d", args.lock, zkrecipes.PermitsKind(outer.kind.permits), zkrecipes.PermitsKind(args.permits), outer.kind.permits)
 	}
-	switch s.tab.admit(args.lock, s.cfg.MaxWaitersPerLock, s.cfg.MaxLeases) {
-	case "leases":
-		return statusError(codes.ResourceExhausted, "TOO_MANY_LEASES", nil,
-			"this sidecar already has %d acquires, waiting or granted (--max-leases)", s.cfg.MaxLeases)
-	case "waiters":
-		return statusError(codes.ResourceExhausted, "TOO_MANY_WAITERS", meta,
-			"lock %q already has %d waiters in this sidecar (--max-waiters-per-lock)", args.lock, s.cfg.MaxWaitersPerLock)
+	if err := s.admit(args.lock); err != nil {
+		return err
 	}
 
 	// Join the hold's share while outer is held, so that its end, from
@@ -123,29 +118,7 @@ func (s *Service) reenter(req *zklockv1.AcquireRequest, args acquireArgs, stream
 	if !added {
 		return statusError(codes.Unavailable, "SHUTTING_DOWN", nil, "sidecar is shutting down")
 	}
-	granted := &zklockv1.Granted{LeaseId: l.id, FencingToken: l.hold.Token()}
-	if l.detached {
-		granted.ExpiresAt = timestamppb.New(l.expires)
-	}
-	if err := stream.Send(&zklockv1.AcquireResponse{Event: &zklockv1.AcquireResponse_Granted{Granted: granted}}); err != nil {
-		s.finish(l, endReleased)
-		return err
-	}
-	if l.detached {
-		return nil
-	}
-	return s.follow(stream, l)
-}
-
-// permitsKind names what a number of permits makes.
-func permitsKind(permits int) string {
-	switch {
-	case permits == 0:
-		return "a semaphore"
-	case permits == 1:
-		return "a lock (1 permit)"
-	}
-	return fmt.Sprintf("a semaphore of %d permits", permits)
+	return s.sendGranted(stream, l)
 }
 
 // reentered returns, for each node (by name) of a hold of this sidecar

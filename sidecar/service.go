@@ -251,13 +251,8 @@ func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockServ
 	if st, _ := s.sess.State(); st.Epoch == nil {
 		return noSessionError()
 	}
-	switch s.tab.admit(lock, s.cfg.MaxWaitersPerLock, s.cfg.MaxLeases) {
-	case "leases":
-		return statusError(codes.ResourceExhausted, "TOO_MANY_LEASES", nil,
-			"this sidecar already has %d acquires, waiting or granted (--max-leases)", s.cfg.MaxLeases)
-	case "waiters":
-		return statusError(codes.ResourceExhausted, "TOO_MANY_WAITERS", map[string]string{"lock": lock},
-			"lock %q already has %d waiters in this sidecar (--max-waiters-per-lock)", lock, s.cfg.MaxWaitersPerLock)
+	if err := s.admit(lock); err != nil {
+		return err
 	}
 	s.cfg.Metrics.WaitStarted()
 
@@ -326,14 +321,35 @@ func (s *Service) Acquire(req *zklockv1.AcquireRequest, stream zklockv1.LockServ
 	if !added {
 		return statusError(codes.Unavailable, "SHUTTING_DOWN", nil, "sidecar is shutting down")
 	}
-	granted := &zklockv1.Granted{LeaseId: l.id, FencingToken: hold.Token()}
-	if l.detached {
-		granted.ExpiresAt = timestamppb.New(l.expires)
-	} else {
+	if !l.detached {
 		// The stream is the lock: once it ends, the next Acquire of this
 		// lock here deletes the node in the request that creates its own,
 		// even if follow has not yet seen the end.
 		hold.ReleaseWhenDone(streamCtx)
+	}
+	return s.sendGranted(stream, l)
+}
+
+// admit counts an Acquire of lock against the limits, or returns the
+// status of the limit reached.
+func (s *Service) admit(lock string) error {
+	switch s.tab.admit(lock, s.cfg.MaxWaitersPerLock, s.cfg.MaxLeases) {
+	case "leases":
+		return statusError(codes.ResourceExhausted, "TOO_MANY_LEASES", nil,
+			"this sidecar already has %d acquires, waiting or granted (--max-leases)", s.cfg.MaxLeases)
+	case "waiters":
+		return statusError(codes.ResourceExhausted, "TOO_MANY_WAITERS", map[string]string{"lock": lock},
+			"lock %q already has %d waiters in this sidecar (--max-waiters-per-lock)", lock, s.cfg.MaxWaitersPerLock)
+	}
+	return nil
+}
+
+// sendGranted sends Granted for the new lease l, then, unless l is
+// detached, follows it until it ends.
+func (s *Service) sendGranted(stream zklockv1.LockService_AcquireServer, l *lease) error {
+	granted := &zklockv1.Granted{LeaseId: l.id, FencingToken: l.hold.Token()}
+	if l.detached {
+		granted.ExpiresAt = timestamppb.New(l.expires)
 	}
 	if err := stream.Send(&zklockv1.AcquireResponse{Event: &zklockv1.AcquireResponse_Granted{Granted: granted}}); err != nil {
 		// The caller never learnt the lease id: nobody could release it.

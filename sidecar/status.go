@@ -57,7 +57,7 @@ func acquireError(lock string, wait time.Duration, err error, streamCtx, waitCtx
 	case errors.As(err, &permits):
 		return statusError(codes.FailedPrecondition, "PERMITS_DIFFER", meta,
 			"lock %q is %s, not %s: every contender of a name must ask for the same permits",
-			lock, permitsKind(permits.Have), permitsKind(permits.Want))
+			lock, zkrecipes.PermitsKind(permits.Have), zkrecipes.PermitsKind(permits.Want))
 	case errors.Is(err, zkrecipes.ErrHeld):
 		return statusError(codes.DeadlineExceeded, "LOCK_HELD", meta, "lock %q is held by another (wait 0: tried once)", lock)
 	case streamCtx.Err() != nil:

@@ -347,12 +347,7 @@ func (s *Session) wait(ctx context.Context, n *node, opts LockOptions) (*Hold, e
 			return nil, err
 		}
 	}
-	if high, fell := s.tokens.note(made.sent, s.now(), token); fell {
-		s.log.Error("fencing tokens went back: ZooKeeper's history restarted (its data was lost, or restored from an older backup); "+
-			"resources that reject lower tokens will refuse new holders until their high-water mark is reset",
-			"token", token, "highest_before", high, "lock", n.parent)
-		s.obs.TokensFell()
-	}
+	s.noteToken(made.sent, token, n.parent)
 
 	lastPos := -1
 	// The poller's queues tell the waiter of the contenders ahead that leave

@@ -67,16 +67,20 @@ type PermitsError struct {
 }
 
 func (e *PermitsError) Error() string {
-	kind := func(n int) string {
-		switch {
-		case n == 0:
-			return "a semaphore"
-		case n == 1:
-			return "a lock (1 permit)"
-		}
-		return fmt.Sprintf("a semaphore of %d permits", n)
+	return fmt.Sprintf("zkrecipes: %s is %s, not %s", e.Path, PermitsKind(e.Have), PermitsKind(e.Want))
+}
+
+// PermitsKind names what a number of permits makes: "a lock (1 permit)",
+// "a semaphore of 3 permits", or, for 0, "a semaphore" of a number not
+// known.
+func PermitsKind(permits int) string {
+	switch {
+	case permits == 0:
+		return "a semaphore"
+	case permits == 1:
+		return "a lock (1 permit)"
 	}
-	return fmt.Sprintf("zkrecipes: %s is %s, not %s", e.Path, kind(e.Have), kind(e.Want))
+	return fmt.Sprintf("a semaphore of %d permits", permits)
 }
 
 // Semaphore waits until it holds one of the permits of the semaphore at
@@ -152,12 +156,7 @@ func (s *Session) waitPermit(ctx context.Context, n *node, semPath string, permi
 			return nil, err
 		}
 	}
-	if high, fell := s.tokens.note(made.sent, s.now(), token); fell {
-		s.log.Error("fencing tokens went back: ZooKeeper's history restarted (its data was lost, or restored from an older backup); "+
-			"resources that reject lower tokens will refuse new holders until their high-water mark is reset",
-			"token", token, "highest_before", high, "lock", semPath)
-		s.obs.TokensFell()
-	}
+	s.noteToken(made.sent, token, semPath)
 	// A lock contender checks for lease nodes once its own node exists
 	// (checkNotSemaphore); looking for lock contenders once n exists, one
 	// of the two sees the other.

@@ -31,3 +31,15 @@ func (f *tokenFloor) note(sent, now, czxid int64) (high int64, fell bool) {
 	}
 	return 0, false
 }
+
+// noteToken notes the token of a node of lock whose create was sent at
+// sent (0 if not known), and says so in the log and to the Observer if
+// tokens went back.
+func (s *Session) noteToken(sent, token int64, lock string) {
+	if high, fell := s.tokens.note(sent, s.now(), token); fell {
+		s.log.Error("fencing tokens went back: ZooKeeper's history restarted (its data was lost, or restored from an older backup); "+
+			"resources that reject lower tokens will refuse new holders until their high-water mark is reset",
+			"token", token, "highest_before", high, "lock", lock)
+		s.obs.TokensFell()
+	}
+}
