@@ -67,8 +67,7 @@ func startChecker(t *testing.T, readers ...int) *checker {
 	if len(readers) > 0 {
 		c.barrier = readers[0]
 	}
-	c.wg.Add(1)
-	go c.accept()
+	serveLines(lis, &c.wg, c.serve)
 	t.Cleanup(func() {
 		lis.Close()
 		c.wg.Wait()
@@ -78,30 +77,16 @@ func startChecker(t *testing.T, readers ...int) *checker {
 
 func (c *checker) addr() string { return c.lis.Addr().String() }
 
-func (c *checker) accept() {
-	defer c.wg.Done()
-	for {
-		conn, err := c.lis.Accept()
-		if err != nil {
-			return
+// serve answers one line, after the barrier if it is one.
+func (c *checker) serve(fields []string) string {
+	reply, atBarrier := c.handle(fields)
+	if atBarrier {
+		select {
+		case <-c.barrierDone:
+		case <-time.After(c.barrierWait):
 		}
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			defer conn.Close()
-			sc := bufio.NewScanner(conn)
-			for sc.Scan() {
-				reply, atBarrier := c.handle(strings.Fields(sc.Text()))
-				if atBarrier {
-					select {
-					case <-c.barrierDone:
-					case <-time.After(c.barrierWait):
-					}
-				}
-				fmt.Fprintln(conn, reply)
-			}
-		}()
 	}
+	return reply
 }
 
 func kindOf(who string) string {

@@ -41,36 +41,19 @@ func startTermRecorder(t *testing.T) *termRecorder {
 		t.Fatal(err)
 	}
 	r := &termRecorder{lis: lis, ready: make(chan string, 10)}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		for {
-			conn, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			r.wg.Add(1)
-			go func() {
-				defer r.wg.Done()
-				defer conn.Close()
-				sc := bufio.NewScanner(conn)
-				for sc.Scan() {
-					f := strings.Fields(sc.Text())
-					r.mu.Lock()
-					switch {
-					case len(f) == 2 && f[0] == "LEAD":
-						r.terms = append(r.terms, f[1])
-					case len(f) == 2 && f[0] == "READY":
-						r.ready <- f[1]
-					default:
-						r.bad = append(r.bad, sc.Text())
-					}
-					r.mu.Unlock()
-					fmt.Fprintln(conn, "OK")
-				}
-			}()
+	serveLines(lis, &r.wg, func(f []string) string {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		switch {
+		case len(f) == 2 && f[0] == "LEAD":
+			r.terms = append(r.terms, f[1])
+		case len(f) == 2 && f[0] == "READY":
+			r.ready <- f[1]
+		default:
+			r.bad = append(r.bad, strings.Join(f, " "))
 		}
-	}()
+		return "OK"
+	})
 	t.Cleanup(func() {
 		lis.Close()
 		r.wg.Wait()
@@ -122,18 +105,9 @@ func leadOnce(ctx context.Context, d *daemon, lock, term string, hold time.Durat
 	if err != nil {
 		return err
 	}
-	var g *zklockv1.Granted
-	for g == nil {
-		e, err := s.Recv()
-		if err != nil {
-			return fmt.Errorf("%s: stream ended before Granted: %w", term, err)
-		}
-		switch {
-		case e.GetGranted() != nil:
-			g = e.GetGranted()
-		case e.GetQueued() == nil:
-			return fmt.Errorf("%s: %v before Granted", term, e)
-		}
+	g, err := awaitGranted(s, term)
+	if err != nil {
+		return err
 	}
 	if err := lead(); err != nil {
 		return err

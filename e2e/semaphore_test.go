@@ -65,8 +65,7 @@ func startSemChecker(t *testing.T, permits int) *semChecker {
 	}
 	c := &semChecker{permits: permits, lis: lis, done: make(chan struct{}), entered: make(chan semGrant, 100),
 		holders: map[string]int64{}, leave: map[string]chan struct{}{}}
-	c.wg.Add(1)
-	go c.accept()
+	serveLines(lis, &c.wg, c.serve)
 	t.Cleanup(func() {
 		close(c.done)
 		lis.Close()
@@ -77,31 +76,17 @@ func startSemChecker(t *testing.T, permits int) *semChecker {
 
 func (c *semChecker) addr() string { return c.lis.Addr().String() }
 
-func (c *semChecker) accept() {
-	defer c.wg.Done()
-	for {
-		conn, err := c.lis.Accept()
-		if err != nil {
-			return
+// serve answers one line, once its holder may leave if it asks to.
+func (c *semChecker) serve(fields []string) string {
+	reply, leave := c.handle(fields)
+	if leave != nil {
+		select {
+		case <-leave:
+		case <-c.done:
+			reply = "CLOSED"
 		}
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			defer conn.Close()
-			sc := bufio.NewScanner(conn)
-			for sc.Scan() {
-				reply, leave := c.handle(strings.Fields(sc.Text()))
-				if leave != nil {
-					select {
-					case <-leave:
-					case <-c.done:
-						reply = "CLOSED"
-					}
-				}
-				fmt.Fprintln(conn, reply)
-			}
-		}()
 	}
+	return reply
 }
 
 // handle answers one line; the answer waits for leave if it is not nil.
@@ -237,18 +222,9 @@ func semContender(ctx context.Context, d *daemon, lock string, permits int32, ch
 	if err != nil {
 		return err
 	}
-	var g *zklockv1.Granted
-	for g == nil {
-		e, err := s.Recv()
-		if err != nil {
-			return fmt.Errorf("%s: stream ended before Granted: %w", who, err)
-		}
-		switch {
-		case e.GetGranted() != nil:
-			g = e.GetGranted()
-		case e.GetQueued() == nil:
-			return fmt.Errorf("%s: %v before Granted", who, e)
-		}
+	g, err := awaitGranted(s, who)
+	if err != nil {
+		return err
 	}
 	if err := say(fmt.Sprintf("ENTER %s %d", who, g.GetFencingToken())); err != nil {
 		return err
