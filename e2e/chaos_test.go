@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,6 +55,10 @@ type chaosParams struct {
 }
 
 var everyFault = []string{"leader-kill", "follower-kill", "partition", "pause", "zklockd-kill", "client-kill", "ensemble-stop", "handoff-cut", "ensemble-wipe"}
+
+// opName finds the ops (client.n, or client.n.rk for a re-entry) in a
+// violation's text.
+var opName = regexp.MustCompile(`\bc\d+\.\d+(\.r\d+)?\b`)
 
 // TestChaos injects every fault of issues 3 and 12 into a live system (a 3-server
 // ensemble, zklockds in network namespaces, client processes taking locks
@@ -305,6 +310,18 @@ func runChaos(t *testing.T, p chaosParams) chaosResult {
 			break
 		}
 		t.Log(s)
+	}
+	// The records of every hold a violation names, for the diagnosis.
+	named := map[string]bool{}
+	for _, s := range all {
+		for _, m := range opName.FindAllString(s, -1) {
+			named[holdOf(m)] = true
+		}
+	}
+	for _, e := range h.events {
+		if named[holdOf(e.op)] {
+			t.Logf("  record of %s: %s %s token %d at %s %s", holdOf(e.op), e.kind, e.op, e.token, clock(e.at), e.detail)
+		}
 	}
 	for _, o := range orphans {
 		t.Logf("I3 orphan: %s", o)

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
+	"github.com/zklock/zklock/internal/tcpproxy"
 )
 
 // TestReentryKeepsTheLockUntilTheLastLease: a re-entry is granted at once
@@ -195,4 +196,47 @@ func acquireErr(t *testing.T, c zklockv1.LockServiceClient, req *zklockv1.Acquir
 		t.Fatalf("Acquire %v ended without an error", req)
 	}
 	return err
+}
+
+// TestReentryLostWithTheEpoch: when the epoch ends (no contact with
+// ZooKeeper for most of the session timeout), the first lease and its
+// re-entries are all told Lost, and a Release of any of them, or a
+// re-entry, answers ABORTED.
+func TestReentryLostWithTheEpoch(t *testing.T) {
+	zkc := startZK(t)
+	p, err := tcpproxy.New(zkc.Servers()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	a := startInstance(t, p.Addr(), instanceOpts{timeout: 4 * time.Second})
+	a.waitUsable(t)
+	outer := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "epoch"})
+	g := outer.granted(10 * time.Second)
+	inner := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "epoch", Reenter: g.GetLeaseId()})
+	gi := inner.granted(5 * time.Second)
+	detached := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "epoch", Reenter: gi.GetLeaseId(), Detach: true})
+	gd := detached.granted(5 * time.Second)
+	st, _ := a.sess.State()
+	p.SetMode(tcpproxy.Stall)
+	<-st.Epoch.Done()
+	for name, ev := range map[string]*events{"outer": outer, "inner": inner} {
+		for {
+			r := ev.next(10 * time.Second)
+			if r.GetSuspended() != nil {
+				continue
+			}
+			if r.GetLost().GetReason() != zklockv1.LostReason_LOST_REASON_SESSION_EXPIRED {
+				t.Errorf("%s: %v once the epoch ended, want Lost SESSION_EXPIRED", name, r)
+			}
+			break
+		}
+	}
+	for name, id := range map[string]string{"outer": g.GetLeaseId(), "inner": gi.GetLeaseId(), "detached": gd.GetLeaseId()} {
+		_, err := a.client.Release(ctxT(t), &zklockv1.ReleaseRequest{LeaseId: id})
+		wantCode(t, err, codes.Aborted, "LEASE_LOST")
+		_ = name
+	}
+	wantCode(t, acquireErr(t, a.client, &zklockv1.AcquireRequest{Lock: "epoch", Reenter: gi.GetLeaseId()}), codes.Aborted, "")
+	p.SetMode(tcpproxy.Pass)
 }
