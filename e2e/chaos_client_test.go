@@ -356,6 +356,12 @@ func (c *chaosClient) op(op string) error {
 	order := h.live()
 	c.rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 	for i, l := range order {
+		if lost, err := c.drain(h); err != nil || lost {
+			if err != nil {
+				return err
+			}
+			return c.lostHold(h)
+		}
 		if l.done {
 			continue
 		}
@@ -399,6 +405,11 @@ const (
 // suspended), or until done (if not nil) reports true.
 func (c *chaosClient) pump(h *hold, until time.Time, done func() bool) (int, error) {
 	for {
+		// The events already received count first: a lease may be
+		// suspended or lost.
+		if lost, err := c.drain(h); err != nil || lost {
+			return pumpLost, err
+		}
 		over := !time.Now().Before(until)
 		if done != nil && (done() || over) || done == nil && over && !h.suspended() {
 			return pumpDone, nil
@@ -419,6 +430,21 @@ func (c *chaosClient) pump(h *hold, until time.Time, done func() bool) (int, err
 			if err != nil || lost {
 				return pumpLost, err
 			}
+		}
+	}
+}
+
+// drain handles the events of h's leases already received, and reports
+// whether one says the hold is lost.
+func (c *chaosClient) drain(h *hold) (bool, error) {
+	for {
+		select {
+		case e := <-h.events:
+			if lost, err := c.handle(h, e); err != nil || lost {
+				return lost, err
+			}
+		default:
+			return false, nil
 		}
 	}
 }

@@ -47,6 +47,10 @@ type recorder struct {
 	lis  net.Listener
 	root string
 	wg   sync.WaitGroup
+	// checks counts the checks in ZooKeeper still running: a client waits
+	// for one at most checkWait, so that a ZooKeeper outage does not hold
+	// up its reading of its streams (it would hear Lost late).
+	checks sync.WaitGroup
 
 	mu sync.Mutex
 	// zk is the test's own client, for the checks in ZooKeeper at grants
@@ -229,15 +233,15 @@ func (r *recorder) take(rec record) string {
 		stays, closed := h != nil && h.ended == "" && len(h.live) > 0, h != nil && h.closed
 		r.mu.Unlock()
 		if stays {
-			r.checkStays(rec)
+			r.check(func() int64 { r.checkStays(rec); return 0 })
 		} else {
-			r.checkGone(rec, closed)
+			r.check(func() int64 { r.checkGone(rec, closed); return 0 })
 		}
 	case "granted":
 		if r.permits[rec.lock] > 1 {
-			r.checkPermits(rec)
+			r.check(func() int64 { r.checkPermits(rec); return 0 })
 		} else {
-			successor = r.checkHead(rec)
+			successor = r.check(func() int64 { return r.checkHead(rec) })
 		}
 	case "write":
 		if r.permits[rec.lock] > 1 {
@@ -553,6 +557,33 @@ func (r *recorder) historyBegins(c *zk.Conn) time.Time {
 	return r.since
 }
 
+// staysJudged bounds the time from a Release's confirmation to a look in
+// ZooKeeper that judges checkStays: below the chaos run's own-clock
+// deadline, 3/4 of its 3 s session timeout.
+const staysJudged = 2 * time.Second
+
+// checkWait is how long a client's report waits for the check in
+// ZooKeeper it asked for; the check goes on without it after that.
+const checkWait = 500 * time.Millisecond
+
+// check runs f, a check in ZooKeeper, and returns what it returns if it
+// ends within checkWait, else 0 (f goes on: its findings are recorded all
+// the same).
+func (r *recorder) check(f func() int64) int64 {
+	res := make(chan int64, 1)
+	r.checks.Add(1)
+	go func() {
+		defer r.checks.Done()
+		res <- f()
+	}()
+	select {
+	case v := <-res:
+		return v
+	case <-time.After(checkWait):
+		return 0
+	}
+}
+
 // zkFor returns the recorder's ZooKeeper client, and whether a lease
 // granted at granted can be looked at with it: the servers of its history
 // are still there.
@@ -647,6 +678,11 @@ func (r *recorder) checkGone(rec record, closed bool) {
 // child of the lock node, or of the semaphore's leases, whose czxid is its
 // token). If not, it records a "node-gone" event: I6 then wants the hold to
 // have been lost (its session may have ended meanwhile).
+//
+// Only a look within staysJudged of the confirmation judges: the Release's
+// confirmation proves contact with ZooKeeper then, so the hold cannot be
+// lost (by zklockd's clock, or by ZooKeeper's expiry) sooner; later, a
+// node gone may be a loss its client has not heard of yet.
 func (r *recorder) checkStays(rec record) {
 	r.mu.Lock()
 	granted, ok := r.grants[holdOf(rec.op)]
@@ -671,8 +707,11 @@ func (r *recorder) checkStays(rec record) {
 				return
 			}
 		}
+		if time.Since(rec.at) > staysJudged {
+			break // the hold may have been lost since, unheard by its client yet
+		}
 		r.mu.Lock()
-		r.events = append(r.events, record{kind: "node-gone", at: time.Now(), op: rec.op, client: rec.client, lock: rec.lock, token: rec.token})
+		r.events = append(r.events, record{kind: "node-gone", at: rec.at, op: rec.op, client: rec.client, lock: rec.lock, token: rec.token})
 		r.mu.Unlock()
 		return
 	}

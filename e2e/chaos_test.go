@@ -247,6 +247,7 @@ func runChaos(t *testing.T, p chaosParams) chaosResult {
 	for _, c := range r.clients {
 		daemonOf[c.id] = c.daemon
 	}
+	r.rec.checks.Wait()
 	r.rec.mu.Lock()
 	h := history{events: r.rec.events, writes: r.rec.writes, faults: r.faults, daemonOf: daemonOf,
 		timeout: p.timeout, end: stopAt, permits: r.permits()}
