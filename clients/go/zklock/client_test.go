@@ -651,6 +651,12 @@ func TestObserve(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// y alone may be seen between the two releases, or not.
+		for s := next(); len(s.Holders) > 0; s = next() {
+			if got := owners(s); !slices.Equal(got, []string{"y"}) {
+				t.Fatalf("holders %q while releasing, want [y] or none", got)
+			}
+		}
 	})
 
 	t.Run("f's error ends it", func(t *testing.T) {
