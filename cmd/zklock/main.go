@@ -73,24 +73,59 @@ Flags:
   --reenter LEASE  take the lock again through LEASE, a lease of this sidecar that holds it
   --owner S        a label shown by describe and observe
   --ttl D          acquire: the lease's ttl; renew: the new ttl
-Every command takes --addr (default $ZKLOCK_ADDR, else 127.0.0.1:7878).
+  zklock help | --help | -h      this text
+  zklock version | --version    zklock's version
+Every command takes --addr ADDR (default $ZKLOCK_ADDR, else 127.0.0.1:7878;
+unix:///path for a socket), before or after the command's name.
 Exit codes of zklock itself: 1 an error, 2 a bad command line, 69 the
 sidecar cannot answer now (retry), 75 the lease was lost, 128+N signal N.
 `
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	// Before the command: --addr, help and version.
+	defaultAddr := envOr("ZKLOCK_ADDR", "127.0.0.1:7878")
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		switch a := args[0]; {
+		case a == "-h" || a == "-help" || a == "--help":
+			fmt.Fprint(stdout, usage)
+			return 0
+		case a == "-version" || a == "--version":
+			fmt.Fprintf(stdout, "zklock %s\n", version)
+			return 0
+		case (a == "-addr" || a == "--addr") && len(args) > 1:
+			defaultAddr, args = args[1], args[2:]
+		case strings.HasPrefix(a, "-addr=") || strings.HasPrefix(a, "--addr="):
+			_, defaultAddr, _ = strings.Cut(a, "=")
+			args = args[1:]
+		default:
+			fmt.Fprintf(stderr, "zklock: %s before the command: only --addr, --help and --version go there\n%s", a, usage)
+			return exitUsage
+		}
+	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
 	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "version":
+		fmt.Fprintf(stdout, "zklock %s\n", version)
+		return 0
+	}
 	fs := flag.NewFlagSet("zklock "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", envOr("ZKLOCK_ADDR", "127.0.0.1:7878"), "zklockd address: host:port or unix:///path")
+	fs.Usage = func() {} // the usage text below, not the flag package's
+	addr := fs.String("addr", defaultAddr, "zklockd address: host:port or unix:///path")
 	var (
 		wait    *time.Duration
 		ttl     *time.Duration
@@ -117,6 +152,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+		fmt.Fprint(stderr, usage) // after the flag package's line saying what is wrong
 		return exitUsage
 	}
 	conn, err := zklock.Dial(*addr)
@@ -175,7 +215,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		req.Permits = int32(min(max(*permits, math.MinInt32), math.MaxInt32))
 		req.Reenter = *reenter
-		return acquire(ctx, zklockv1.NewLockServiceClient(conn), req, stdout, stderr)
+		return acquire(ctx, zklockv1.NewLockServiceClient(conn), *addr, req, stdout, stderr)
 	case "renew":
 		if len(rest) == 0 {
 			fmt.Fprintf(stderr, "zklock renew: want LEASE...\n%s", usage)
@@ -187,7 +227,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		resp, err := zklockv1.NewLockServiceClient(conn).Renew(ctx, req)
 		if err != nil {
-			return fail(stderr, err)
+			return fail(stderr, *addr, err)
 		}
 		for _, l := range resp.GetLeases() {
 			fmt.Fprintln(stdout, l.GetExpiresAt().AsTime().Format(time.RFC3339Nano))
@@ -199,7 +239,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		if _, err := zklockv1.NewLockServiceClient(conn).Release(ctx, &zklockv1.ReleaseRequest{LeaseId: rest[0]}); err != nil {
-			return fail(stderr, err)
+			return fail(stderr, *addr, err)
 		}
 		return 0
 	case "observe":
@@ -214,7 +254,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if ctx.Err() != nil {
 			return interrupted(ctx)
 		}
-		return fail(stderr, err)
+		return fail(stderr, *addr, err)
 	default: // describe
 		if len(rest) != 1 {
 			fmt.Fprintf(stderr, "zklock describe: want one LOCK\n%s", usage)
@@ -222,7 +262,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		resp, err := zklockv1.NewLockServiceClient(conn).Describe(ctx, &zklockv1.DescribeRequest{Lock: rest[0]})
 		if err != nil {
-			return fail(stderr, err)
+			return fail(stderr, *addr, err)
 		}
 		if p := resp.GetPermits(); p > 0 {
 			fmt.Fprintf(stdout, "permits\t%d\n", p)
@@ -337,7 +377,7 @@ func (r *runner) run(ctx context.Context) int {
 		if ctx.Err() != nil {
 			return interrupted(ctx) // while queued
 		}
-		return fail(stderr, err)
+		return fail(stderr, r.addr, err)
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
@@ -443,10 +483,10 @@ func exitCode(err error, stderr io.Writer) int {
 }
 
 // acquire takes a detached lease and prints its id and fencing token.
-func acquire(ctx context.Context, api zklockv1.LockServiceClient, req *zklockv1.AcquireRequest, stdout, stderr io.Writer) int {
+func acquire(ctx context.Context, api zklockv1.LockServiceClient, addr string, req *zklockv1.AcquireRequest, stdout, stderr io.Writer) int {
 	stream, err := api.Acquire(ctx, req)
 	if err != nil {
-		return fail(stderr, err)
+		return fail(stderr, addr, err)
 	}
 	for {
 		ev, err := stream.Recv()
@@ -454,7 +494,7 @@ func acquire(ctx context.Context, api zklockv1.LockServiceClient, req *zklockv1.
 			if ctx.Err() != nil {
 				return interrupted(ctx) // while queued
 			}
-			return fail(stderr, err)
+			return fail(stderr, addr, err)
 		}
 		if g := ev.GetGranted(); g != nil {
 			fmt.Fprintf(stdout, "%s %d\n", g.GetLeaseId(), g.GetFencingToken())
@@ -504,8 +544,16 @@ func interrupted(ctx context.Context) int {
 // fail reports err and returns the exit code for it: exitLost for a lease
 // that was lost (ABORTED), exitUnavailable for a call to retry
 // (UNAVAILABLE), else exitError.
-func fail(stderr io.Writer, err error) int {
+func fail(stderr io.Writer, addr string, err error) int {
 	if st, ok := status.FromError(err); ok {
+		if st.Code() == codes.Unavailable && unreachable(st.Message()) {
+			why := st.Message()
+			if i := strings.LastIndex(why, ": "); i >= 0 {
+				why = strings.TrimRight(why[i+2:], `"`)
+			}
+			fmt.Fprintf(stderr, "zklock: cannot reach zklockd at %s: %s (is it running? --addr, $ZKLOCK_ADDR)\n", addr, why)
+			return exitUnavailable
+		}
 		fmt.Fprintf(stderr, "zklock: %s: %s\n", st.Code(), st.Message())
 		switch st.Code() {
 		case codes.Aborted:
@@ -522,6 +570,18 @@ func fail(stderr io.Writer, err error) int {
 		fmt.Fprintf(stderr, "zklock: %v\n", err)
 	}
 	return exitError
+}
+
+// unreachable reports whether an UNAVAILABLE status's message is gRPC's
+// own, for a connection to zklockd that could not be made, rather than
+// zklockd's answer.
+func unreachable(msg string) bool {
+	for _, m := range []string{"connection error", "Error while dialing", "connection refused", "no such file or directory", "connection reset"} {
+		if strings.Contains(msg, m) {
+			return true
+		}
+	}
+	return false
 }
 
 func envOr(k, def string) string {

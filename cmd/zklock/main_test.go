@@ -380,8 +380,8 @@ func TestRunUnavailable(t *testing.T) {
 		}
 		addr := l.Addr().String()
 		l.Close()
-		if code, _, errOut := cli(t, addr, "run", "x", "--", "true"); code != exitUnavailable || !strings.Contains(errOut, "Unavailable") {
-			t.Errorf("run against %s, where nothing listens: exit %d, stderr %q; want %d and Unavailable", addr, code, errOut, exitUnavailable)
+		if code, _, errOut := cli(t, addr, "run", "x", "--", "true"); code != exitUnavailable || !strings.Contains(errOut, "cannot reach zklockd at "+addr) {
+			t.Errorf("run against %s, where nothing listens: exit %d, stderr %q; want %d and cannot reach zklockd at it", addr, code, errOut, exitUnavailable)
 		}
 	})
 	t.Run("no ZooKeeper session", func(t *testing.T) {
@@ -464,6 +464,49 @@ func TestUsage(t *testing.T) {
 		var out, errOut bytes.Buffer
 		if code := run(args, &out, &errOut); code != exitUsage {
 			t.Errorf("run(%q) = %d, want %d", args, code, exitUsage)
+		}
+	}
+}
+
+// TestHelpAndVersion: help in each of its spellings, and the version,
+// print to stdout and exit 0; a flag other than --addr before the command
+// is a bad command line.
+func TestHelpAndVersion(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}, {"run", "--help"}, {"describe", "-h"}, {"--addr", "127.0.0.1:1", "--help"}} {
+		var out, errOut bytes.Buffer
+		if code := run(args, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "usage:") || errOut.Len() != 0 {
+			t.Errorf("run(%q) = %d, stdout %q, stderr %q; want 0 and the usage on stdout", args, code, out.String(), errOut.String())
+		}
+	}
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		var out, errOut bytes.Buffer
+		if code := run(args, &out, &errOut); code != 0 || out.String() != "zklock "+version+"\n" {
+			t.Errorf("run(%q) = %d, stdout %q; want 0 and %q", args, code, out.String(), "zklock "+version)
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"--wait", "1s", "describe", "x"}, &out, &errOut); code != exitUsage || !strings.Contains(errOut.String(), "only --addr") {
+		t.Errorf("a flag before the command: %d, %q; want %d saying only --addr goes there", code, errOut.String(), exitUsage)
+	}
+	if strings.Contains(usage, "-1ns") {
+		t.Error("the usage shows a default as -1ns")
+	}
+}
+
+// TestUnreachableSidecar: --addr goes before or after the command's name,
+// and a sidecar nobody answers at is named, with exit code 69 (retry).
+func TestUnreachableSidecar(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nobody listens there now
+	for _, args := range [][]string{{"--addr", addr, "describe", "x"}, {"--addr=" + addr, "describe", "x"}, {"describe", "--addr", addr, "x"}} {
+		var out, errOut bytes.Buffer
+		code := run(args, &out, &errOut)
+		if want := "zklock: cannot reach zklockd at " + addr + ": connection refused"; code != exitUnavailable || !strings.HasPrefix(errOut.String(), want) {
+			t.Errorf("run(%q) = %d, %q; want %d and %q", args, code, errOut.String(), exitUnavailable, want)
 		}
 	}
 }
