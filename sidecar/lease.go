@@ -74,6 +74,9 @@ type lease struct {
 	// share, once the hold is re-entered, counts the leases that hold it:
 	// the first and each re-entry (see reenter.go). Set under mu.
 	share *holdShare
+	// leftShare is set once the lease left its share; guarded by
+	// share.mu.
+	leftShare bool
 }
 
 // holdKind is what a hold is: shared or not, and its permits (1: a lock).

@@ -18,8 +18,7 @@ import (
 // leaves the share.
 type holdShare struct {
 	mu   sync.Mutex
-	live int             // leases that have not left
-	left map[*lease]bool // leases that left, so that leaving is done once
+	live int // leases that have not left
 }
 
 // join adds a lease to the share. It reports false if every lease left
@@ -39,11 +38,8 @@ func (sh *holdShare) join() bool {
 func (sh *holdShare) leave(l *lease) bool {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if !sh.left[l] {
-		if sh.left == nil {
-			sh.left = make(map[*lease]bool)
-		}
-		sh.left[l] = true
+	if !l.leftShare {
+		l.leftShare = true
 		sh.live--
 	}
 	return sh.live > 0

@@ -76,9 +76,7 @@ func (h *Hold) Valid() bool { return h.s.Valid(h.e) }
 // node is still deleted). It may be called again, also after ctx ended: the
 // delete is retried in the background until confirmed.
 func (h *Hold) Release(ctx context.Context) error {
-	if h.s.claim(h.n) {
-		h.s.release(h.n)
-	}
+	h.letGo()
 	select {
 	case <-h.n.gone:
 		return h.releaseResult()
@@ -131,6 +129,14 @@ func (h *Hold) KeepUntilReleased() bool {
 	}
 	h.n.until = nil
 	return true
+}
+
+// letGo starts the hold's release, once: the delete goes on in the
+// background.
+func (h *Hold) letGo() {
+	if h.s.claim(h.n) {
+		h.s.release(h.n)
+	}
 }
 
 func (h *Hold) releaseResult() error {
@@ -422,42 +428,44 @@ func (s *Session) wait(ctx context.Context, n *node, opts LockOptions) (*Hold, e
 // node, side by side. A node that is not of n's epoch's session (one of an
 // earlier session carrying the same id) is never ours: errRequeue.
 func (s *Session) statAndQueue(ctx context.Context, n *node) ([]contender, bool, int64, error) {
-	e := n.epoch
 	var (
-		stat    *zk.Stat
-		statErr error
-		read    = make(chan struct{})
+		token    int64
+		tokenErr error
+		read     = make(chan struct{})
 	)
 	go func() {
 		defer close(read)
-		var ok bool
-		ok, stat, statErr = s.conn().Exists(n.path())
-		if statErr == nil && !ok {
-			statErr = zk.ErrNoNode
-		}
+		token, tokenErr = s.ownToken(ctx, n)
 	}()
-	q, sem, err := s.queueRead(ctx, e, n.parent)
+	q, sem, err := s.queueRead(ctx, n.epoch, n.parent)
 	<-read
+	if err == nil {
+		err = tokenErr
+	}
 	if err != nil {
 		return nil, false, 0, err
 	}
-	for statErr != nil {
-		if errors.Is(statErr, zk.ErrNoNode) {
-			return nil, false, 0, errRequeue
+	return q, sem, token, nil
+}
+
+// ownToken reads the czxid of n, created without learning it, checking
+// that n is of its epoch's session: a node of an earlier session carrying
+// the same id is never ours (errRequeue).
+func (s *Session) ownToken(ctx context.Context, n *node) (int64, error) {
+	for {
+		ok, stat, err := s.conn().Exists(n.path())
+		switch {
+		case err == nil && !ok:
+			return 0, errRequeue
+		case err == nil && stat.EphemeralOwner != n.epoch.sessionID:
+			return 0, errRequeue
+		case err == nil:
+			return stat.Czxid, nil
 		}
-		if err := s.afterError(ctx, e, statErr); err != nil {
-			return nil, false, 0, err
-		}
-		var ok bool
-		ok, stat, statErr = s.conn().Exists(n.path())
-		if statErr == nil && !ok {
-			statErr = zk.ErrNoNode
+		if err := s.afterError(ctx, n.epoch, err); err != nil {
+			return 0, err
 		}
 	}
-	if stat.EphemeralOwner != e.sessionID {
-		return nil, false, 0, errRequeue
-	}
-	return q, sem, stat.Czxid, nil
 }
 
 // watchGone watches p and waits for it to change. It returns true if p was

@@ -116,11 +116,7 @@ func (s *Session) semaphoreIn(ctx context.Context, e *Epoch, semPath string, per
 	}
 	// The next contender's turn comes once this one holds a permit or gave
 	// up; the delete need not be waited for.
-	defer func() {
-		if mu.s.claim(mu.n) {
-			mu.s.release(mu.n)
-		}
-	}()
+	defer mu.letGo()
 	if err := s.checkPermits(ctx, e, semPath, permits, true); err != nil {
 		return nil, err
 	}
@@ -200,25 +196,6 @@ func (s *Session) waitPermit(ctx context.Context, n *node, semPath string, permi
 		return nil, errRequeue
 	}
 	return &Hold{s: s, e: e, n: n, token: token}, nil
-}
-
-// ownToken reads the czxid of n, created without learning it, checking
-// that n is of its epoch's session.
-func (s *Session) ownToken(ctx context.Context, n *node) (int64, error) {
-	for {
-		ok, stat, err := s.conn().Exists(n.path())
-		switch {
-		case err == nil && !ok:
-			return 0, errRequeue
-		case err == nil && stat.EphemeralOwner != n.epoch.sessionID:
-			return 0, errRequeue
-		case err == nil:
-			return stat.Czxid, nil
-		}
-		if err := s.afterError(ctx, n.epoch, err); err != nil {
-			return 0, err
-		}
-	}
 }
 
 // checkPermits returns a *PermitsError if the semaphore at semPath has
