@@ -84,6 +84,7 @@ generate: gen-tools ## regenerate the Go, Python and Java stubs from api/
 	rm -rf clients/java/gen && mkdir -p clients/java/gen
 	protoc -I api -I $(PY_PROTO_INCLUDE) --java_out=clients/java/gen \
 		--plugin=protoc-gen-grpc-java=/usr/bin/grpc_java_plugin --grpc-java_out=clients/java/gen api/zklock/v1/lock.proto
+	install -D -m 0644 api/zklock/v1/lock.proto clients/node/proto/zklock/v1/lock.proto
 
 # Fails when the checked-in generated code differs from what `make generate`
 # writes (it leaves the regenerated files in place).
