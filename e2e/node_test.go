@@ -15,9 +15,9 @@ import (
 )
 
 // TestNodeClient runs the Node.js client's tests (clients/node, node
-// --test) against zklockd processes: one for most tests, and one each for
-// the tests that stop (SIGTERM, over a unix socket) and kill (SIGKILL)
-// their sidecar. The package is copied out of the tree and installed there
+// --test) against zklockd processes: one for most tests, one each for the
+// tests that stop (SIGTERM, over a unix socket) and kill (SIGKILL) their
+// sidecar, and one whose ZooKeeper server the suspension test pauses. The package is copied out of the tree and installed there
 // with npm ci from its lock file, so the tests leave no node_modules in the
 // repository.
 func TestNodeClient(t *testing.T) {
@@ -33,11 +33,15 @@ func TestNodeClient(t *testing.T) {
 	d := startDaemon(t, "a", zkc.ConnectString(), daemonOpts{})
 	stopped := startDaemon(t, "stopped", zkc.ConnectString(), daemonOpts{unixSocket: filepath.Join(t.TempDir(), "zklockd.sock")})
 	killed := startDaemon(t, "killed", zkc.ConnectString(), daemonOpts{})
-	cmd := exec.CommandContext(ctx, node, "--test", "test/client.test.js", "test/types.test.js")
+	// A ZooKeeper of its own, which the suspension test pauses (SIGSTOP).
+	pausedZK := zktest.StartStandalone(t)
+	suspending := startDaemon(t, "suspending", pausedZK.ConnectString(), daemonOpts{sessionTimeout: 20 * time.Second})
+	cmd := exec.CommandContext(ctx, node, "--test", "test/client.test.js", "test/suspend.test.js", "test/types.test.js")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "ZKLOCK_ADDR="+d.listen,
 		fmt.Sprintf("ZKLOCK_STOP_DAEMON=%s %d", stopped.listen, stopped.cmd.Process.Pid),
-		fmt.Sprintf("ZKLOCK_KILL_DAEMON=%s %d", killed.listen, killed.cmd.Process.Pid))
+		fmt.Sprintf("ZKLOCK_KILL_DAEMON=%s %d", killed.listen, killed.cmd.Process.Pid),
+		fmt.Sprintf("ZKLOCK_PAUSE_ZK=%s %d", suspending.listen, pausedZK.Server(0).PID()))
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
