@@ -3,7 +3,7 @@
 // monitoring.coreos.com/v1 types (no cluster, no downloaded schemas).
 //
 //	helm template charts/zklock | kubecheck
-//	kubecheck [-allow-empty] [FILE...]
+//	kubecheck [-allow-empty] [-targets] [FILE...]
 //
 // It reads YAML documents (separated by ---) from the files, or from stdin,
 // and for each document that is not empty:
@@ -24,6 +24,12 @@
 //     what the Prometheus Operator's CRD schemas and admission webhook
 //     check: PromQL that parses, durations, label names, selectors, one
 //     port per endpoint.
+//
+// With -targets it also checks, across all the documents, that each Service
+// with a selector selects a pod template of the input that has its named
+// targetPorts, that each ServiceMonitor selects such a Service and names
+// one of its ports, and that each PodMonitor selects a pod template with
+// its port: a monitor that would scrape nothing fails.
 //
 // Each error names the document (its number, helm's "# Source:" comment
 // when present, its kind and name). It prints "kubecheck: N documents OK"
@@ -56,8 +62,9 @@ import (
 
 func main() {
 	allowEmpty := flag.Bool("allow-empty", false, "accept input without any document")
+	targets := flag.Bool("targets", false, "check that Services, ServiceMonitors and PodMonitors select something of the input")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: kubecheck [-allow-empty] [FILE...]   (stdin when no FILE)")
+		fmt.Fprintln(os.Stderr, "usage: kubecheck [-allow-empty] [-targets] [FILE...]   (stdin when no FILE)")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -86,6 +93,15 @@ func main() {
 			fatal(err)
 		}
 	}
+	if *targets {
+		errs := checkTargets(c.objects)
+		for _, err := range errs {
+			fmt.Fprintf(os.Stderr, "FAIL targets: %s\n", err)
+		}
+		if len(errs) > 0 {
+			fatal(fmt.Errorf("%d selectors find nothing to scrape or serve", len(errs)))
+		}
+	}
 	switch {
 	case failed > 0:
 		fmt.Fprintf(os.Stderr, "kubecheck: %d of %d documents FAILED\n", failed, docs)
@@ -104,6 +120,7 @@ func fatal(err error) {
 type checker struct {
 	decoder   runtime.Decoder
 	converter managedfields.TypeConverter
+	objects   []runtime.Object // every object decoded, for -targets
 }
 
 func newChecker() *checker {
@@ -191,6 +208,7 @@ func (c *checker) checkDocument(raw []byte) (id string, errs []error, empty bool
 		}
 	}
 	errs = append(errs, validate(obj)...)
+	c.objects = append(c.objects, obj)
 	return id, errs, false
 }
 
