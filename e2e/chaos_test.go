@@ -155,7 +155,7 @@ type chaosResult struct {
 
 // chaosRun is the live system of one run.
 type chaosRun struct {
-	t       *testing.T
+	t       *recapT
 	p       chaosParams
 	rng     *rand.Rand
 	ens     *zktest.Cluster
@@ -197,20 +197,21 @@ type chaosClientProc struct {
 	done   chan struct{}
 }
 
-func runChaos(t *testing.T, p chaosParams) chaosResult {
+func runChaos(tt *testing.T, p chaosParams) chaosResult {
+	t := newRecapT(tt)
 	netns.Require(t) // the partitions cut zklockd off in a network namespace
 	if p.seed == 0 {
-		p.seed = chaosSeed(t)
+		p.seed = chaosSeed(tt)
 	}
 	t.Logf("chaos: seed %d (%s=%d repeats the faults' order and the clients' choices)", p.seed, chaosSeedEnv, p.seed)
 	r := &chaosRun{t: t, p: p, rng: rand.New(rand.NewPCG(p.seed, 1)), dir: t.TempDir()}
 	if p.unsafe {
-		p.unsafeBuild = unsafeZklockd(t)
+		p.unsafeBuild = unsafeZklockd(t.T)
 		r.p = p
 	}
 
 	r.ens = zktest.StartEnsemble(t, 3)
-	r.rec = startRecorder(t, zktest.Client(t, r.ens.ConnectString()), "/zklock", r.permits())
+	r.rec = startRecorder(t.T, zktest.Client(t, r.ens.ConnectString()), "/zklock", r.permits())
 	for i := range p.daemons {
 		r.daemons = append(r.daemons, r.newDaemon(i))
 	}
