@@ -69,7 +69,8 @@ fail() {
 }
 
 start=$SECONDS
-(cd tools/kubecheck && go build -o "$repo/$kubecheck" . && go build -o "$repo/$alertdoc" ./alertdoc)
+# tools/kubecheck is a module of its own, outside go.work.
+(cd tools/kubecheck && GOWORK=off go build -o "$repo/$kubecheck" . && GOWORK=off go build -o "$repo/$alertdoc" ./alertdoc)
 echo "     built $kubecheck and $alertdoc ($((SECONDS - start))s)"
 
 values=("$chart"/ci/*-values.yaml)
