@@ -20,7 +20,12 @@ ARG GO_VERSION=1.26.8
 FROM --platform=$BUILDPLATFORM golang:${GO_VERSION}-bookworm AS build
 ENV GOTOOLCHAIN=local
 WORKDIR /src
-COPY go.mod go.sum ./
+# The modules' requirements first (a layer that changes only with them):
+# go.work joins the main module, api/ and clients/go (scripts/check-chart.sh
+# checks that every module go.work uses is copied here).
+COPY go.mod go.sum go.work ./
+COPY api/go.mod api/go.sum ./api/
+COPY clients/go/go.mod clients/go/go.sum ./clients/go/
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 ARG VERSION=dev

@@ -20,10 +20,11 @@
 #      ServiceMonitor, PromQL that does not parse, a ServiceMonitor that
 #      selects no Service), and alertdoc a rule that differs from the
 #      table: the validation can fail
-#   5. the Dockerfile: its go build commands, run in a copy of the build
-#      context that .dockerignore leaves, give static binaries (zklockd,
-#      healthprobe, the zklock CLI), and zklockd and zklock report the
-#      version they were given
+#   5. the Dockerfile: the layer before `go mod download` copies go.work
+#      and the go.mod and go.sum of every module it uses; its go build
+#      commands, run in a copy of the build context that .dockerignore
+#      leaves, give static binaries (zklockd, healthprobe, the zklock CLI),
+#      and zklockd and zklock report the version they were given
 #   6. zklockd from step 5 runs with the exact flags each rendered example
 #      gives it (TLS and credential files made up for it, ZooKeeper down),
 #      and the rendered probe reaches it and reports NOT_SERVING: an exec
@@ -323,6 +324,35 @@ while IFS= read -r line; do
 	excludes+=("--exclude=./${line#/}")
 done <.dockerignore
 tar -C "$repo" --anchored --no-wildcards-match-slash "${excludes[@]}" -cf - . | tar -C "$ctx" -xf -
+
+# The files the COPY lines before `go mod download` copy (FROM's context,
+# not --from), each with the directory it lands in: go.work, and go.mod and
+# go.sum of each module go.work uses, each in its own directory.
+mapfile -t copied < <(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' Dockerfile | awk '
+	/^RUN .*go mod download/ { exit }
+	/^COPY / && !/--from/ {
+		dest = $NF; sub(/^\.\//, "", dest); sub(/\/$/, "", dest); if (dest == ".") dest = ""
+		for (i = 2; i < NF; i++) print $i "\t" dest
+	}')
+want_files=(go.work)
+[[ -f go.work.sum ]] && want_files+=(go.work.sum)
+while read -r dir; do
+	dir=${dir#./}
+	dir=${dir%/}
+	[[ $dir == . || -z $dir ]] && dir=
+	want_files+=("${dir:+$dir/}go.mod" "${dir:+$dir/}go.sum")
+done < <(GOWORK= go work edit -json | awk -F'"' '/"DiskPath"/ { print $4 }')
+missing=()
+for f in "${want_files[@]}"; do
+	d=$(dirname "$f")
+	[[ $d == . ]] && d=
+	printf '%s\n' "${copied[@]}" | grep -qxF "$f"$'\t'"$d" || missing+=("$f")
+done
+if ((${#missing[@]})); then
+	fail "Dockerfile: the COPY lines before 'go mod download' miss ${missing[*]} (each to its own directory); go.work uses: $(GOWORK= go work edit -json | awk -F'"' '/"DiskPath"/ { printf "%s ", $4 }')"
+else
+	ok "Dockerfile: the layer before 'go mod download' copies ${want_files[*]}"
+fi
 
 # The RUN lines with `go build`, continuation lines joined.
 mapfile -t builds < <(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' Dockerfile | grep -E '^RUN .*go build' | sed -E 's/^RUN( +--mount=[^ ]+)* +//')
