@@ -7,8 +7,9 @@
 # A machine that has them all is left alone, quickly and quietly. Otherwise
 # it says what is missing and installs Debian's zookeeper and
 # protobuf-compiler, Python's and Java's gRPC (and default-jdk-headless
-# without javac), Curator, Kazoo, iproute2 and nftables with apt-get,
-# through sudo when not root.
+# without javac), Curator, Kazoo, iproute2 and nftables, python3-venv and
+# python3-wheel, and nodejs and npm where missing, with apt-get, through
+# sudo when not root.
 set -euo pipefail
 
 zk_jar=/usr/share/java/zookeeper.jar
@@ -26,6 +27,12 @@ command -v javac >/dev/null 2>&1 || missing+=(javac)
 # ip and nft, for the chaos run's network partitions.
 command -v ip >/dev/null 2>&1 || missing+=(ip)
 command -v nft >/dev/null 2>&1 || missing+=(nft)
+# venv and wheel: pip installs the Python client into a venv, offline.
+/usr/bin/python3 -c 'import ensurepip, wheel' >/dev/null 2>&1 || missing+=("python3 venv/wheel")
+# node and npm: the Node.js client's tests and install check. Debian's only
+# where they are missing (another build's npm would conflict with Debian's).
+command -v node >/dev/null 2>&1 || missing+=(node)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
 	exit 0
@@ -35,8 +42,10 @@ fi
 # Reinstalling a present package is a no-op, so name both.
 pkgs=(zookeeper protobuf-compiler python3-grpcio python3-grpc-tools python3-protobuf
 	protobuf-compiler-grpc-java-plugin libgrpc-java libprotobuf-java libperfmark-java libtomcat9-java
-	libcurator-recipes-java python3-kazoo iproute2 nftables)
+	libcurator-recipes-java python3-kazoo iproute2 nftables python3-venv python3-wheel)
 command -v javac >/dev/null 2>&1 || pkgs+=(default-jdk-headless)
+command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 echo "deps: missing: ${missing[*]}"
 
 if ! command -v apt-get >/dev/null 2>&1; then
