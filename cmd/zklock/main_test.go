@@ -407,11 +407,18 @@ func TestRunUnavailable(t *testing.T) {
 			return err == nil && r.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING
 		})
 		ran := filepath.Join(t.TempDir(), "ran")
-		if code, _, errOut := cli(t, sc.Addr, "run", "x", "--", "touch", ran); code != exitUnavailable || !strings.Contains(errOut, "no ZooKeeper session") {
-			t.Errorf("run without a ZooKeeper session: exit %d, stderr %q; want %d and 'no ZooKeeper session'", code, errOut, exitUnavailable)
+		want := "zklock: zklockd at " + sc.Addr + " cannot serve now: no ZooKeeper session: retry\n"
+		if code, _, errOut := cli(t, sc.Addr, "run", "x", "--", "touch", ran); code != exitUnavailable || errOut != want {
+			t.Errorf("run without a ZooKeeper session: exit %d, stderr %q; want %d and %q", code, errOut, exitUnavailable, want)
 		}
 		if _, err := os.Stat(ran); err == nil {
 			t.Error("the command ran without the lock")
+		}
+		// The other commands say so the same way.
+		for _, args := range [][]string{{"acquire", "x"}, {"describe", "x"}, {"observe", "x"}} {
+			if code, _, errOut := cli(t, sc.Addr, args...); code != exitUnavailable || !strings.HasPrefix(errOut, "zklock: zklockd at "+sc.Addr+" cannot serve now: ") {
+				t.Errorf("zklock %q without a ZooKeeper session: exit %d, stderr %q; want %d and 'zklock: zklockd at %s cannot serve now: '", args, code, errOut, exitUnavailable, sc.Addr)
+			}
 		}
 	})
 }

@@ -107,7 +107,8 @@ func TestUnreachableEveryCommand(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close() // nobody listens there now
-	t.Setenv("ZKLOCK_ADDR", "127.0.0.1:1") // not used: --addr wins
+	// Not used: --addr wins.
+	t.Setenv("ZKLOCK_ADDR", "127.0.0.1:1")
 	const lease = "0123456789abcdef0123456789abcdef"
 	want := "zklock: cannot reach zklockd at " + addr + ": connection refused (is it running? --addr, $ZKLOCK_ADDR)\n"
 	for _, argv := range [][]string{
