@@ -419,6 +419,9 @@ func acquire(ctx context.Context, api zklockv1.LockServiceClient, c call, req *z
 	}
 	for {
 		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return otherError(fmt.Sprintf("stream of %s ended before the grant", c.lock)).report(stderr)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return interrupted(ctx) // while queued
