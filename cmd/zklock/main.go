@@ -8,8 +8,9 @@
 //	zklock observe LOCK
 //
 // The sidecar's address comes from --addr or ZKLOCK_ADDR (default
-// 127.0.0.1:7878; unix:///path for a socket). The usage text (zklock
-// without arguments) says what each command does.
+// 127.0.0.1:7878; unix:///path for a socket). zklock help says what each
+// command does, and zklock help COMMAND its flags. Each way a command can
+// fail has one exit code and one wording, whatever the command: outcome.go.
 package main
 
 import (
@@ -38,49 +39,6 @@ import (
 	"github.com/zklock/zklock/clients/go/zklock"
 )
 
-// Exit codes of zklock itself; `run` passes its command's code through.
-const (
-	exitUsage = 2  // bad command line
-	exitError = 1  // the lock could not be taken, or a call failed
-	exitLost  = 75 // run: the lock was lost while the command ran; renew, release: the lease was lost
-	// exitUnavailable means the sidecar could not answer now (no ZooKeeper
-	// session, contact in doubt, shutting down): retry.
-	exitUnavailable = 69
-)
-
-const usage = `usage:
-  zklock run [--wait D] [--shared] [--permits N] [--reenter LEASE] [--owner S] LOCK -- COMMAND [ARG...]
-      Holds LOCK while COMMAND runs, and exits with its exit code. COMMAND
-      gets ZKLOCK_FENCING_TOKEN, ZKLOCK_LEASE, ZKLOCK_LOCK and ZKLOCK_ADDR.
-      A zklock run of the same LOCK inside it (same ZKLOCK_ADDR) re-enters
-      that lease: granted at once, with the same token.
-  zklock acquire [--wait D] [--ttl D] [--shared] [--permits N] [--reenter LEASE] [--owner S] LOCK
-      Takes a lease that outlives zklock (renew it within its ttl) and
-      prints "LEASE TOKEN".
-  zklock renew [--ttl D] LEASE...
-  zklock release LEASE
-  zklock describe LOCK
-      Prints "permits N" for a semaphore, then a line per holder and per
-      waiter, tab-separated: holder|waiter, mode, token, time joined,
-      owner, and reentered=N for a holder re-entered N times.
-  zklock observe LOCK
-      Prints the lock's holders ("holders: OWNER (token N), ..." or
-      "holders: none"), then again each time they change, until interrupted.
-Flags:
-  --wait D         longest wait in the queue (0s: try once; default: until interrupted)
-  --shared         a shared (read) hold
-  --permits N      N > 1: a semaphore, held by N at once; every contender gives the same N
-  --reenter LEASE  take the lock again through LEASE, a lease of this sidecar that holds it
-  --owner S        a label shown by describe and observe
-  --ttl D          acquire: the lease's ttl; renew: the new ttl
-  zklock help | --help | -h      this text
-  zklock version | --version    zklock's version
-Every command takes --addr ADDR (default $ZKLOCK_ADDR, else 127.0.0.1:7878;
-unix:///path for a socket), before or after the command's name.
-Exit codes of zklock itself: 1 an error, 2 a bad command line, 69 the
-sidecar cannot answer now (retry), 75 the lease was lost, 128+N signal N.
-`
-
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
@@ -94,159 +52,132 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
 		switch a := args[0]; {
 		case a == "-h" || a == "-help" || a == "--help":
-			fmt.Fprint(stdout, usage)
+			fmt.Fprint(stdout, usage())
 			return 0
 		case a == "-version" || a == "--version":
 			fmt.Fprintf(stdout, "zklock %s\n", version)
 			return 0
-		case (a == "-addr" || a == "--addr") && len(args) > 1:
+		case a == "-addr" || a == "--addr":
+			if len(args) < 2 {
+				return badInput(nil, "--addr needs a value: --addr ADDR").report(stderr)
+			}
 			defaultAddr, args = args[1], args[2:]
 		case strings.HasPrefix(a, "-addr=") || strings.HasPrefix(a, "--addr="):
 			_, defaultAddr, _ = strings.Cut(a, "=")
 			args = args[1:]
 		default:
-			fmt.Fprintf(stderr, "zklock: %s before the command: only --addr, --help and --version go there\n%s", a, usage)
-			return exitUsage
+			return badInput(nil, a+" before the command: only --addr, --help and --version go there").report(stderr)
 		}
 	}
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return exitUsage
 	}
-	cmd, args := args[0], args[1:]
-	switch cmd {
+	name, args := args[0], args[1:]
+	switch name {
 	case "help":
-		fmt.Fprint(stdout, usage)
-		return 0
+		if len(args) == 0 {
+			fmt.Fprint(stdout, usage())
+			return 0
+		}
+		if c := lookup(args[0]); c != nil && len(args) == 1 {
+			fmt.Fprint(stdout, c.help())
+			return 0
+		}
+		return badInput(nil, fmt.Sprintf("zklock help %s: want no argument or a command's name", strings.Join(args, " "))).report(stderr)
 	case "version":
 		fmt.Fprintf(stdout, "zklock %s\n", version)
 		return 0
 	}
-	fs := flag.NewFlagSet("zklock "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {} // the usage text below, not the flag package's
-	addr := fs.String("addr", defaultAddr, "zklockd address: host:port or unix:///path")
-	var (
-		wait    *time.Duration
-		ttl     *time.Duration
-		shared  *bool
-		owner   *string
-		permits *int
-		reenter *string
-	)
-	switch cmd {
-	case "run", "acquire":
-		wait = fs.Duration("wait", -1, "longest wait in the queue (default: until interrupted; 0: try once)")
-		shared = fs.Bool("shared", false, "take a shared (read) hold")
-		owner = fs.String("owner", defaultOwner(), "label shown by describe and observe")
-		permits = fs.Int("permits", 0, "N > 1: a semaphore of N holders at once; every contender must give the same N")
-		reenter = fs.String("reenter", "", "take the lock again through this lease, a lease of the same sidecar that holds it: granted at once, with its fencing token")
-		if cmd == "acquire" {
-			ttl = fs.Duration("ttl", 0, "lease ttl, kept by renew (default: the sidecar's)")
-		}
-	case "renew":
-		ttl = fs.Duration("ttl", 0, "new ttl (default: each lease's own)")
-	case "release", "describe", "observe":
-	default:
-		fmt.Fprintf(stderr, "zklock: unknown command %q\n%s", cmd, usage)
-		return exitUsage
+	cmd := lookup(name)
+	if cmd == nil {
+		return badInput(nil, fmt.Sprintf("unknown command %q", name)).report(stderr)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, usage)
-			return 0
-		}
-		fmt.Fprint(stderr, usage) // after the flag package's line saying what is wrong
-		return exitUsage
+	var f flags
+	fs := cmd.flagSet(&f, defaultAddr)
+	rest, err := parseArgs(fs, args, cmd.name == "run")
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, cmd.help())
+		return 0
 	}
-	conn, err := zklock.Dial(*addr)
 	if err != nil {
-		fmt.Fprintf(stderr, "zklock: %v\n", err)
-		return exitUsage
+		return badInput(cmd, flagError(err)).report(stderr)
+	}
+	if !f.ownerSet {
+		f.owner = defaultOwner()
+	}
+	c := call{addr: f.addr, cmd: cmd, wait: f.wait.get()}
+	switch want := cmd.args; {
+	case cmd.name == "run" && len(rest) < 2:
+		return badInput(cmd, "want LOCK -- COMMAND").report(stderr)
+	case want == "LEASE..." && len(rest) == 0:
+		return badInput(cmd, "want one LEASE or more").report(stderr)
+	case (want == "LOCK" || want == "LEASE") && len(rest) != 1:
+		return badInput(cmd, "want one "+want).report(stderr)
+	}
+	conn, err := zklock.Dial(f.addr)
+	if err != nil {
+		return badInput(cmd, err.Error()).report(stderr)
 	}
 	defer conn.Close()
 	ctx, stop := onSignal()
 	defer stop()
 
-	rest := fs.Args()
-	switch cmd {
+	api := zklockv1.NewLockServiceClient(conn)
+	switch cmd.name {
 	case "run":
-		if len(rest) > 1 && rest[1] == "--" {
-			rest = append(rest[:1:1], rest[2:]...)
-		} else if len(rest) > 1 && strings.HasPrefix(rest[1], "-") {
-			fmt.Fprintf(stderr, "zklock run: flags go before LOCK; the command after --\n%s", usage)
-			return exitUsage
-		}
-		if len(rest) < 2 {
-			fmt.Fprintf(stderr, "zklock run: want LOCK -- COMMAND\n%s", usage)
-			return exitUsage
-		}
+		c.lock = rest[0]
 		var opts []zklock.Option
-		if *wait >= 0 {
-			opts = append(opts, zklock.Wait(*wait))
+		if f.wait.set {
+			opts = append(opts, zklock.Wait(f.wait.d))
 		}
-		if *shared {
+		if f.shared {
 			opts = append(opts, zklock.Shared())
 		}
-		if *permits != 0 {
-			opts = append(opts, zklock.Permits(*permits))
+		if f.permits != 0 {
+			opts = append(opts, zklock.Permits(f.permits))
 		}
-		opts = append(opts, zklock.Owner(*owner))
-		r := runner{c: zklock.New(conn), addr: *addr, lock: rest[0], command: rest[1:], opts: opts, reenter: *reenter, stderr: stderr}
-		if r.reenter == "" && os.Getenv("ZKLOCK_LEASE") != "" && os.Getenv("ZKLOCK_LOCK") == r.lock && os.Getenv("ZKLOCK_ADDR") == r.addr {
+		opts = append(opts, zklock.Owner(f.owner))
+		r := runner{c: zklock.New(conn), call: c, command: rest[1:], opts: opts, reenter: f.reenter, stderr: stderr}
+		if r.reenter == "" && os.Getenv("ZKLOCK_LEASE") != "" && os.Getenv("ZKLOCK_LOCK") == c.lock && os.Getenv("ZKLOCK_ADDR") == c.addr {
 			// Inside a zklock run of the same lock at the same sidecar.
 			r.reenter, r.inherited = os.Getenv("ZKLOCK_LEASE"), true
 		}
 		return r.run(ctx)
 	case "acquire":
-		if len(rest) != 1 {
-			fmt.Fprintf(stderr, "zklock acquire: want one LOCK\n%s", usage)
-			return exitUsage
+		c.lock = rest[0]
+		req := &zklockv1.AcquireRequest{Lock: c.lock, Detach: true, Owner: f.owner}
+		if f.wait.set {
+			req.Wait = durationpb.New(f.wait.d)
 		}
-		req := &zklockv1.AcquireRequest{Lock: rest[0], Detach: true, Owner: *owner}
-		if *wait >= 0 {
-			req.Wait = durationpb.New(*wait)
+		if f.ttl.d > 0 {
+			req.Ttl = durationpb.New(f.ttl.d)
 		}
-		if *ttl > 0 {
-			req.Ttl = durationpb.New(*ttl)
-		}
-		if *shared {
+		if f.shared {
 			req.Mode = zklockv1.Mode_MODE_SHARED
 		}
-		req.Permits = int32(min(max(*permits, math.MinInt32), math.MaxInt32))
-		req.Reenter = *reenter
-		return acquire(ctx, zklockv1.NewLockServiceClient(conn), *addr, req, stdout, stderr)
+		req.Permits = int32(min(max(f.permits, math.MinInt32), math.MaxInt32))
+		req.Reenter = f.reenter
+		return acquire(ctx, api, c, req, stdout, stderr)
 	case "renew":
-		if len(rest) == 0 {
-			fmt.Fprintf(stderr, "zklock renew: want LEASE...\n%s", usage)
-			return exitUsage
-		}
 		req := &zklockv1.RenewRequest{LeaseIds: rest}
-		if *ttl > 0 {
-			req.Ttl = durationpb.New(*ttl)
+		if f.ttl.d > 0 {
+			req.Ttl = durationpb.New(f.ttl.d)
 		}
-		resp, err := zklockv1.NewLockServiceClient(conn).Renew(ctx, req)
+		resp, err := api.Renew(ctx, req)
 		if err != nil {
-			return fail(stderr, *addr, err)
+			return outcomeOf(c, err).report(stderr)
 		}
 		for _, l := range resp.GetLeases() {
 			fmt.Fprintln(stdout, l.GetExpiresAt().AsTime().Format(time.RFC3339Nano))
 		}
 		return 0
 	case "release":
-		if len(rest) != 1 {
-			fmt.Fprintf(stderr, "zklock release: want one LEASE\n%s", usage)
-			return exitUsage
-		}
-		if _, err := zklockv1.NewLockServiceClient(conn).Release(ctx, &zklockv1.ReleaseRequest{LeaseId: rest[0]}); err != nil {
-			return fail(stderr, *addr, err)
+		if _, err := api.Release(ctx, &zklockv1.ReleaseRequest{LeaseId: rest[0]}); err != nil {
+			return outcomeOf(c, err).report(stderr)
 		}
 		return 0
 	case "observe":
-		if len(rest) != 1 {
-			fmt.Fprintf(stderr, "zklock observe: want one LOCK\n%s", usage)
-			return exitUsage
-		}
 		err := zklock.New(conn).Observe(ctx, rest[0], func(s zklock.State) error {
 			_, err := fmt.Fprintln(stdout, holdersLine(s))
 			return err
@@ -254,15 +185,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if ctx.Err() != nil {
 			return interrupted(ctx)
 		}
-		return fail(stderr, *addr, err)
+		return outcomeOf(c, err).report(stderr)
 	default: // describe
-		if len(rest) != 1 {
-			fmt.Fprintf(stderr, "zklock describe: want one LOCK\n%s", usage)
-			return exitUsage
-		}
-		resp, err := zklockv1.NewLockServiceClient(conn).Describe(ctx, &zklockv1.DescribeRequest{Lock: rest[0]})
+		resp, err := api.Describe(ctx, &zklockv1.DescribeRequest{Lock: rest[0]})
 		if err != nil {
-			return fail(stderr, *addr, err)
+			return outcomeOf(c, err).report(stderr)
 		}
 		if p := resp.GetPermits(); p > 0 {
 			fmt.Fprintf(stdout, "permits\t%d\n", p)
@@ -334,8 +261,7 @@ const killGrace = 10 * time.Second
 // runner is a zklock run.
 type runner struct {
 	c       *zklock.Client
-	addr    string // the sidecar's, as given
-	lock    string
+	call    call // the sidecar's address, as given, the lock and --wait
 	command []string
 	opts    []zklock.Option
 	reenter string // the lease to re-enter, if any
@@ -354,7 +280,7 @@ type runner struct {
 // killGrace, and zklock exits with exitLost. Signals zklock gets are passed
 // on to the group; a second one kills it.
 func (r *runner) run(ctx context.Context) int {
-	lock, command, stderr := r.lock, r.command, r.stderr
+	lock, command, stderr := r.call.lock, r.command, r.stderr
 	opts := r.opts
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		opts = append(opts, zklock.OnQueued(func(pos, n int) {
@@ -377,7 +303,7 @@ func (r *runner) run(ctx context.Context) int {
 		if ctx.Err() != nil {
 			return interrupted(ctx) // while queued
 		}
-		return fail(stderr, r.addr, err)
+		return outcomeOf(r.call, err).report(stderr)
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
@@ -394,7 +320,7 @@ func (r *runner) run(ctx context.Context) int {
 		"ZKLOCK_FENCING_TOKEN="+strconv.FormatInt(lease.Token(), 10),
 		"ZKLOCK_LEASE="+lease.ID(),
 		"ZKLOCK_LOCK="+lock,
-		"ZKLOCK_ADDR="+r.addr) // a zklock inside talks to the same sidecar
+		"ZKLOCK_ADDR="+r.call.addr) // a zklock inside talks to the same sidecar
 	started := make(chan error, 1)
 	exited := make(chan error, 1)
 	go func() {
@@ -429,7 +355,9 @@ func (r *runner) run(ctx context.Context) int {
 			code := exitCode(err, stderr)
 			if err := releaseLease(lease); errors.Is(err, zklock.ErrLost) && !lost {
 				lost = true
-				fmt.Fprintf(stderr, "%v (before %s exited)\n", err, command[0])
+				o := outcomeOf(r.call, err)
+				o.line += fmt.Sprintf(" (before %s exited)", command[0])
+				o.report(stderr)
 			}
 			if lost {
 				return exitLost
@@ -438,7 +366,9 @@ func (r *runner) run(ctx context.Context) int {
 		case <-lease.Lost():
 			if !lost {
 				lost = true
-				fmt.Fprintf(stderr, "%v; stopping %s\n", lease.Err(), command[0])
+				o := outcomeOf(r.call, lease.Err())
+				o.line += "; stopping " + command[0]
+				o.report(stderr)
 				group(syscall.SIGTERM)
 				kill = time.After(killGrace)
 			}
@@ -476,25 +406,27 @@ func exitCode(err error, stderr io.Writer) int {
 		return ee.ExitCode()
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "zklock: %v\n", err)
-		return exitError
+		return otherError(err.Error()).report(stderr)
 	}
 	return 0
 }
 
 // acquire takes a detached lease and prints its id and fencing token.
-func acquire(ctx context.Context, api zklockv1.LockServiceClient, addr string, req *zklockv1.AcquireRequest, stdout, stderr io.Writer) int {
+func acquire(ctx context.Context, api zklockv1.LockServiceClient, c call, req *zklockv1.AcquireRequest, stdout, stderr io.Writer) int {
 	stream, err := api.Acquire(ctx, req)
 	if err != nil {
-		return fail(stderr, addr, err)
+		return outcomeOf(c, err).report(stderr)
 	}
 	for {
 		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return otherError(fmt.Sprintf("stream of %s ended before the grant", c.lock)).report(stderr)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return interrupted(ctx) // while queued
 			}
-			return fail(stderr, addr, err)
+			return outcomeOf(c, err).report(stderr)
 		}
 		if g := ev.GetGranted(); g != nil {
 			fmt.Fprintf(stdout, "%s %d\n", g.GetLeaseId(), g.GetFencingToken())
@@ -539,49 +471,6 @@ func interrupted(ctx context.Context) int {
 		return 128 + int(s.sig)
 	}
 	return 128 + int(syscall.SIGINT)
-}
-
-// fail reports err and returns the exit code for it: exitLost for a lease
-// that was lost (ABORTED), exitUnavailable for a call to retry
-// (UNAVAILABLE), else exitError.
-func fail(stderr io.Writer, addr string, err error) int {
-	if st, ok := status.FromError(err); ok {
-		if st.Code() == codes.Unavailable && unreachable(st.Message()) {
-			why := st.Message()
-			if i := strings.LastIndex(why, ": "); i >= 0 {
-				why = strings.TrimRight(why[i+2:], `"`)
-			}
-			fmt.Fprintf(stderr, "zklock: cannot reach zklockd at %s: %s (is it running? --addr, $ZKLOCK_ADDR)\n", addr, why)
-			return exitUnavailable
-		}
-		fmt.Fprintf(stderr, "zklock: %s: %s\n", st.Code(), st.Message())
-		switch st.Code() {
-		case codes.Aborted:
-			return exitLost
-		case codes.Unavailable:
-			return exitUnavailable
-		}
-	} else if errors.Is(err, zklock.ErrLost) {
-		fmt.Fprintln(stderr, err)
-		return exitLost
-	} else if strings.HasPrefix(err.Error(), "zklock: ") {
-		fmt.Fprintln(stderr, err)
-	} else {
-		fmt.Fprintf(stderr, "zklock: %v\n", err)
-	}
-	return exitError
-}
-
-// unreachable reports whether an UNAVAILABLE status's message is gRPC's
-// own, for a connection to zklockd that could not be made, rather than
-// zklockd's answer.
-func unreachable(msg string) bool {
-	for _, m := range []string{"connection error", "Error while dialing", "connection refused", "no such file or directory", "connection reset"} {
-		if strings.Contains(msg, m) {
-			return true
-		}
-	}
-	return false
 }
 
 func envOr(k, def string) string {

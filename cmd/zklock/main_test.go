@@ -142,8 +142,8 @@ if ZKLOCK_LEASE= %[2]s run --wait 0s nest -- true 2>/dev/null; then echo free > 
 			t.Errorf("describe: exit %d, %q; want a holder re-entered once", code, out)
 		}
 		for i, lease := range []string{first[0], second[0]} {
-			if code, _, errOut := cli(t, sc.Addr, "run", "--wait", "0s", "relock", "--", "true"); code != exitError {
-				t.Errorf("run --wait 0s with %d of the 2 leases released: exit %d, stderr %q; want %d (held)", i, code, errOut, exitError)
+			if code, _, errOut := cli(t, sc.Addr, "run", "--wait", "0s", "relock", "--", "true"); code != exitHeld {
+				t.Errorf("run --wait 0s with %d of the 2 leases released: exit %d, stderr %q; want %d (held)", i, code, errOut, exitHeld)
 			}
 			if code, _, errOut := cli(t, sc.Addr, "release", lease); code != 0 {
 				t.Fatalf("release: exit %d, %s", code, errOut)
@@ -165,8 +165,8 @@ if ZKLOCK_LEASE= %[2]s run --wait 0s nest -- true 2>/dev/null; then echo free > 
 		if tokens[0] == tokens[1] {
 			t.Errorf("two holders of a semaphore with the same token %s", tokens[0])
 		}
-		if code, _, errOut := cli(t, sc.Addr, "run", "--permits", "2", "--wait", "0s", "pool", "--", "true"); code != exitError || !strings.Contains(errOut, "held") {
-			t.Errorf("run --permits 2 --wait 0s with 2 holders: exit %d, stderr %q; want %d", code, errOut, exitError)
+		if code, _, errOut := cli(t, sc.Addr, "run", "--permits", "2", "--wait", "0s", "pool", "--", "true"); code != exitHeld || !strings.Contains(errOut, "held") {
+			t.Errorf("run --permits 2 --wait 0s with 2 holders: exit %d, stderr %q; want %d", code, errOut, exitHeld)
 		}
 		if code, _, errOut := cli(t, sc.Addr, "run", "--permits", "3", "--wait", "0s", "pool", "--", "true"); code != exitError ||
 			!strings.Contains(errOut, "FailedPrecondition") || !strings.Contains(errOut, "2 permits") || !strings.Contains(errOut, "3 permits") {
@@ -230,8 +230,9 @@ if ZKLOCK_LEASE= %[2]s run --wait 0s nest -- true 2>/dev/null; then echo free > 
 			t.Fatalf("acquire exited %d", code)
 		}
 		lease := strings.Fields(out)[0]
-		if code, _, errOut := cli(t, sc.Addr, "run", "--wait", "0s", "busy", "--", "true"); code != exitError || !strings.Contains(errOut, "not granted in time: busy is held") {
-			t.Errorf("run --wait 0s on a held lock: exit %d, stderr %q; want %d and 'not granted in time: busy is held'", code, errOut, exitError)
+		want := `zklock: lock "busy" is held by another (--wait 0s: tried once)` + "\n"
+		if code, _, errOut := cli(t, sc.Addr, "run", "--wait", "0s", "busy", "--", "true"); code != exitHeld || errOut != want {
+			t.Errorf("run --wait 0s on a held lock: exit %d, stderr %q; want %d and %q", code, errOut, exitHeld, want)
 		}
 		if code, out, _ := cli(t, sc.Addr, "describe", "busy"); code != 0 || !strings.HasPrefix(out, "holder\tMODE_EXCLUSIVE") {
 			t.Errorf("describe: exit %d, %q", code, out)
@@ -279,11 +280,12 @@ if ZKLOCK_LEASE= %[2]s run --wait 0s nest -- true 2>/dev/null; then echo free > 
 
 	t.Run("a lost lock stops the command", func(t *testing.T) {
 		done := make(chan int, 1)
+		var errOut bytes.Buffer // written until done is sent
 		started := filepath.Join(t.TempDir(), "started")
 		sleep := []string{"sleep", uniqueDuration()}
 		killAtCleanup(t, sleep...)
 		go func() {
-			var out, errOut bytes.Buffer
+			var out bytes.Buffer
 			// The sleep is a child of the shell: the whole group must go.
 			done <- run([]string{"run", "--addr", sc.Addr, "doomed", "--", "sh", "-c", "touch " + started + "; " + strings.Join(sleep, " ") + "; true"}, &out, &errOut)
 		}()
@@ -293,8 +295,10 @@ if ZKLOCK_LEASE= %[2]s run --wait 0s nest -- true 2>/dev/null; then echo free > 
 		sc.Stop()
 		select {
 		case code := <-done:
-			if code != exitLost {
-				t.Errorf("exit code %d after the lock was lost, want %d", code, exitLost)
+			// Stop tells holders Lost{SHUTDOWN} before their streams end.
+			want := "zklock: lease lost: LOST_REASON_SHUTDOWN; stopping sh\n"
+			if code != exitLost || errOut.String() != want {
+				t.Errorf("after the lock was lost: exit %d, stderr %q; want %d and %q", code, errOut.String(), exitLost, want)
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatal("command still running 10s after the lock was lost")
@@ -403,11 +407,18 @@ func TestRunUnavailable(t *testing.T) {
 			return err == nil && r.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING
 		})
 		ran := filepath.Join(t.TempDir(), "ran")
-		if code, _, errOut := cli(t, sc.Addr, "run", "x", "--", "touch", ran); code != exitUnavailable || !strings.Contains(errOut, "no ZooKeeper session") {
-			t.Errorf("run without a ZooKeeper session: exit %d, stderr %q; want %d and 'no ZooKeeper session'", code, errOut, exitUnavailable)
+		want := "zklock: zklockd at " + sc.Addr + " cannot serve now: no ZooKeeper session: retry\n"
+		if code, _, errOut := cli(t, sc.Addr, "run", "x", "--", "touch", ran); code != exitUnavailable || errOut != want {
+			t.Errorf("run without a ZooKeeper session: exit %d, stderr %q; want %d and %q", code, errOut, exitUnavailable, want)
 		}
 		if _, err := os.Stat(ran); err == nil {
 			t.Error("the command ran without the lock")
+		}
+		// The other commands say so the same way.
+		for _, args := range [][]string{{"acquire", "x"}, {"describe", "x"}, {"observe", "x"}} {
+			if code, _, errOut := cli(t, sc.Addr, args...); code != exitUnavailable || !strings.HasPrefix(errOut, "zklock: zklockd at "+sc.Addr+" cannot serve now: ") {
+				t.Errorf("zklock %q without a ZooKeeper session: exit %d, stderr %q; want %d and 'zklock: zklockd at %s cannot serve now: '", args, code, errOut, exitUnavailable, sc.Addr)
+			}
 		}
 	})
 }
@@ -488,7 +499,7 @@ func TestHelpAndVersion(t *testing.T) {
 	if code := run([]string{"--wait", "1s", "describe", "x"}, &out, &errOut); code != exitUsage || !strings.Contains(errOut.String(), "only --addr") {
 		t.Errorf("a flag before the command: %d, %q; want %d saying only --addr goes there", code, errOut.String(), exitUsage)
 	}
-	if strings.Contains(usage, "-1ns") {
+	if strings.Contains(usage(), "-1ns") {
 		t.Error("the usage shows a default as -1ns")
 	}
 }
