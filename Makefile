@@ -30,11 +30,13 @@ HELM_KUBE_MINOR            := 37
 PY_PROTO_INCLUDE = $(shell /usr/bin/python3 -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))' 2>/dev/null)
 
 # Generated Go code (buf.gen.yaml writes it with paths=source_relative).
-GEN_GO_DIR := clients/go
+GEN_GO_DIR := api
 
 # go test settings; override on the command line, e.g.
 #   make test GO_TEST_PKGS=./zkrecipes/... GO_TEST_FLAGS='-run TestLock'
-GO_TEST_PKGS    ?= ./...
+# Every package of the go.work's three modules (the daemon's, api/, clients/go/).
+GO_PKGS         := ./... ./api/... ./clients/go/...
+GO_TEST_PKGS    ?= $(GO_PKGS)
 GO_TEST_TIMEOUT ?= 15m
 GO_TEST_FLAGS   ?=
 
@@ -96,7 +98,7 @@ lint: gen-tools ## buf lint, gofmt and go vet
 	buf lint
 	@files=$$(gofmt -l .); \
 	if [[ -n $$files ]]; then echo "gofmt: these files need formatting (run gofmt -w):"; echo "$$files"; exit 1; fi
-	go vet ./...
+	go vet $(GO_PKGS)
 
 ## ---- build, test, run -----------------------------------------------------
 

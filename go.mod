@@ -22,7 +22,17 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
+	github.com/zklock/zklock/api v0.1.0
+	github.com/zklock/zklock/clients/go v0.1.0
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
+)
+
+// The API's generated code and the Go client are modules of their own (an
+// app that imports the client gets only gRPC and protobuf); go.work joins
+// the three into one build, and these lines do the same without it.
+replace (
+	github.com/zklock/zklock/api => ./api
+	github.com/zklock/zklock/clients/go => ./clients/go
 )

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"sync"
 
-	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
+	zklockv1 "github.com/zklock/zklock/api/zklock/v1"
 )
 
 // serveLines accepts connections on lis until lis is closed and, for each

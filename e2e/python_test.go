@@ -15,7 +15,8 @@ import (
 // TestPythonClient runs the Python client's tests (clients/python), with
 // Debian's python3-grpcio, against zklockd processes: one for most tests,
 // and one each for the tests that stop (SIGTERM) and kill (SIGKILL) their
-// sidecar.
+// sidecar. They import the package from the checkout (PYTHONPATH), so that
+// they test the files as they are; TestPythonInstall installs it with pip.
 func TestPythonClient(t *testing.T) {
 	t.Parallel()
 	dir, err := filepath.Abs("../clients/python")

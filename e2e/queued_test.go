@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
+	zklockv1 "github.com/zklock/zklock/api/zklock/v1"
 	"github.com/zklock/zklock/internal/zktest"
 )
 

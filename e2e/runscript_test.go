@@ -17,7 +17,7 @@ import (
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
+	zklockv1 "github.com/zklock/zklock/api/zklock/v1"
 	"github.com/zklock/zklock/internal/syncbuf"
 )
 

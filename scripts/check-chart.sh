@@ -1,28 +1,39 @@
 #!/usr/bin/env bash
 # check-chart.sh: what `make chart` runs, and `make test` as its "chart"
 # check. Needs helm in bin/ (make tool-helm) and go; builds bin/kubecheck
-# (tools/kubecheck, a module of its own) itself.
+# and bin/alertdoc (tools/kubecheck, a module of its own) itself.
 #
 #   1. helm lint --strict charts/zklock, with the default values and with
 #      each charts/zklock/ci/*-values.yaml
 #   2. helm template with the default values (must render nothing), with each
 #      ci values file, and an app chart that includes the named templates
 #      (tools/chart-test/app); kubecheck validates every rendered document
-#      against the Kubernetes API types, offline
+#      against the Kubernetes API types and the Prometheus Operator's,
+#      offline (PromQL parsed), and that each Service, ServiceMonitor and
+#      PodMonitor selects what it should scrape (-targets); the
+#      PrometheusRule's alerts are those of docs/operations.md's table
+#      (alertdoc)
 #   3. values that cannot work must fail the render, each with its message;
 #      each probe type renders what it should (the health port only for grpc)
 #   4. kubecheck must reject broken manifests (an unknown field, a wrong
-#      type, a mount of a volume that is not there): the validation can fail
-#   5. the Dockerfile: its go build commands, run in a copy of the build
-#      context that .dockerignore leaves, give static binaries, and zklockd
-#      reports the version it was given
+#      type, a mount of a volume that is not there, an unknown field in a
+#      ServiceMonitor, PromQL that does not parse, a ServiceMonitor that
+#      selects no Service), and alertdoc a rule that differs from the
+#      table: the validation can fail
+#   5. the Dockerfile: the layer before `go mod download` copies go.work
+#      and the go.mod and go.sum of every module it uses; its go build
+#      commands, run in a copy of the build context that .dockerignore
+#      leaves, give static binaries (zklockd, healthprobe, the zklock CLI),
+#      and zklockd and zklock report the version they were given
 #   6. zklockd from step 5 runs with the exact flags each rendered example
 #      gives it (TLS and credential files made up for it, ZooKeeper down),
 #      and the rendered probe reaches it and reports NOT_SERVING: an exec
 #      probe's command as rendered, a grpc probe as the kubelet dials it
 #      (healthprobe, plaintext, to the probe's port, which must be the
 #      containerPort named health that --health-listen binds); grpcurl, when
-#      there is one, finds no LockService on the health port
+#      there is one, finds no LockService on the health port; with metrics
+#      on, zklockd's /metrics is scraped, and every metric the alerts read
+#      (but kube-state-metrics') must be in a scrape
 #
 # Prints one line per check; exits 1 if any failed.
 set -euo pipefail
@@ -32,6 +43,7 @@ repo=$PWD
 chart=charts/zklock
 helm=${HELM:-bin/helm}
 kubecheck=bin/kubecheck
+alertdoc=bin/alertdoc
 # grpcurl (make tool-grpcurl) is optional: without it the health port's
 # refusal of the lock API is left to cmd/zklockd's tests.
 grpcurl=${GRPCURL:-bin/grpcurl}
@@ -58,8 +70,9 @@ fail() {
 }
 
 start=$SECONDS
-(cd tools/kubecheck && go build -o "$repo/$kubecheck" .)
-echo "     built $kubecheck ($((SECONDS - start))s)"
+# tools/kubecheck is a module of its own, outside go.work.
+(cd tools/kubecheck && GOWORK=off go build -o "$repo/$kubecheck" . && GOWORK=off go build -o "$repo/$alertdoc" ./alertdoc)
+echo "     built $kubecheck and $alertdoc ($((SECONDS - start))s)"
 
 values=("$chart"/ci/*-values.yaml)
 
@@ -82,7 +95,7 @@ done
 validate() {
 	local name=$1 out
 	shift
-	if out=$("$kubecheck" "$@" 2>&1); then
+	if out=$("$kubecheck" -targets "$@" 2>&1); then
 		ok "$name: ${out#kubecheck: }"
 	else
 		fail "$name"
@@ -142,6 +155,33 @@ for set in "" "zklock.nativeSidecar=false,zklock.listen.mode=tcp"; do
 	fi
 done
 
+# The PrometheusRule has exactly the alerts of docs/operations.md's table: a
+# release of this chart with the rules alone renders that object alone, and
+# the monitoring example renders the same rules.
+alerts_doc=docs/operations.md
+# check_alerts NAME FILE: alertdoc compares FILE's PrometheusRule with the table.
+check_alerts() {
+	local out
+	if out=$("$alertdoc" -doc "$alerts_doc" <"$2" 2>&1); then
+		ok "$1: ${out#alertdoc: }"
+	else
+		fail "$1: the PrometheusRule differs from $alerts_doc:"
+		echo "$out" | sed 's/^/    /'
+	fi
+}
+if render "$tmp/rules.yaml" --set metrics.prometheusRule.enabled=true; then
+	kinds=$(grep '^kind:' "$tmp/rules.yaml" | tr '\n' ' ')
+	if [[ $kinds == "kind: PrometheusRule " ]]; then
+		validate "helm template --set metrics.prometheusRule.enabled=true (the PrometheusRule alone) | kubecheck" <"$tmp/rules.yaml"
+	else
+		fail "helm template --set metrics.prometheusRule.enabled=true renders $kinds; want the PrometheusRule alone"
+	fi
+	check_alerts "helm template --set metrics.prometheusRule.enabled=true | alertdoc" "$tmp/rules.yaml"
+else
+	fail "helm template --set metrics.prometheusRule.enabled=true"
+fi
+check_alerts "helm template -f $chart/ci/monitoring-values.yaml | alertdoc" "$tmp/monitoring-values.yaml"
+
 # ---- 3. values that must fail the render -------------------------------------
 
 # must_fail MESSAGE HELM-TEMPLATE-ARGS...: the render fails and says MESSAGE.
@@ -170,6 +210,10 @@ must_fail "metrics.port and listen.port are both 7878" --set metrics.enabled=tru
 must_fail "value must be one of 'tcp', 'unix'" --set listen.mode=udp
 must_fail "additional properties 'conect' not allowed" --set zookeeper.conect=zk:2181
 must_fail "/socketMode" --set-string listen.socketMode=0999
+must_fail "metrics.podMonitor.enabled need metrics.enabled" --set metrics.serviceMonitor.enabled=true
+must_fail "need metrics.podSelector" --set example.enabled=false,metrics.enabled=true,metrics.podMonitor.enabled=true
+must_fail "are both true: enable one" --set metrics.enabled=true,metrics.serviceMonitor.enabled=true,metrics.podMonitor.enabled=true
+must_fail "/metrics/serviceMonitor/interval" --set "metrics.serviceMonitor.interval=30 s"
 
 # container NAME FILE: the lines of container NAME's spec in FILE.
 container() {
@@ -229,7 +273,7 @@ done
 # must_reject NAME MESSAGE < manifests
 must_reject() {
 	local name=$1 want=$2 out
-	if out=$("$kubecheck" 2>&1); then
+	if out=$("$kubecheck" -targets 2>&1); then
 		fail "kubecheck accepted $name"
 	elif [[ $out != *"$want"* ]]; then
 		fail "kubecheck rejected $name without saying: $want"
@@ -245,6 +289,22 @@ sed 's/^  replicas: 2$/  replicas: two/' "$ex" |
 	must_reject "a string for replicas" 'cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of type int32'
 sed 's/^\( *- name: \)zklock-socket$/\1zklock-sockets/' "$tmp/unix-values.yaml" | sed '0,/zklock-sockets/s//zklock-socket/' |
 	must_reject "a mount of a volume that is not there" 'volumeMounts[0].name: Not found: "zklock-socket"'
+mon=$tmp/monitoring-values.yaml
+sed 's/^\( *\)scrapeTimeout:/\1scrapeTimout:/' "$mon" |
+	must_reject "an unknown field in a ServiceMonitor" 'unknown field "spec.endpoints[0].scrapeTimout"'
+sed 's/^      app.kubernetes.io\/component: metrics$/      app.kubernetes.io\/component: metric/' "$mon" |
+	must_reject "a ServiceMonitor that selects no Service" 'ServiceMonitor/zklock-metrics: selector selects no Service of the input'
+sed 's/\[10m\]) > 5/[10m] > 5/' "$mon" |
+	must_reject "PromQL that does not parse" 'rules[4].expr: Invalid value: "increase(zklock_zookeeper_reconnects_total[10m] > 5": PromQL: '
+sed 's/^\(  *severity:\) critical$/\1 warning/' "$tmp/rules.yaml" >"$tmp/rules-changed.yaml"
+if out=$("$alertdoc" -doc "$alerts_doc" <"$tmp/rules-changed.yaml" 2>&1); then
+	fail "alertdoc accepted a PrometheusRule whose severities differ from $alerts_doc"
+elif [[ $out != *'ZklockNoSession: severity: table "critical", PrometheusRule "warning"'* ]]; then
+	fail "alertdoc rejected changed severities without naming ZklockNoSession's:"
+	echo "$out" | sed 's/^/    /'
+else
+	ok "alertdoc rejects a rule whose severity differs from the table: ZklockNoSession: severity: table \"critical\", PrometheusRule \"warning\""
+fi
 
 # ---- 5. the Dockerfile's build --------------------------------------------------
 
@@ -265,13 +325,42 @@ while IFS= read -r line; do
 done <.dockerignore
 tar -C "$repo" --anchored --no-wildcards-match-slash "${excludes[@]}" -cf - . | tar -C "$ctx" -xf -
 
+# The files the COPY lines before `go mod download` copy (FROM's context,
+# not --from), each with the directory it lands in: go.work, and go.mod and
+# go.sum of each module go.work uses, each in its own directory.
+mapfile -t copied < <(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' Dockerfile | awk '
+	/^RUN .*go mod download/ { exit }
+	/^COPY / && !/--from/ {
+		dest = $NF; sub(/^\.\//, "", dest); sub(/\/$/, "", dest); if (dest == ".") dest = ""
+		for (i = 2; i < NF; i++) print $i "\t" dest
+	}')
+want_files=(go.work)
+[[ -f go.work.sum ]] && want_files+=(go.work.sum)
+while read -r dir; do
+	dir=${dir#./}
+	dir=${dir%/}
+	[[ $dir == . || -z $dir ]] && dir=
+	want_files+=("${dir:+$dir/}go.mod" "${dir:+$dir/}go.sum")
+done < <(GOWORK= go work edit -json | awk -F'"' '/"DiskPath"/ { print $4 }')
+missing=()
+for f in "${want_files[@]}"; do
+	d=$(dirname "$f")
+	[[ $d == . ]] && d=
+	printf '%s\n' "${copied[@]}" | grep -qxF "$f"$'\t'"$d" || missing+=("$f")
+done
+if ((${#missing[@]})); then
+	fail "Dockerfile: the COPY lines before 'go mod download' miss ${missing[*]} (each to its own directory); go.work uses: $(GOWORK= go work edit -json | awk -F'"' '/"DiskPath"/ { printf "%s ", $4 }')"
+else
+	ok "Dockerfile: the layer before 'go mod download' copies ${want_files[*]}"
+fi
+
 # The RUN lines with `go build`, continuation lines joined.
 mapfile -t builds < <(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' Dockerfile | grep -E '^RUN .*go build' | sed -E 's/^RUN( +--mount=[^ ]+)* +//')
 version=check-chart-$$
 out=$tmp/out
 start=$SECONDS
-if [[ ${#builds[@]} -ne 2 ]]; then
-	fail "Dockerfile: expected 2 RUN go build lines, found ${#builds[@]}"
+if [[ ${#builds[@]} -ne 3 ]]; then
+	fail "Dockerfile: expected 3 RUN go build lines (zklockd, healthprobe, zklock), found ${#builds[@]}"
 else
 	for cmd in "${builds[@]}"; do
 		cmd=${cmd#"${cmd%%[![:space:]]*}"}
@@ -284,7 +373,7 @@ else
 	done
 fi
 echo "     Dockerfile builds took $((SECONDS - start))s"
-for b in zklockd healthprobe; do
+for b in zklockd healthprobe zklock; do
 	[[ -x $out/$b ]] || { fail "Dockerfile: no $b built"; continue; }
 	# ldd (libc-bin, on every Debian) refuses a static binary; file, when
 	# installed, says so too.
@@ -298,14 +387,15 @@ for b in zklockd healthprobe; do
 		fail "$b is not static: ldd: $lddout; ${cgo:-cgo on}; file: ${desc:-?}"
 	fi
 done
-if [[ -x $out/zklockd ]]; then
-	got=$("$out/zklockd" --version 2>&1 || true)
+for b in zklockd zklock; do
+	[[ -x $out/$b ]] || continue
+	got=$("$out/$b" --version 2>&1 || true)
 	if [[ $got == *"$version"* ]]; then
-		ok "zklockd --version: $got"
+		ok "$b --version: $got"
 	else
-		fail "zklockd --version says '$got', want $version"
+		fail "$b --version says '$got', want $version"
 	fi
-fi
+done
 
 # ---- 6. the rendered flags and probes against the built zklockd -------------------
 
@@ -348,11 +438,21 @@ echo "billing:not-a-real-password" >"$pki/zk-auth/credentials"
 		-extfile "$tmp/ext" -out "$pki/tls/tls.crt"
 } >"$tmp/openssl.log" 2>&1 || { fail "openssl could not make the test certificates"; sed 's/^/    /' "$tmp/openssl.log"; }
 
+# scrape PORT: the body of http://127.0.0.1:PORT/metrics (bash's /dev/tcp:
+# no curl needed).
+scrape() {
+	timeout 10 bash -c '
+		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+		printf "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" >&3
+		sed "1,/^\r\$/d" <&3' scrape "$1"
+}
+
 # run_rendered NAME HELM-ARGS...: renders the example, runs the built
 # zklockd with the zklockd container's args (paths under /etc/zklock moved
 # to $pki, ZooKeeper down), and runs the liveness probe's command (healthprobe
 # from the build) against it: it must answer NOT_SERVING (exit 4), which
-# takes a connection and a health answer.
+# takes a connection and a health answer. With metrics on, its /metrics is
+# saved in $tmp/scrapes/NAME.
 run_rendered() {
 	local name=$1 grpc_port metrics_port health_port dir rendered args probe pid rc i c ports answer health_addr=
 	shift
@@ -412,6 +512,15 @@ run_rendered() {
 		fail "$name: the rendered probe ${probe[*]} exited $rc, want 4 (NOT_SERVING):"
 		sed 's/^/    /' "$dir/probe.log" "$dir/zklockd.log"
 	fi
+	if [[ " ${args[*]} " == *" --metrics-listen=:$metrics_port "* ]]; then
+		mkdir -p "$tmp/scrapes"
+		if scrape "$metrics_port" >"$tmp/scrapes/$name" 2>"$dir/scrape.err" && grep -q '^zklock_' "$tmp/scrapes/$name"; then
+			ok "$name: --metrics-listen=:$metrics_port serves /metrics ($(grep -c '^[a-z]' "$tmp/scrapes/$name") series)"
+		else
+			fail "$name: no zklock_ metrics at http://127.0.0.1:$metrics_port/metrics:"
+			sed 's/^/    /' "$dir/scrape.err" "$tmp/scrapes/$name" | head -20
+		fi
+	fi
 	if [[ -n $health_addr && -n $grpcurl ]]; then
 		# grpcurl says "Code: Unimplemented" for a service the server lacks.
 		if answer=$("$grpcurl" -plaintext -max-time 5 -import-path api -proto zklock/v1/lock.proto -d '{"lock":"x"}' \
@@ -431,6 +540,24 @@ if [[ -x $out/zklockd && -x $out/healthprobe ]]; then
 	for v in "${values[@]}"; do
 		run_rendered "$(basename "$v" -values.yaml)" -f "$v"
 	done
+fi
+
+# Every metric the alerts read is one zklockd exports (seen in a scrape
+# above; grpc_server_* series appear at a gRPC call, which the exec probes
+# make), but kube-state-metrics' limits.
+if [[ -d $tmp/scrapes ]] && names=$("$alertdoc" -doc "$alerts_doc" -metrics <"$tmp/rules.yaml" 2>&1); then
+	missing=()
+	for m in $names; do
+		[[ $m == kube_pod_container_resource_limits ]] && continue
+		grep -qE "^$m(\{| )" "$tmp/scrapes/"* || missing+=("$m")
+	done
+	if ((${#missing[@]})); then
+		fail "the alerts read metrics no scrape of zklockd had: ${missing[*]} (scraped: $(ls "$tmp/scrapes" | tr '\n' ' '))"
+	else
+		ok "every metric the alerts read is in a scrape of zklockd: $(echo $names | sed 's/ *kube_pod_container_resource_limits//')"
+	fi
+else
+	fail "no scrape of zklockd's metrics, or alertdoc -metrics failed: ${names:-}"
 fi
 
 if ((failed)); then

@@ -2,7 +2,7 @@
 # test.sh: what `make test` runs (the Makefile has installed the system
 # packages and the code generators first).
 #
-#   1. go vet ./...
+#   1. go vet over the three modules of go.work
 #   2. buf lint
 #   3. the generated code is up to date (scripts/check-generated.sh)
 #   4. every fuzz target for 3s (scripts/fuzz.sh)
@@ -26,7 +26,9 @@ log=bin/test.log
 summary=bin/test-summary.txt
 rm -f "$log" "$summary"
 
-pkgs=${GO_TEST_PKGS:-./...}
+# The three modules of the go.work: the daemon's, the API's and the Go client's.
+all_pkgs="./... ./api/... ./clients/go/..."
+pkgs=${GO_TEST_PKGS:-$all_pkgs}
 timeout=${GO_TEST_TIMEOUT:-15m}
 read -r -a extra <<<"${GO_TEST_FLAGS:-}"
 
@@ -44,7 +46,8 @@ check() {
 	fi
 }
 
-check "go vet" go vet ./...
+read -r -a vet_args <<<"$all_pkgs"
+check "go vet" go vet "${vet_args[@]}"
 check "buf lint" buf lint
 check "generated code" scripts/check-generated.sh
 check "fuzz (3s each)" env FUZZTIME=3s scripts/fuzz.sh

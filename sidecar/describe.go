@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
+	zklockv1 "github.com/zklock/zklock/api/zklock/v1"
 	"github.com/zklock/zklock/zkrecipes"
 )
 

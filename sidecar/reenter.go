@@ -8,7 +8,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
+	zklockv1 "github.com/zklock/zklock/api/zklock/v1"
 	"github.com/zklock/zklock/zkrecipes"
 )
 

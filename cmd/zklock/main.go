@@ -34,8 +34,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	zklockv1 "github.com/zklock/zklock/api/zklock/v1"
 	"github.com/zklock/zklock/clients/go/zklock"
-	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
 )
 
 // Exit codes of zklock itself; `run` passes its command's code through.

@@ -230,8 +230,8 @@ if ZKLOCK_LEASE= %[2]s run --wait 0s nest -- true 2>/dev/null; then echo free > 
 			t.Fatalf("acquire exited %d", code)
 		}
 		lease := strings.Fields(out)[0]
-		if code, _, errOut := cli(t, sc.Addr, "run", "--wait", "0s", "busy", "--", "true"); code != exitError || !strings.Contains(errOut, "lock is held by another: busy") {
-			t.Errorf("run --wait 0s on a held lock: exit %d, stderr %q; want %d and 'lock is held by another: busy'", code, errOut, exitError)
+		if code, _, errOut := cli(t, sc.Addr, "run", "--wait", "0s", "busy", "--", "true"); code != exitError || !strings.Contains(errOut, "not granted in time: busy is held") {
+			t.Errorf("run --wait 0s on a held lock: exit %d, stderr %q; want %d and 'not granted in time: busy is held'", code, errOut, exitError)
 		}
 		if code, out, _ := cli(t, sc.Addr, "describe", "busy"); code != 0 || !strings.HasPrefix(out, "holder\tMODE_EXCLUSIVE") {
 			t.Errorf("describe: exit %d, %q", code, out)

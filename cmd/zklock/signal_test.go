@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	zklockv1 "github.com/zklock/zklock/api/zklock/v1"
 	"github.com/zklock/zklock/clients/go/zklock"
-	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
 	"github.com/zklock/zklock/internal/sidecartest"
 	"github.com/zklock/zklock/internal/zktest"
 )

@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
+	zklockv1 "github.com/zklock/zklock/api/zklock/v1"
 	"github.com/zklock/zklock/internal/tcpproxy"
 	"github.com/zklock/zklock/internal/zktest"
 	"github.com/zklock/zklock/sidecar"

@@ -1,8 +1,9 @@
 // Command kubecheck validates Kubernetes manifests offline, against the API
-// types compiled into client-go (no cluster, no downloaded schemas).
+// types compiled into client-go and the Prometheus Operator's
+// monitoring.coreos.com/v1 types (no cluster, no downloaded schemas).
 //
 //	helm template charts/zklock | kubecheck
-//	kubecheck [-allow-empty] [FILE...]
+//	kubecheck [-allow-empty] [-targets] [FILE...]
 //
 // It reads YAML documents (separated by ---) from the files, or from stdin,
 // and for each document that is not empty:
@@ -13,12 +14,22 @@
 //     wrong type is an error;
 //  3. type-checks it, as found and as decoded, with the structured-merge-diff
 //     schema of applyconfigurations' type converter (what server-side apply
-//     uses);
+//     uses); client-go has no such schema for monitoring.coreos.com kinds,
+//     which steps 2 and 4 check alone;
 //  4. runs a few checks of the API server's validation that decoding does
 //     not do: names, label selectors that match their pod template,
 //     container, port and volume names, volume mounts that name a volume,
 //     probes with exactly one handler, restartPolicy only on init
-//     containers.
+//     containers; and for PrometheusRule, ServiceMonitor and PodMonitor
+//     what the Prometheus Operator's CRD schemas and admission webhook
+//     check: PromQL that parses, durations, label names, selectors, one
+//     port per endpoint.
+//
+// With -targets it also checks, across all the documents, that each Service
+// with a selector selects a pod template of the input that has its named
+// targetPorts, that each ServiceMonitor selects such a Service and names
+// one of its ports, and that each PodMonitor selects a pod template with
+// its port: a monitor that would scrape nothing fails.
 //
 // Each error names the document (its number, helm's "# Source:" comment
 // when present, its kind and name). It prints "kubecheck: N documents OK"
@@ -43,14 +54,17 @@ import (
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/applyconfigurations"
-	"k8s.io/client-go/kubernetes/scheme"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/yaml"
+
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 )
 
 func main() {
 	allowEmpty := flag.Bool("allow-empty", false, "accept input without any document")
+	targets := flag.Bool("targets", false, "check that Services, ServiceMonitors and PodMonitors select something of the input")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: kubecheck [-allow-empty] [FILE...]   (stdin when no FILE)")
+		fmt.Fprintln(os.Stderr, "usage: kubecheck [-allow-empty] [-targets] [FILE...]   (stdin when no FILE)")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -79,6 +93,15 @@ func main() {
 			fatal(err)
 		}
 	}
+	if *targets {
+		errs := checkTargets(c.objects)
+		for _, err := range errs {
+			fmt.Fprintf(os.Stderr, "FAIL targets: %s\n", err)
+		}
+		if len(errs) > 0 {
+			fatal(fmt.Errorf("%d selectors find nothing to scrape or serve", len(errs)))
+		}
+	}
 	switch {
 	case failed > 0:
 		fmt.Fprintf(os.Stderr, "kubecheck: %d of %d documents FAILED\n", failed, docs)
@@ -97,12 +120,19 @@ func fatal(err error) {
 type checker struct {
 	decoder   runtime.Decoder
 	converter managedfields.TypeConverter
+	objects   []runtime.Object // every object decoded, for -targets
 }
 
 func newChecker() *checker {
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, monitoringv1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			panic(err)
+		}
+	}
 	return &checker{
-		decoder:   serializer.NewCodecFactory(scheme.Scheme, serializer.EnableStrict).UniversalDeserializer(),
-		converter: applyconfigurations.NewTypeConverter(scheme.Scheme),
+		decoder:   serializer.NewCodecFactory(scheme, serializer.EnableStrict).UniversalDeserializer(),
+		converter: applyconfigurations.NewTypeConverter(scheme),
 	}
 }
 
@@ -169,13 +199,16 @@ func (c *checker) checkDocument(raw []byte) (id string, errs []error, empty bool
 			return id, errs, false
 		}
 	}
-	if _, err := c.converter.ObjectToTyped(u); err != nil {
-		errs = append(errs, fmt.Errorf("type check of %s as written: %w", gvk, err))
-	}
-	if _, err := c.converter.ObjectToTyped(obj); err != nil {
-		errs = append(errs, fmt.Errorf("type check of %s as decoded: %w", gvk, err))
+	if gvk.Group != monitoringv1.SchemeGroupVersion.Group {
+		if _, err := c.converter.ObjectToTyped(u); err != nil {
+			errs = append(errs, fmt.Errorf("type check of %s as written: %w", gvk, err))
+		}
+		if _, err := c.converter.ObjectToTyped(obj); err != nil {
+			errs = append(errs, fmt.Errorf("type check of %s as decoded: %w", gvk, err))
+		}
 	}
 	errs = append(errs, validate(obj)...)
+	c.objects = append(c.objects, obj)
 	return id, errs, false
 }
 

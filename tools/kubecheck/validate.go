@@ -17,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 )
 
 // validate runs the part of the API server's validation that decoding does
@@ -46,6 +48,12 @@ func validate(obj runtime.Object) []error {
 		errs = append(errs, validatePodTemplate(&o.Spec.Template, spec.Child("template"))...)
 	case *batchv1.CronJob:
 		errs = append(errs, validatePodTemplate(&o.Spec.JobTemplate.Spec.Template, spec.Child("jobTemplate", "spec", "template"))...)
+	case *monitoringv1.PrometheusRule:
+		errs = append(errs, validatePrometheusRule(o, spec)...)
+	case *monitoringv1.ServiceMonitor:
+		errs = append(errs, validateServiceMonitor(o, spec)...)
+	case *monitoringv1.PodMonitor:
+		errs = append(errs, validatePodMonitor(o, spec)...)
 	}
 	out := make([]error, len(errs))
 	for i, e := range errs {

@@ -34,11 +34,17 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
+	zklockv1 "github.com/zklock/zklock/api/zklock/v1"
 )
 
-// ErrLocked is returned by TryLock when another holds the lock.
-var ErrLocked = errors.New("zklock: lock is held by another")
+// ErrNotGranted means the lock was not granted in time: Wait ran out, or
+// the ctx given to Lock reached its deadline (the error then also matches
+// context.DeadlineExceeded), or TryLock found it held. The caller has left
+// the queue. Test with errors.Is.
+var ErrNotGranted = errors.New("zklock: not granted in time")
+
+// ErrLocked is ErrNotGranted, under the name TryLock's callers know.
+var ErrLocked = ErrNotGranted
 
 // ErrLost is the cause of a lost lease: the reason is in its message.
 var ErrLost = errors.New("zklock: lease lost")
@@ -77,6 +83,25 @@ type options struct {
 	onSuspend func(suspended bool)
 }
 
+// Detach makes the lease outlive the call: the sidecar keeps it for ttl
+// after its grant and after each Renew, and it ends with Release or when ttl
+// passes without a Renew (Lease.KeepAlive renews it for as long as the
+// caller wants). ttl 0 means the sidecar's default (15 s unless
+// configured). The lease's id may be handed to another process, which
+// renews it with Client.Renew and releases it with Client.Release.
+//
+// A detached lease has no stream to tell it of a loss: Lost closes when a
+// Renew or Release finds the lease lost. Prefer a stream-bound lease (the
+// default) unless the holder cannot keep a call open.
+func Detach(ttl time.Duration) Option {
+	return func(r *zklockv1.AcquireRequest, _ *options) {
+		r.Detach = true
+		if ttl > 0 {
+			r.Ttl = durationpb.New(ttl)
+		}
+	}
+}
+
 // Shared asks for a shared (read) hold: any number of shared holders hold
 // together while no exclusive contender precedes them.
 func Shared() Option {
@@ -89,9 +114,8 @@ func Owner(owner string) Option {
 }
 
 // Wait bounds the wait in the queue. Default: until ctx ends. When the wait
-// runs out, Lock returns an error with the gRPC code DeadlineExceeded
-// (status.Code(err)) and the caller has left the queue. Wait(0) tries once,
-// as TryLock does (ErrLocked).
+// runs out, Lock returns an error wrapping ErrNotGranted and the caller has
+// left the queue. Wait(0) tries once, as TryLock does.
 func Wait(d time.Duration) Option {
 	return func(r *zklockv1.AcquireRequest, _ *options) { r.Wait = durationpb.New(d) }
 }
@@ -138,14 +162,17 @@ func OnSuspended(f func(suspended bool)) Option {
 	return func(_ *zklockv1.AcquireRequest, o *options) { o.onSuspend = f }
 }
 
-// Lock waits until it holds the lock name, then returns its lease. If ctx
-// ends first it returns ctx's error and leaves the queue.
+// Lock waits until it holds the lock name, then returns its lease. If the
+// wait runs out (Wait, or ctx's deadline) it returns an error wrapping
+// ErrNotGranted; if ctx is cancelled, ctx's error. Either way the caller has
+// left the queue.
 func (c *Client) Lock(ctx context.Context, name string, opts ...Option) (*Lease, error) {
 	return c.acquire(ctx, name, opts)
 }
 
 // TryLock takes the lock name if nobody holds it (for a semaphore: if a
-// permit is free), and returns ErrLocked otherwise, without waiting.
+// permit is free), and returns an error wrapping ErrNotGranted (ErrLocked)
+// otherwise, without waiting.
 func (c *Client) TryLock(ctx context.Context, name string, opts ...Option) (*Lease, error) {
 	return c.acquire(ctx, name, append(slices.Clip(opts), Wait(0)))
 }
@@ -179,10 +206,13 @@ func (c *Client) acquire(ctx context.Context, name string, opts []Option) (*Leas
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return nil, notGranted(ctx, name)
 			}
-			if st, ok := status.FromError(err); ok && st.Code() == codes.DeadlineExceeded && req.Wait != nil && req.Wait.AsDuration() == 0 {
-				return nil, fmt.Errorf("%w: %s", ErrLocked, name)
+			if status.Code(err) == codes.DeadlineExceeded && req.Wait != nil {
+				if req.Wait.AsDuration() == 0 {
+					return nil, fmt.Errorf("%w: %s is held", ErrNotGranted, name)
+				}
+				return nil, fmt.Errorf("%w: %s not granted within %v", ErrNotGranted, name, req.Wait.AsDuration())
 			}
 			return nil, err
 		}
@@ -192,21 +222,31 @@ func (c *Client) acquire(ctx context.Context, name string, opts []Option) (*Leas
 				o.onQueued(int(e.Queued.GetPosition()), int(e.Queued.GetQueueLength()))
 			}
 		case *zklockv1.AcquireResponse_Granted:
+			l := &Lease{
+				c:        c,
+				name:     name,
+				id:       e.Granted.GetLeaseId(),
+				token:    e.Granted.GetFencingToken(),
+				cancel:   cancel,
+				lost:     make(chan struct{}),
+				done:     make(chan struct{}),
+				opts:     o,
+				detached: req.Detach,
+			}
 			if !stop() {
 				// ctx ended as the grant came: give the lock back (the
-				// deferred cancel ends the stream).
-				return nil, ctx.Err()
+				// deferred cancel ends a stream-bound lease's stream).
+				if l.detached {
+					l.Release(context.WithoutCancel(ctx))
+				}
+				return nil, notGranted(ctx, name)
 			}
 			granted = true
-			l := &Lease{
-				c:      c,
-				name:   name,
-				id:     e.Granted.GetLeaseId(),
-				token:  e.Granted.GetFencingToken(),
-				cancel: cancel,
-				lost:   make(chan struct{}),
-				done:   make(chan struct{}),
-				opts:   o,
+			if l.detached {
+				// The sidecar ends a detached lease's stream after Granted.
+				l.expiresAt = e.Granted.GetExpiresAt().AsTime()
+				close(l.done)
+				return l, nil
 			}
 			go l.follow(stream)
 			return l, nil
@@ -214,21 +254,31 @@ func (c *Client) acquire(ctx context.Context, name string, opts []Option) (*Leas
 	}
 }
 
+// notGranted is the error of a wait that ctx ended.
+func notGranted(ctx context.Context, name string) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %s: %w", ErrNotGranted, name, ctx.Err())
+	}
+	return ctx.Err()
+}
+
 // Lease is a held lock. Release it when done; it is lost if the sidecar
 // says so or its stream breaks.
 type Lease struct {
-	c      *Client
-	name   string
-	id     string
-	token  int64
-	cancel context.CancelFunc
-	opts   options
-	lost   chan struct{} // closed when the lease is lost
-	done   chan struct{} // closed when follow returned
+	c        *Client
+	name     string
+	id       string
+	token    int64
+	detached bool
+	cancel   context.CancelFunc
+	opts     options
+	lost     chan struct{} // closed when the lease is lost
+	done     chan struct{} // closed when follow returned
 
-	mu       sync.Mutex
-	err      error // why it was lost
-	released bool
+	mu        sync.Mutex
+	err       error // why it was lost
+	released  bool
+	expiresAt time.Time // of a detached lease, on the sidecar's clock
 }
 
 // Token returns the fencing token: it strictly increases across successive
@@ -285,9 +335,10 @@ func (l *Lease) Release(ctx context.Context) error {
 	if lost != nil {
 		return lost // ending the stream releases whatever is left
 	}
-	_, err := l.c.api.Release(ctx, &zklockv1.ReleaseRequest{LeaseId: l.id})
-	if status.Code(err) == codes.Aborted {
-		return fmt.Errorf("%w: %s", ErrLost, status.Convert(err).Message())
+	err := l.c.Release(ctx, l.id)
+	if errors.Is(err, ErrLost) {
+		l.lose(err)
+		return err
 	}
 	if lost := l.Err(); lost != nil {
 		return lost // lost while releasing

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"slices"
 
-	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
+	zklockv1 "github.com/zklock/zklock/api/zklock/v1"
 )
 
 // ErrNoLeader is returned by Leader when no one leads the election.

@@ -7,7 +7,7 @@ import (
 	"io"
 	"time"
 
-	zklockv1 "github.com/zklock/zklock/clients/go/zklock/v1"
+	zklockv1 "github.com/zklock/zklock/api/zklock/v1"
 )
 
 // State is who holds a lock at one moment, as Observe reports it.

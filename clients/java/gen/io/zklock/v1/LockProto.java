@@ -164,9 +164,9 @@ public final class LockProto {
       "nse\022C\n\010Describe\022\032.zklock.v1.DescribeRequ" +
       "est\032\033.zklock.v1.DescribeResponse\022B\n\007Obse" +
       "rve\022\031.zklock.v1.ObserveRequest\032\032.zklock." +
-      "v1.ObserveResponse0\001BS\n\014io.zklock.v1B\tLo" +
-      "ckProtoP\001Z6github.com/zklock/zklock/clie" +
-      "nts/go/zklock/v1;zklockv1b\006proto3"
+      "v1.ObserveResponse0\001BL\n\014io.zklock.v1B\tLo" +
+      "ckProtoP\001Z/github.com/zklock/zklock/api/" +
+      "zklock/v1;zklockv1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,

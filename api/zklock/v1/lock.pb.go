@@ -1357,8 +1357,8 @@ const file_zklock_v1_lock_proto_rawDesc = "" +
 	"\x05Renew\x12\x17.zklock.v1.RenewRequest\x1a\x18.zklock.v1.RenewResponse\x12@\n" +
 	"\aRelease\x12\x19.zklock.v1.ReleaseRequest\x1a\x1a.zklock.v1.ReleaseResponse\x12C\n" +
 	"\bDescribe\x12\x1a.zklock.v1.DescribeRequest\x1a\x1b.zklock.v1.DescribeResponse\x12B\n" +
-	"\aObserve\x12\x19.zklock.v1.ObserveRequest\x1a\x1a.zklock.v1.ObserveResponse0\x01BS\n" +
-	"\fio.zklock.v1B\tLockProtoP\x01Z6github.com/zklock/zklock/clients/go/zklock/v1;zklockv1b\x06proto3"
+	"\aObserve\x12\x19.zklock.v1.ObserveRequest\x1a\x1a.zklock.v1.ObserveResponse0\x01BL\n" +
+	"\fio.zklock.v1B\tLockProtoP\x01Z/github.com/zklock/zklock/api/zklock/v1;zklockv1b\x06proto3"
 
 var (
 	file_zklock_v1_lock_proto_rawDescOnce sync.Once

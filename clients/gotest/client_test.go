@@ -1,4 +1,4 @@
-package zklock_test
+package gotest_test
 
 import (
 	"context"
@@ -232,8 +232,8 @@ func TestWaitRunsOut(t *testing.T) {
 	queued := false
 	start := time.Now()
 	_, err = c.Lock(ctx, "bounded", zklock.Wait(wait), zklock.OnQueued(func(pos, _ int) { queued = queued || pos == 1 }))
-	if status.Code(err) != codes.DeadlineExceeded {
-		t.Fatalf("Lock with Wait(%v) on a held lock = %v, want DeadlineExceeded", wait, err)
+	if !errors.Is(err, zklock.ErrNotGranted) {
+		t.Fatalf("Lock with Wait(%v) on a held lock = %v, want ErrNotGranted", wait, err)
 	}
 	if d := time.Since(start); d < wait {
 		t.Errorf("the wait ended after %v, before Wait's %v", d, wait)
@@ -243,6 +243,24 @@ func TestWaitRunsOut(t *testing.T) {
 	}
 	zkc2 := zktest.Client(t, zkc.ConnectString())
 	zktest.Eventually(t, 10*time.Second, "the waiter's node is gone", func() bool {
+		return len(zktest.Children(t, zkc2, "/zklock/bounded")) == 1
+	})
+
+	// A wait that the ctx's deadline ends is the same error, and still
+	// the ctx's.
+	dctx, dcancel := context.WithTimeout(ctx, wait)
+	defer dcancel()
+	_, err = c.Lock(dctx, "bounded")
+	if !errors.Is(err, zklock.ErrNotGranted) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Lock until ctx's deadline on a held lock = %v, want ErrNotGranted and context.DeadlineExceeded", err)
+	}
+	// A cancelled wait is not "not granted in time".
+	cctx, ccancel := context.WithCancel(ctx)
+	time.AfterFunc(wait, ccancel)
+	if _, err = c.Lock(cctx, "bounded"); !errors.Is(err, context.Canceled) || errors.Is(err, zklock.ErrNotGranted) {
+		t.Fatalf("Lock until ctx is cancelled on a held lock = %v, want context.Canceled only", err)
+	}
+	zktest.Eventually(t, 10*time.Second, "the waiters' nodes are gone", func() bool {
 		return len(zktest.Children(t, zkc2, "/zklock/bounded")) == 1
 	})
 	select {
@@ -781,5 +799,83 @@ func TestElection(t *testing.T) {
 	}
 	if len(leaders) > 0 {
 		t.Errorf("ObserveLeader reported a leader more: %q", <-leaders)
+	}
+}
+
+// TestDetachedLease: a detached lease outlives its call and is kept by
+// KeepAlive well past its ttl; another client releases it by its id; one
+// left without renewals is lost within its ttl, and Renew says so.
+func TestDetachedLease(t *testing.T) {
+	t.Parallel()
+	zkc := zktest.StartStandalone(t)
+	sc := sidecartest.Start(t, zkc.ConnectString())
+	c, other := dial(t, sc.Addr), dial(t, sc.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	const ttl = 2 * time.Second
+	kept, err := c.Lock(ctx, "detached", zklock.Detach(ttl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Until(kept.ExpiresAt()) <= 0 || time.Until(kept.ExpiresAt()) > ttl+time.Second {
+		t.Errorf("a detached lease of ttl %v expires in %v", ttl, time.Until(kept.ExpiresAt()))
+	}
+	kctx, kcancel := context.WithCancel(ctx)
+	kept1 := make(chan error, 1)
+	go func() { kept1 <- kept.KeepAlive(kctx) }()
+	deadline := time.Now().Add(3 * ttl)
+	for time.Now().Before(deadline) {
+		if _, err := other.TryLock(ctx, "detached"); !errors.Is(err, zklock.ErrNotGranted) {
+			t.Fatalf("TryLock while KeepAlive keeps a detached lease = %v, want ErrNotGranted", err)
+		}
+		time.Sleep(ttl / 2)
+	}
+	kcancel()
+	if err := <-kept1; err != nil {
+		t.Fatalf("KeepAlive = %v, want nil once its ctx ended", err)
+	}
+	if err := other.Release(ctx, kept.ID()); err != nil {
+		t.Fatalf("Release by id from another client: %v", err)
+	}
+	free, err := other.TryLock(ctx, "detached")
+	if err != nil {
+		t.Fatalf("TryLock after the release by id: %v", err)
+	}
+	if err := free.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	left, err := c.Lock(ctx, "detached", zklock.Detach(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zkc2 := zktest.Client(t, zkc.ConnectString())
+	zktest.Eventually(t, 20*time.Second, "the node of a detached lease without renewals is gone", func() bool {
+		return len(zktest.Children(t, zkc2, "/zklock/detached")) == 0
+	})
+	if err := left.Renew(ctx); !errors.Is(err, zklock.ErrLost) {
+		t.Fatalf("Renew of a lease past its ttl = %v, want ErrLost", err)
+	}
+	select {
+	case <-left.Lost():
+	default:
+		t.Fatal("Renew found the lease lost, but Lost is open")
+	}
+	if err := left.KeepAlive(ctx); !errors.Is(err, zklock.ErrLost) {
+		t.Errorf("KeepAlive of a lost lease = %v, want ErrLost", err)
+	}
+	if err := left.Release(ctx); !errors.Is(err, zklock.ErrLost) {
+		t.Errorf("Release of a lost lease = %v, want ErrLost", err)
+	}
+	stream, err := c.Lock(ctx, "detached")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Renew(ctx); !errors.Is(err, zklock.ErrNotDetached) {
+		t.Errorf("Renew of a stream-bound lease = %v, want ErrNotDetached", err)
+	}
+	if err := stream.Release(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

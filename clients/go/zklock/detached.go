@@ -1,0 +1,136 @@
+package zklock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	zklockv1 "github.com/zklock/zklock/api/zklock/v1"
+)
+
+// ErrNotDetached is returned by Renew and KeepAlive of a lease bound to its
+// stream: the stream keeps it, there is nothing to renew.
+var ErrNotDetached = errors.New("zklock: lease is not detached")
+
+// Renew extends the detached lease by its ttl. A lease found lost (the
+// sidecar answered Aborted or NotFound) is lost from then on: Lost closes
+// and Renew returns an error wrapping ErrLost. While the sidecar's contact
+// with ZooKeeper is in doubt it answers Unavailable: the lease may still be
+// held; retry within the ttl.
+func (l *Lease) Renew(ctx context.Context) error {
+	if !l.detached {
+		return ErrNotDetached
+	}
+	if err := l.Err(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	released := l.released
+	l.mu.Unlock()
+	if released {
+		return errors.New("zklock: lease released")
+	}
+	expires, err := l.c.Renew(ctx, l.id)
+	if errors.Is(err, ErrLost) {
+		l.lose(err)
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.expiresAt = expires
+	l.mu.Unlock()
+	return nil
+}
+
+// ExpiresAt returns when a detached lease expires unless renewed, on the
+// sidecar's clock (the zero Time for a stream-bound lease).
+func (l *Lease) ExpiresAt() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.expiresAt
+}
+
+// KeepAlive renews the detached lease until ctx ends or the lease is
+// released (it then returns nil) or lost (it returns why, wrapping ErrLost,
+// and Lost has closed). It renews when a third of the time left before
+// expiry has passed, and after a failed Renew (say, Unavailable while the
+// sidecar's contact with ZooKeeper is in doubt) it tries again within a
+// second while time is left. Run it on a goroutine of its own:
+//
+//	go lease.KeepAlive(ctx)
+func (l *Lease) KeepAlive(ctx context.Context) error {
+	if !l.detached {
+		return ErrNotDetached
+	}
+	retry := time.Duration(0)
+	for {
+		wait := time.Until(l.ExpiresAt()) / 3
+		if retry > 0 {
+			wait = min(retry, max(wait, 0))
+		}
+		t := time.NewTimer(max(wait, 0))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-l.lost:
+			t.Stop()
+			return l.Err()
+		case <-t.C:
+		}
+		l.mu.Lock()
+		released := l.released
+		l.mu.Unlock()
+		if released {
+			return nil
+		}
+		err := l.Renew(ctx)
+		switch {
+		case err == nil:
+			retry = 0
+		case errors.Is(err, ErrLost):
+			return err
+		case ctx.Err() != nil:
+			return nil
+		default:
+			retry = time.Second
+		}
+	}
+}
+
+// Renew extends the detached lease leaseID (one this process or another
+// took) by its ttl and returns its new expiry on the sidecar's clock. A
+// lease that was lost, or that the sidecar does not know, returns an error
+// wrapping ErrLost.
+func (c *Client) Renew(ctx context.Context, leaseID string) (time.Time, error) {
+	resp, err := c.api.Renew(ctx, &zklockv1.RenewRequest{LeaseIds: []string{leaseID}})
+	switch status.Code(err) {
+	case codes.OK:
+	case codes.Aborted, codes.NotFound:
+		return time.Time{}, fmt.Errorf("%w: %s", ErrLost, status.Convert(err).Message())
+	default:
+		return time.Time{}, err
+	}
+	if len(resp.GetLeases()) != 1 {
+		return time.Time{}, fmt.Errorf("zklock: renew of one lease answered %d", len(resp.GetLeases()))
+	}
+	return resp.GetLeases()[0].GetExpiresAt().AsTime(), nil
+}
+
+// Release releases the lease leaseID (one this process or another took,
+// detached or not) and returns once the sidecar confirmed that ZooKeeper
+// deleted its node. Releasing twice succeeds; a lease that was lost returns
+// an error wrapping ErrLost.
+func (c *Client) Release(ctx context.Context, leaseID string) error {
+	_, err := c.api.Release(ctx, &zklockv1.ReleaseRequest{LeaseId: leaseID})
+	if status.Code(err) == codes.Aborted {
+		return fmt.Errorf("%w: %s", ErrLost, status.Convert(err).Message())
+	}
+	return err
+}
