@@ -31,8 +31,8 @@ import java.util.function.Consumer;
  * {@link #semaphore} takes one of N permits, {@link Lease#reenter()} takes a held lock again,
  * {@link #observe} follows who holds a lock, and {@link #election} elects a leader.
  *
- * <p>A sidecar that cannot be reached fails every call at once with {@link LockException} code
- * {@code UNAVAILABLE} and the message "cannot reach zklockd at ADDR: ...".
+ * <p>A call to a sidecar that cannot be reached fails with {@link LockException} code {@code
+ * UNAVAILABLE} and the message "cannot reach zklockd at ADDR: why", such as "connection refused".
  */
 public final class ZkLockClient implements AutoCloseable {
   /** The channel this client built and shuts down; null for the caller's. */
