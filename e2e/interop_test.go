@@ -369,41 +369,6 @@ func TestInteropKazoo(t *testing.T) {
 	chk.report(t, map[string]int{"go": 2 * rounds, "python": rounds, "kazoo": 2 * rounds})
 }
 
-// javaBuild is the Java client and the interop contender, compiled once
-// for every test that runs them.
-var javaBuild struct {
-	once sync.Once
-	cp   string // the class path to run them with
-	err  error
-}
-
-// javaClassPath compiles clients/java once, into the directory of the
-// zklockd built for this run (removed after the run), and returns the class
-// path to run it with.
-func javaClassPath(t *testing.T) string {
-	t.Helper()
-	javaBuild.once.Do(func() {
-		dir, err := filepath.Abs("../clients/java")
-		if err != nil {
-			javaBuild.err = err
-			return
-		}
-		out, err := os.MkdirTemp(filepath.Dir(zklockdPath), "java-")
-		if err != nil {
-			javaBuild.err = err
-			return
-		}
-		build := exec.Command(filepath.Join(dir, "build.sh"), out)
-		build.Stderr = os.Stderr
-		cp, err := build.Output()
-		javaBuild.cp, javaBuild.err = strings.TrimSpace(string(cp)), err
-	})
-	if javaBuild.err != nil {
-		t.Fatalf("building the Java client: %v", javaBuild.err)
-	}
-	return javaBuild.cp
-}
-
 // rwContenders are the readers or the writers of a read-write interop test.
 type rwContenders struct {
 	goFns map[string]func() error

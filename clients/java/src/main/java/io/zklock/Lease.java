@@ -151,7 +151,7 @@ public final class Lease implements AutoCloseable {
       if (isLost()) {
         throw lostException();
       }
-      throw new LockException(e.getStatus().getCode(), e.getStatus().getDescription());
+      throw client.error(e);
     } finally {
       call.cancel(null);
       // Wait for the stream's thread, unless the lease is lost: that thread

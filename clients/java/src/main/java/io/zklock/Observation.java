@@ -18,6 +18,7 @@ public final class Observation implements AutoCloseable {
   private volatile boolean closed;
 
   Observation(
+      ZkLockClient client,
       Context.CancellableContext call,
       Iterator<ObserveResponse> states,
       LockState first,
@@ -25,12 +26,13 @@ public final class Observation implements AutoCloseable {
       Consumer<LockException> onEnd) {
     this.call = call;
     this.follower =
-        new Thread(() -> follow(states, first, onChange, onEnd), "zklock-observe");
+        new Thread(() -> follow(client, states, first, onChange, onEnd), "zklock-observe");
     this.follower.setDaemon(true);
     this.follower.start();
   }
 
   private void follow(
+      ZkLockClient client,
       Iterator<ObserveResponse> states,
       LockState first,
       Consumer<LockState> onChange,
@@ -47,7 +49,7 @@ public final class Observation implements AutoCloseable {
       }
       end = new LockException(Status.Code.UNAVAILABLE, "the sidecar ended the observation");
     } catch (StatusRuntimeException e) {
-      end = new LockException(e.getStatus().getCode(), e.getStatus().getDescription());
+      end = client.error(e);
     }
     if (!closed && onEnd != null) {
       onEnd.accept(end);

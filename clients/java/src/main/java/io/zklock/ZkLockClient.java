@@ -1,6 +1,7 @@
 package io.zklock;
 
 import com.google.protobuf.Duration;
+import io.grpc.Channel;
 import io.grpc.Context;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
@@ -9,6 +10,7 @@ import io.grpc.StatusRuntimeException;
 import io.zklock.v1.AcquireRequest;
 import io.zklock.v1.AcquireResponse;
 import io.zklock.v1.LockServiceGrpc;
+import io.zklock.v1.Mode;
 import io.zklock.v1.ObserveRequest;
 import io.zklock.v1.ObserveResponse;
 import java.util.Iterator;
@@ -20,38 +22,100 @@ import java.util.function.Consumer;
  *
  * <pre>{@code
  * try (ZkLockClient client = new ZkLockClient("127.0.0.1:7878");
- *     Lease lease = client.lock("orders/42", java.time.Duration.ofSeconds(30))) {
+ *     Lease lease = client.lock("orders/42")) {
  *   write(data, lease.token());
  * }
  * }</pre>
  *
- * <p>{@link #semaphore} takes one of N permits, {@link Lease#reenter()} takes a held lock again,
+ * <p>{@link #lock(String, LockOptions)} takes a lock shared, or waits at most a given time;
+ * {@link #semaphore} takes one of N permits, {@link Lease#reenter()} takes a held lock again,
  * {@link #observe} follows who holds a lock, and {@link #election} elects a leader.
+ *
+ * <p>A call to a sidecar that cannot be reached fails with {@link LockException} code {@code
+ * UNAVAILABLE} and the message "cannot reach zklockd at ADDR: why", such as "connection refused".
  */
 public final class ZkLockClient implements AutoCloseable {
-  private final ManagedChannel channel;
+  /** The channel this client built and shuts down; null for the caller's. */
+  private final ManagedChannel owned;
+  /** The sidecar's address, for error messages. */
+  private final String target;
   private final LockServiceGrpc.LockServiceBlockingStub stub;
 
-  /** Connects to the zklockd at target, for example "127.0.0.1:7878". */
+  /** Connects to the zklockd at target, for example "127.0.0.1:7878", in plaintext. */
   public ZkLockClient(String target) {
     // Keepalive pings let a lease notice a sidecar that froze or a dead connection.
-    this.channel =
+    this.owned =
         ManagedChannelBuilder.forTarget(target)
             .usePlaintext()
             .keepAliveTime(10, TimeUnit.SECONDS)
             .keepAliveTimeout(5, TimeUnit.SECONDS)
             .keepAliveWithoutCalls(true)
             .build();
+    this.target = target;
+    this.stub = LockServiceGrpc.newBlockingStub(owned);
+  }
+
+  /**
+   * Talks to zklockd over the caller's channel (TLS, a unix socket, interceptors: whatever the
+   * caller built). {@link #close()} leaves it open: shutting it down is the caller's job, after
+   * the leases on it are closed. Set keepalive on it (as {@link #ZkLockClient(String)} does: 10 s,
+   * timeout 5 s, without calls too) so that a lease learns of a sidecar that froze or a dead
+   * connection.
+   */
+  public ZkLockClient(Channel channel) {
+    this.owned = null;
+    this.target = channel.authority();
     this.stub = LockServiceGrpc.newBlockingStub(channel);
+  }
+
+  /**
+   * Waits in the queue until the lock name is granted, and returns its lease.
+   *
+   * @throws InterruptedException if the thread was interrupted while waiting (it then leaves the
+   *     queue)
+   * @throws LockException what the sidecar answered, or UNAVAILABLE if it cannot be reached
+   */
+  public Lease lock(String name) throws LockException, InterruptedException {
+    return lock(name, LockOptions.exclusive());
+  }
+
+  /**
+   * Takes the lock name as options say (shared or exclusive, waiting at most how long, with which
+   * owner label and lost listener), and returns its lease.
+   *
+   * @throws InterruptedException if the thread was interrupted while waiting (it then leaves the
+   *     queue)
+   * @throws LockException DEADLINE_EXCEEDED if the wait ran out ({@link LockException.Held} for a
+   *     wait of zero), what the sidecar answered, or UNAVAILABLE if it cannot be reached
+   */
+  public Lease lock(String name, LockOptions options) throws LockException, InterruptedException {
+    try {
+      return acquire(
+          name,
+          options.waitAtMost(),
+          options.isShared(),
+          options.owner(),
+          options.onLost(),
+          0,
+          "");
+    } catch (LockException e) {
+      if (e.code() == Status.Code.CANCELLED && Thread.interrupted()) {
+        InterruptedException ie = new InterruptedException("interrupted while waiting for " + name);
+        ie.initCause(e);
+        throw ie;
+      }
+      throw e;
+    }
   }
 
   /**
    * Waits at most timeout in the queue for the lock name and returns its lease.
    *
-   * @throws LockException DEADLINE_EXCEEDED if the wait ran out, or what the sidecar answered
+   * @throws LockException DEADLINE_EXCEEDED if the wait ran out, CANCELLED if the thread was
+   *     interrupted (it stays interrupted), or what the sidecar answered
    */
   public Lease lock(String name, java.time.Duration timeout) throws LockException {
-    return acquire(name, timeout, "", null, 0, "");
+    return acquire(name, timeout, false, "", null, 0, "");
   }
 
   /**
@@ -60,7 +124,7 @@ public final class ZkLockClient implements AutoCloseable {
    */
   public Lease lock(String name, java.time.Duration timeout, String owner, Consumer<String> onLost)
       throws LockException {
-    return acquire(name, timeout, owner, onLost, 0, "");
+    return acquire(name, timeout, false, owner, onLost, 0, "");
   }
 
   /**
@@ -69,7 +133,7 @@ public final class ZkLockClient implements AutoCloseable {
    * @throws LockException.Held if another holds it
    */
   public Lease tryLock(String name) throws LockException {
-    return acquire(name, java.time.Duration.ZERO, "", null, 0, "");
+    return acquire(name, java.time.Duration.ZERO, false, "", null, 0, "");
   }
 
   /**
@@ -100,7 +164,7 @@ public final class ZkLockClient implements AutoCloseable {
     if (permits < 1) {
       throw new IllegalArgumentException("permits must be at least 1, not " + permits);
     }
-    return acquire(name, timeout, owner, onLost, permits, "");
+    return acquire(name, timeout, false, owner, onLost, permits, "");
   }
 
   /**
@@ -118,7 +182,7 @@ public final class ZkLockClient implements AutoCloseable {
     if (leaseId.isEmpty()) {
       throw new IllegalArgumentException("empty lease id");
     }
-    return acquire(name, null, "", onLost, 0, leaseId);
+    return acquire(name, null, false, "", onLost, 0, leaseId);
   }
 
   /**
@@ -129,7 +193,8 @@ public final class ZkLockClient implements AutoCloseable {
    * shuts down: observe again), onEnd, which may be null, is called once with why. Returns once
    * the present state arrived.
    *
-   * @throws LockException INVALID_ARGUMENT for a bad name, or what the sidecar answered
+   * @throws LockException INVALID_ARGUMENT for a bad name, what the sidecar answered, or
+   *     UNAVAILABLE if it cannot be reached
    */
   public Observation observe(
       String name, Consumer<LockState> onChange, Consumer<LockException> onEnd)
@@ -144,10 +209,10 @@ public final class ZkLockClient implements AutoCloseable {
         throw new LockException(Status.Code.UNAVAILABLE, "stream ended before the first state");
       }
       LockState first = LockState.of(states.next());
-      return new Observation(call, states, first, onChange, onEnd);
+      return new Observation(this, call, states, first, onChange, onEnd);
     } catch (StatusRuntimeException e) {
       call.cancel(null);
-      throw new LockException(e.getStatus().getCode(), e.getStatus().getDescription());
+      throw error(e);
     } catch (RuntimeException | Error e) {
       call.cancel(e);
       throw e;
@@ -174,18 +239,52 @@ public final class ZkLockClient implements AutoCloseable {
     try {
       return f.call(stub);
     } catch (StatusRuntimeException e) {
-      throw new LockException(e.getStatus().getCode(), e.getStatus().getDescription());
+      throw error(e);
     }
   }
 
   /**
-   * Acquires name: waiting at most wait (null: no bound, for a re-entry, which is granted at once
-   * or fails), as a semaphore of permits if permits > 1, re-entering the lease reenter unless it
-   * is empty.
+   * Turns a failed call's status into a LockException. A status with a cause was made on this
+   * side (a server's status carries none): for UNAVAILABLE, the sidecar could not be reached.
+   */
+  LockException error(StatusRuntimeException e) {
+    Status st = e.getStatus();
+    if (st.getCode() == Status.Code.UNAVAILABLE && st.getCause() != null) {
+      return LockException.unreachable(target, why(st), e);
+    }
+    return new LockException(st.getCode(), st.getDescription(), e);
+  }
+
+  /**
+   * Says why a connection failed, from the innermost cause: "connection refused" rather than
+   * Netty's "Connection refused: /127.0.0.1:7878" (the address is said already).
+   */
+  private static String why(Status st) {
+    Throwable c = st.getCause();
+    while (c.getCause() != null && c.getCause() != c) {
+      c = c.getCause();
+    }
+    String m = c.getMessage();
+    if (m == null || m.isEmpty()) {
+      return st.getDescription() != null ? st.getDescription() : c.getClass().getSimpleName();
+    }
+    int at = m.indexOf(": /");
+    if (at > 0) {
+      m = m.substring(0, at);
+    }
+    return Character.toLowerCase(m.charAt(0)) + m.substring(1);
+  }
+
+  /**
+   * Acquires name: waiting at most wait (null: no bound; a re-entry is granted at once or fails),
+   * shared or with the default mode (exclusive, or a re-entered lease's), as a semaphore of permits
+   * if permits > 1, re-entering the lease reenter unless it is empty. An interrupt of the waiting
+   * thread leaves the queue and throws CANCELLED, the thread still interrupted.
    */
   private Lease acquire(
       String name,
       java.time.Duration wait,
+      boolean shared,
       String owner,
       Consumer<String> onLost,
       int permits,
@@ -197,6 +296,9 @@ public final class ZkLockClient implements AutoCloseable {
             .setOwner(owner)
             .setPermits(permits)
             .setReenter(reenter);
+    if (shared) {
+      req.setMode(Mode.MODE_SHARED);
+    }
     if (wait != null) {
       req.setWait(Duration.newBuilder().setSeconds(wait.getSeconds()).setNanos(wait.getNano()));
     }
@@ -228,7 +330,7 @@ public final class ZkLockClient implements AutoCloseable {
       if (st.getCode() == Status.Code.DEADLINE_EXCEEDED && wait != null && wait.isZero()) {
         throw new LockException.Held(st.getDescription());
       }
-      throw new LockException(st.getCode(), st.getDescription());
+      throw error(e);
     } catch (RuntimeException | Error e) {
       // Anything else leaves no lease behind to release: end the call.
       call.cancel(e);
@@ -238,11 +340,18 @@ public final class ZkLockClient implements AutoCloseable {
     }
   }
 
+  /**
+   * Shuts down the channel this client built (waiting at most 5 s for its calls to end, which
+   * ends the leases still open), or does nothing to a channel the caller gave.
+   */
   @Override
   public void close() throws InterruptedException {
-    channel.shutdown();
-    if (!channel.awaitTermination(5, TimeUnit.SECONDS)) {
-      channel.shutdownNow();
+    if (owned == null) {
+      return;
+    }
+    owned.shutdown();
+    if (!owned.awaitTermination(5, TimeUnit.SECONDS)) {
+      owned.shutdownNow();
     }
   }
 }
