@@ -8,7 +8,8 @@
 # it says what is missing and installs Debian's zookeeper and
 # protobuf-compiler, Python's and Java's gRPC (and default-jdk-headless
 # without javac), Curator, Kazoo, iproute2 and nftables, python3-venv and
-# python3-wheel, and nodejs and npm where missing, with apt-get, through
+# python3-wheel, Maven with the plugins clients/java uses, and nodejs and
+# npm where missing, with apt-get, through
 # sudo when not root.
 set -euo pipefail
 
@@ -29,6 +30,13 @@ command -v ip >/dev/null 2>&1 || missing+=(ip)
 command -v nft >/dev/null 2>&1 || missing+=(nft)
 # venv and wheel: pip installs the Python client into a venv, offline.
 /usr/bin/python3 -c 'import ensurepip, wheel' >/dev/null 2>&1 || missing+=("python3 venv/wheel")
+# Maven and the plugins and test jars clients/java's pom uses, from
+# Debian's repository (/usr/share/maven-repo).
+maven_pkgs=(maven libmaven-resources-plugin-java libmaven-compiler-plugin-java libsurefire-java libmaven-jar-plugin-java
+	libmaven-install-plugin-java libmaven-dependency-plugin-java libbuild-helper-maven-plugin-java junit4 libslf4j-java)
+for p in "${maven_pkgs[@]}"; do
+	[[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) == installed ]] || missing+=("$p")
+done
 # node and npm: the Node.js client's tests and install check. Debian's only
 # where they are missing (another build's npm would conflict with Debian's).
 command -v node >/dev/null 2>&1 || missing+=(node)
@@ -42,7 +50,8 @@ fi
 # Reinstalling a present package is a no-op, so name both.
 pkgs=(zookeeper protobuf-compiler python3-grpcio python3-grpc-tools python3-protobuf
 	protobuf-compiler-grpc-java-plugin libgrpc-java libprotobuf-java libperfmark-java libtomcat9-java
-	libcurator-recipes-java python3-kazoo iproute2 nftables python3-venv python3-wheel)
+	libcurator-recipes-java python3-kazoo iproute2 nftables python3-venv python3-wheel
+	"${maven_pkgs[@]}")
 command -v javac >/dev/null 2>&1 || pkgs+=(default-jdk-headless)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
