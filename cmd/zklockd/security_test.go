@@ -225,6 +225,7 @@ func TestSecurityMisconfigurationIsRefused(t *testing.T) {
 		"client CA not PEM":     {args: []string{"--tls-cert", cert, "--tls-key", key, "--tls-client-ca", notPEM}, want: "--tls-client-ca"},
 		"missing client CA":     {args: []string{"--tls-cert", cert, "--tls-key", key, "--tls-client-ca", filepath.Join(dir, "nope")}, want: "--tls-client-ca"},
 		"TLS on a unix socket":  {args: []string{"--listen", sock, "--tls-cert", cert, "--tls-key", key}, want: "TLS is for TCP"},
+		"TLS on an HTTP socket": {args: []string{"--http-listen", sock, "--tls-cert", cert, "--tls-key", key}, want: "--http-listen unix://"},
 		"bad socket mode":       {args: []string{"--listen", sock, "--socket-mode", "rw"}, want: "--socket-mode"},
 		"missing auth file":     {args: []string{"--zk-auth-file", filepath.Join(dir, "nope")}, want: "--zk-auth-file"},
 		"empty auth file":       {args: []string{"--zk-auth-file", empty}, want: "empty"},
