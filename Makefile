@@ -19,6 +19,7 @@ BUF_VERSION                := v1.75.0
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GRPCURL_VERSION            := v1.9.4
+GRPC_GATEWAY_VERSION       := v2.34.0
 HELM_VERSION               := v3.22.0
 # The Kubernetes version helm renders and lints for (.Capabilities.KubeVersion):
 # go install leaves helm's default at v1.20, so set it, to the k8s.io v0.37
@@ -31,6 +32,9 @@ PY_PROTO_INCLUDE = $(shell /usr/bin/python3 -c 'import grpc_tools, os; print(os.
 
 # Generated Go code (buf.gen.yaml writes it with paths=source_relative).
 GEN_GO_DIR := api
+# The HTTP/JSON gateway's generated code (grpc-gateway, standalone: it
+# imports the stubs of api/), in the daemon's module.
+GEN_GATEWAY_DIR := internal/gateway
 
 # go test settings; override on the command line, e.g.
 #   make test GO_TEST_PKGS=./zkrecipes/... GO_TEST_FLAGS='-run TestLock'
@@ -50,11 +54,11 @@ help: ## list the targets
 deps: ## install missing system packages (zookeeper, java, protoc) with apt-get
 	@scripts/deps.sh
 
-.PHONY: tools gen-tools tool-buf tool-protoc-gen-go tool-protoc-gen-go-grpc tool-grpcurl tool-helm
+.PHONY: tools gen-tools tool-buf tool-protoc-gen-go tool-protoc-gen-go-grpc tool-protoc-gen-grpc-gateway tool-grpcurl tool-helm
 tools: gen-tools tool-grpcurl tool-helm ## install the pinned Go tools into ./bin
 
 # What generate, lint and test need.
-gen-tools: tool-buf tool-protoc-gen-go tool-protoc-gen-go-grpc
+gen-tools: tool-buf tool-protoc-gen-go tool-protoc-gen-go-grpc tool-protoc-gen-grpc-gateway
 
 tool-buf:
 	@scripts/install-tool.sh buf github.com/bufbuild/buf/cmd/buf $(BUF_VERSION)
@@ -62,6 +66,8 @@ tool-protoc-gen-go:
 	@scripts/install-tool.sh protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go $(PROTOC_GEN_GO_VERSION)
 tool-protoc-gen-go-grpc:
 	@scripts/install-tool.sh protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc $(PROTOC_GEN_GO_GRPC_VERSION)
+tool-protoc-gen-grpc-gateway:
+	@scripts/install-tool.sh protoc-gen-grpc-gateway github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway $(GRPC_GATEWAY_VERSION)
 tool-grpcurl:
 	@scripts/install-tool.sh grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl $(GRPCURL_VERSION) \
 		-ldflags '-X main.version=$(GRPCURL_VERSION)'
@@ -79,6 +85,7 @@ tool-helm:
 .PHONY: generate
 generate: gen-tools ## regenerate the Go, Python and Java stubs from api/
 	find $(GEN_GO_DIR) -name '*.pb.go' -type f -delete
+	rm -rf $(GEN_GATEWAY_DIR)
 	buf generate
 	rm -f clients/python/zklock/v1/lock_pb2*.py
 	protoc -I api -I $(PY_PROTO_INCLUDE) --python_out=clients/python api/zklock/v1/lock.proto

@@ -2,20 +2,21 @@
 # check-generated.sh: fails when the generated code in the tree is not what
 # `make generate` writes from api/ with the pinned tools.
 #
-# It snapshots api/ and clients/, regenerates, and compares. This works the same in a
+# It snapshots api/, clients/ and internal/gateway/, regenerates, and compares. This works the same in a
 # fresh clone (where the snapshot is the committed code) and in a working tree
 # with uncommitted changes or no .git at all. The regenerated files are left
 # in place, so after a failure the fix is to commit what is there.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-# Generated code lives in api/ (Go) and clients/ (Python, Java).
-dirs=(api clients)
+# Generated code lives in api/ (Go), clients/ (Python, Java) and
+# internal/gateway/ (the HTTP/JSON gateway's Go).
+dirs=(api clients internal/gateway)
 
 snap=$(mktemp -d)
 trap 'rm -rf "$snap"' EXIT
 for dir in "${dirs[@]}"; do
-	mkdir -p "$snap/before"
+	mkdir -p "$snap/before/$(dirname "$dir")"
 	cp -a "$dir" "$snap/before/$dir"
 done
 

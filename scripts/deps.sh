@@ -9,7 +9,7 @@
 # protobuf-compiler, Python's and Java's gRPC (and default-jdk-headless
 # without javac), Curator, Kazoo, iproute2 and nftables, python3-venv and
 # python3-wheel, Maven with the plugins clients/java uses, and nodejs and
-# npm where missing, with apt-get, through
+# npm where missing, and curl, with apt-get, through
 # sudo when not root.
 set -euo pipefail
 
@@ -28,6 +28,8 @@ command -v javac >/dev/null 2>&1 || missing+=(javac)
 # ip and nft, for the chaos run's network partitions.
 command -v ip >/dev/null 2>&1 || missing+=(ip)
 command -v nft >/dev/null 2>&1 || missing+=(nft)
+# curl, for the HTTP/JSON tests.
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 # venv and wheel: pip installs the Python client into a venv, offline.
 /usr/bin/python3 -c 'import ensurepip, wheel' >/dev/null 2>&1 || missing+=("python3 venv/wheel")
 # Maven and the plugins and test jars clients/java's pom uses, from
@@ -50,7 +52,7 @@ fi
 # Reinstalling a present package is a no-op, so name both.
 pkgs=(zookeeper protobuf-compiler python3-grpcio python3-grpc-tools python3-protobuf
 	protobuf-compiler-grpc-java-plugin libgrpc-java libprotobuf-java libperfmark-java libtomcat9-java
-	libcurator-recipes-java python3-kazoo iproute2 nftables python3-venv python3-wheel
+	libcurator-recipes-java python3-kazoo iproute2 nftables python3-venv python3-wheel curl
 	"${maven_pkgs[@]}")
 command -v javac >/dev/null 2>&1 || pkgs+=(default-jdk-headless)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)

@@ -2,10 +2,12 @@ package sidecar
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"runtime/debug"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
@@ -43,18 +45,27 @@ type ServerOptions struct {
 	// health and reflection are served under them too (ServeHealth's
 	// listener excepted: plaintext always). Default none: plaintext.
 	Creds credentials.TransportCredentials
+	// GatewayTLS secures ServeGateway's HTTP connections. Default none:
+	// plaintext.
+	GatewayTLS *tls.Config
 }
 
 // Server serves a Service over gRPC, with grpc.health.v1 (SERVING while the
 // ZooKeeper session is usable) and server reflection beside it. It may also
-// serve grpc.health.v1 alone on a second listener (ServeHealth).
+// serve grpc.health.v1 alone on a second listener (ServeHealth), and the
+// Service as HTTP/JSON on a third (ServeGateway).
 type Server struct {
 	grpc       *grpc.Server
 	healthOnly *grpc.Server // grpc.health.v1 alone, in plaintext: ServeHealth
 	svc        *Service
 	health     *health.Server // the one health state, registered on both
+	opts       ServerOptions  // with the defaults filled in
 	done       chan struct{}  // closed to stop following the session
 	wait       chan struct{}  // closed when following stopped
+
+	mu       sync.Mutex
+	gw       *gateway // started by ServeGateway
+	stopping bool     // Shutdown has begun: ServeGateway starts nothing
 }
 
 // NewServer returns a Server for svc.
@@ -71,6 +82,34 @@ func NewServer(svc *Service, opts ServerOptions) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	g := newLockServer(svc, opts, opts.Creds, nil, nil)
+	h := health.NewServer()
+	healthpb.RegisterHealthServer(g, h)
+	reflection.Register(g)
+	// No interceptors: probes every few seconds need neither call logs nor
+	// call metrics, and health.Server does not panic. No credentials: the
+	// kubelet's grpc probe speaks plaintext only.
+	ho := grpc.NewServer(
+		grpc.MaxRecvMsgSize(opts.MaxMessageBytes),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: opts.KeepaliveTime, Timeout: opts.KeepaliveTimeout}),
+	)
+	healthpb.RegisterHealthServer(ho, h)
+	s := &Server{grpc: g, healthOnly: ho, svc: svc, health: h, opts: opts, done: make(chan struct{}), wait: make(chan struct{})}
+	go s.followSession()
+	return s
+}
+
+// newLockServer returns a gRPC server of svc's LockService under creds
+// (plaintext if nil), with opts' limits and interceptors, after first (if
+// not nil), the outermost.
+func newLockServer(svc *Service, opts ServerOptions, creds credentials.TransportCredentials,
+	firstUnary grpc.UnaryServerInterceptor, firstStream grpc.StreamServerInterceptor) *grpc.Server {
+	unary, stream := slices.Clip(opts.UnaryInterceptors), slices.Clip(opts.StreamInterceptors)
+	if firstUnary != nil {
+		unary = append([]grpc.UnaryServerInterceptor{firstUnary}, unary...)
+		stream = append([]grpc.StreamServerInterceptor{firstStream}, stream...)
+	}
 	calls := callLogger{opts.Logger}
 	recoverOpts := []recovery.Option{recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		opts.Logger.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
@@ -86,7 +125,7 @@ func NewServer(svc *Service, opts ServerOptions) *Server {
 		grpc.StaticStreamWindowSize(streamWindow(opts.MaxMessageBytes)),
 		grpc.StaticConnWindowSize(connWindow),
 		grpc.NumStreamWorkers(streamWorkers),
-		credsOption(opts.Creds),
+		credsOption(creds),
 		// Invalid UTF-8 in a request's string reaches the validation, which
 		// names the field, instead of failing the decode with INTERNAL.
 		grpc.ForceServerCodecV2(newRequestCodec()),
@@ -94,31 +133,17 @@ func NewServer(svc *Service, opts ServerOptions) *Server {
 		// No MaxConnectionAge: its GOAWAY would end Acquire streams, and so
 		// their leases, as if the app had died.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: opts.KeepaliveTime, Timeout: opts.KeepaliveTimeout}),
-		grpc.ChainUnaryInterceptor(append(slices.Clip(opts.UnaryInterceptors),
+		grpc.ChainUnaryInterceptor(append(unary,
 			calls.unary,
 			recovery.UnaryServerInterceptor(recoverOpts...),
 		)...),
-		grpc.ChainStreamInterceptor(append(slices.Clip(opts.StreamInterceptors),
+		grpc.ChainStreamInterceptor(append(stream,
 			calls.stream,
 			recovery.StreamServerInterceptor(recoverOpts...),
 		)...),
 	)
-	h := health.NewServer()
 	zklockv1.RegisterLockServiceServer(g, svc)
-	healthpb.RegisterHealthServer(g, h)
-	reflection.Register(g)
-	// No interceptors: probes every few seconds need neither call logs nor
-	// call metrics, and health.Server does not panic. No credentials: the
-	// kubelet's grpc probe speaks plaintext only.
-	ho := grpc.NewServer(
-		grpc.MaxRecvMsgSize(opts.MaxMessageBytes),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: opts.KeepaliveTime, Timeout: opts.KeepaliveTimeout}),
-	)
-	healthpb.RegisterHealthServer(ho, h)
-	s := &Server{grpc: g, healthOnly: ho, svc: svc, health: h, done: make(chan struct{}), wait: make(chan struct{})}
-	go s.followSession()
-	return s
+	return g
 }
 
 // followSession keeps the health status in step with the ZooKeeper session.
@@ -153,20 +178,31 @@ func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }
 // at most once.
 func (s *Server) ServeHealth(lis net.Listener) error { return s.healthOnly.Serve(lis) }
 
-// Shutdown reports NOT_SERVING, stops taking acquires, releases every lease
-// (holders get Lost{SHUTDOWN}), then stops the gRPC server gracefully; once
-// ctx ends it stops it hard. Last it stops ServeHealth's server, which
-// answers NOT_SERVING until then. The caller closes the Session after.
+// Shutdown reports NOT_SERVING, stops taking HTTP connections and
+// acquires, releases every lease (holders get Lost{SHUTDOWN}), then stops
+// the gRPC server and the gateway gracefully; once ctx ends it stops them
+// hard. Last it stops ServeHealth's server, which answers NOT_SERVING until
+// then. The caller closes the Session after.
 func (s *Server) Shutdown(ctx context.Context) {
 	close(s.done)
 	<-s.wait
 	s.health.Shutdown()
+	s.mu.Lock()
+	s.stopping = true
+	gw := s.gw
+	s.mu.Unlock()
+	if gw != nil {
+		gw.closeListeners()
+	}
 	s.svc.Shutdown(ctx)
 	stopped := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
 		close(stopped)
 	}()
+	if gw != nil {
+		gw.shutdown(ctx)
+	}
 	select {
 	case <-stopped:
 	case <-ctx.Done():

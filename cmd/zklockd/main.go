@@ -31,6 +31,7 @@ var version = "dev"
 type options struct {
 	zk              string
 	listen          string
+	httpListen      string
 	metricsListen   string
 	healthListen    string
 	socketMode      string
@@ -67,9 +68,10 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.SetOutput(out)
 	fs.StringVar(&o.zk, "zk", "127.0.0.1:2181", "ZooKeeper servers, host:port separated by commas")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:7878", "where to serve gRPC: host:port, or unix:///path/to/socket")
+	fs.StringVar(&o.httpListen, "http-listen", "", "where to serve the lock API as HTTP/JSON (grpc-gateway): host:port, or unix:///path/to/socket (--socket-mode); under --tls-* like --listen; empty: not served")
 	fs.StringVar(&o.metricsListen, "metrics-listen", "", "where to serve Prometheus metrics over HTTP at /metrics, host:port (e.g. 127.0.0.1:9464); empty: not served")
 	fs.StringVar(&o.healthListen, "health-listen", "", "where to serve grpc.health.v1 alone, in plaintext, host:port (e.g. 0.0.0.0:7879, for the kubelet's grpc probes); empty: not served")
-	fs.StringVar(&o.socketMode, "socket-mode", "0660", "file mode of the unix socket of --listen unix:///path, in octal")
+	fs.StringVar(&o.socketMode, "socket-mode", "0660", "file mode of the unix sockets of --listen and --http-listen unix:///path, in octal")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve TLS with over TCP; needs --tls-key")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&o.tlsClientCA, "tls-client-ca", "", "PEM CA certificates: clients must present a certificate one of them signed (mTLS)")
@@ -135,7 +137,8 @@ func run(args []string, stderr io.Writer) error {
 
 // runUntil runs zklockd with the command line args until ctx ends, then
 // shuts down: it releases every lease within --shutdown-timeout and stops
-// the gRPC server, then the health server, then the metrics server.
+// the gRPC server and the HTTP/JSON gateway, then the health server, then
+// the metrics server.
 func runUntil(ctx context.Context, args []string, stderr io.Writer) error {
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -167,11 +170,18 @@ func runUntil(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	lis, err := listen(o.listen, sec.socketMode)
+	lis, err := listen("--listen", o.listen, sec.socketMode)
 	if err != nil {
 		return err
 	}
 	defer lis.Close()
+	var glis net.Listener
+	if o.httpListen != "" {
+		if glis, err = listen("--http-listen", o.httpListen, sec.socketMode); err != nil {
+			return err
+		}
+		defer glis.Close()
+	}
 	var mlis net.Listener
 	if o.metricsListen != "" {
 		if mlis, err = net.Listen("tcp", o.metricsListen); err != nil {
@@ -208,7 +218,8 @@ func runUntil(ctx context.Context, args []string, stderr io.Writer) error {
 			Metrics:           mx,
 		},
 		Server: sidecar.ServerOptions{MaxMessageBytes: o.maxMessageBytes, Logger: log,
-			UnaryInterceptors: mx.UnaryInterceptors(), StreamInterceptors: mx.StreamInterceptors(), Creds: sec.creds},
+			UnaryInterceptors: mx.UnaryInterceptors(), StreamInterceptors: mx.StreamInterceptors(),
+			Creds: sec.creds, GatewayTLS: sec.tls},
 	})
 	if err != nil {
 		return err
@@ -218,9 +229,14 @@ func runUntil(ctx context.Context, args []string, stderr io.Writer) error {
 
 	// Each gRPC server's goroutine sends its end here: nil once Shutdown
 	// stopped it, an error if it failed before.
-	served := make(chan error, 2)
+	served := make(chan error, 3)
 	servers := 1
 	go func() { served <- wrapErr("serve", srv.Serve(lis)) }()
+	if glis != nil {
+		servers++
+		go func() { served <- wrapErr("serve http", srv.ServeGateway(glis)) }()
+		log.Info("serving the lock API as HTTP/JSON", "listen", glis.Addr().String(), "tls", sec.tls != nil)
+	}
 	if hlis != nil {
 		servers++
 		go func() { served <- wrapErr("serve health", srv.ServeHealth(hlis)) }()
@@ -279,15 +295,21 @@ func listenHealth(addr string) (net.Listener, error) {
 }
 
 // listen listens on host:port, or on a unix socket with mode socketMode
-// for unix:///path (see listenUnix).
-func listen(addr string, socketMode os.FileMode) (net.Listener, error) {
+// for unix:///path (see listenUnix); its errors name flag.
+//
+// TCP connections are probed after 10 s idle, every 5 s, and closed after
+// 2 unanswered probes: an HTTP client whose host died or was cut off then
+// loses its connection, and so its stream-bound leases, within about 20 s,
+// as a gRPC client that stops answering keepalive pings does within 15 s.
+func listen(flag, addr string, socketMode os.FileMode) (net.Listener, error) {
 	path, ok := strings.CutPrefix(addr, "unix://")
 	if !ok {
-		lis, err := net.Listen("tcp", addr)
+		lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 10 * time.Second, Interval: 5 * time.Second, Count: 2}}
+		lis, err := lc.Listen(context.Background(), "tcp", addr)
 		if err != nil {
-			return nil, fmt.Errorf("--listen: %w", err)
+			return nil, fmt.Errorf("%s: %w", flag, err)
 		}
 		return lis, nil
 	}
-	return listenUnix(path, socketMode)
+	return listenUnix(flag, path, socketMode)
 }

@@ -42,39 +42,41 @@ func parseSocketMode(s string) (os.FileMode, error) {
 // refused (its server is gone); one that answers is in use, and anything
 // that is not a socket is left alone. Two zklockds starting at the same
 // instant on one stale socket can still race; give each its own path.
-func listenUnix(path string, perm os.FileMode) (net.Listener, error) {
+//
+// Its errors name flag, the flag that asked for the socket.
+func listenUnix(flag, path string, perm os.FileMode) (net.Listener, error) {
 	lis, err := bindUnix(path, perm)
 	if err == nil {
 		return lis, nil
 	}
 	if !errors.Is(err, syscall.EADDRINUSE) {
-		return nil, fmt.Errorf("--listen: %w", err)
+		return nil, fmt.Errorf("%s: %w", flag, err)
 	}
 	fi, serr := os.Lstat(path)
 	if serr != nil {
-		return nil, fmt.Errorf("--listen: %w", err)
+		return nil, fmt.Errorf("%s: %w", flag, err)
 	}
 	if fi.Mode().Type() != os.ModeSocket {
-		return nil, fmt.Errorf("--listen: %s exists and is not a socket: left alone", path)
+		return nil, fmt.Errorf("%s: %s exists and is not a socket: left alone", flag, path)
 	}
 	c, derr := net.DialTimeout("unix", path, time.Second)
 	if derr == nil {
 		c.Close()
-		return nil, fmt.Errorf("--listen: %s is in use by another process", path)
+		return nil, fmt.Errorf("%s: %s is in use by another process", flag, path)
 	}
 	if !errors.Is(derr, syscall.ECONNREFUSED) {
 		// EACCES, a timeout: it may well be alive.
-		return nil, fmt.Errorf("--listen: %s exists and may be in use: %w", path, derr)
+		return nil, fmt.Errorf("%s: %s exists and may be in use: %w", flag, path, derr)
 	}
 	// Stale. Remove it only if it is still the file looked at.
 	if now, err := os.Lstat(path); err != nil || !os.SameFile(fi, now) {
-		return nil, fmt.Errorf("--listen: %s changed while zklockd checked it", path)
+		return nil, fmt.Errorf("%s: %s changed while zklockd checked it", flag, path)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("--listen: removing stale socket: %w", err)
+		return nil, fmt.Errorf("%s: removing stale socket: %w", flag, err)
 	}
 	if lis, err = bindUnix(path, perm); err != nil {
-		return nil, fmt.Errorf("--listen: %w", err)
+		return nil, fmt.Errorf("%s: %w", flag, err)
 	}
 	return lis, nil
 }
@@ -209,12 +211,14 @@ func logConfig(log *slog.Logger, fs *flag.FlagSet) {
 type security struct {
 	socketMode os.FileMode                      // of a unix socket
 	creds      credentials.TransportCredentials // nil: plaintext
+	tls        *tls.Config                      // the same, for --http-listen
 	zkAuth     *zkrecipes.Digest                // nil: anonymous
 }
 
 // loadSecurity checks the security flags and reads the files they name.
-// TLS is refused on a unix socket: its file mode decides who may connect,
-// and gRPC clients of a unix socket rarely verify a server name.
+// TLS secures --listen and --http-listen alike, and is refused when either
+// is a unix socket: its file mode decides who may connect, and clients of a
+// unix socket rarely verify a server name.
 func loadSecurity(o *options) (*security, error) {
 	var sec security
 	var err error
@@ -229,7 +233,11 @@ func loadSecurity(o *options) (*security, error) {
 		if strings.HasPrefix(o.listen, "unix://") {
 			return nil, errors.New("--tls-cert with --listen unix://: TLS is for TCP; a unix socket is guarded by its file mode (--socket-mode)")
 		}
+		if strings.HasPrefix(o.httpListen, "unix://") {
+			return nil, errors.New("--tls-cert with --http-listen unix://: TLS is for TCP; a unix socket is guarded by its file mode (--socket-mode)")
+		}
 		sec.creds = credentials.NewTLS(tc)
+		sec.tls = tc
 	}
 	if sec.zkAuth, err = readZKAuth(o.zkAuthFile); err != nil {
 		return nil, err

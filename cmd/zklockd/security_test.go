@@ -58,7 +58,7 @@ func TestSocketModeIsApplied(t *testing.T) {
 		for _, perm := range []os.FileMode{0o600, 0o660, 0o666, 0o640} {
 			path := filepath.Join(t.TempDir(), "s")
 			withUmask(umask, func() {
-				lis, err := listenUnix(path, perm)
+				lis, err := listenUnix("--listen", path, perm)
 				if err != nil {
 					t.Fatalf("umask %03o, mode %03o: %v", umask, perm, err)
 				}
@@ -103,7 +103,7 @@ func staleSocket(t *testing.T, path string) {
 func TestStaleSocketIsReplaced(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s")
 	staleSocket(t, path)
-	lis, err := listenUnix(path, 0o600)
+	lis, err := listenUnix("--listen", path, 0o600)
 	if err != nil {
 		t.Fatalf("listen over a stale socket: %v", err)
 	}
@@ -130,7 +130,7 @@ func TestLiveSocketIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer live.Close()
-	if lis, err := listenUnix(path, 0o660); err == nil || !strings.Contains(err.Error(), "in use") {
+	if lis, err := listenUnix("--listen", path, 0o660); err == nil || !strings.Contains(err.Error(), "in use") {
 		if lis != nil {
 			lis.Close()
 		}
@@ -167,7 +167,7 @@ func TestNonSocketIsLeftAlone(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		lis, err := listenUnix(path, 0o660)
+		lis, err := listenUnix("--listen", path, 0o660)
 		if err == nil {
 			lis.Close()
 			t.Errorf("listen on %s (%v): no error", path, before.Mode())
@@ -225,6 +225,7 @@ func TestSecurityMisconfigurationIsRefused(t *testing.T) {
 		"client CA not PEM":     {args: []string{"--tls-cert", cert, "--tls-key", key, "--tls-client-ca", notPEM}, want: "--tls-client-ca"},
 		"missing client CA":     {args: []string{"--tls-cert", cert, "--tls-key", key, "--tls-client-ca", filepath.Join(dir, "nope")}, want: "--tls-client-ca"},
 		"TLS on a unix socket":  {args: []string{"--listen", sock, "--tls-cert", cert, "--tls-key", key}, want: "TLS is for TCP"},
+		"TLS on an HTTP socket": {args: []string{"--http-listen", sock, "--tls-cert", cert, "--tls-key", key}, want: "--http-listen unix://"},
 		"bad socket mode":       {args: []string{"--listen", sock, "--socket-mode", "rw"}, want: "--socket-mode"},
 		"missing auth file":     {args: []string{"--zk-auth-file", filepath.Join(dir, "nope")}, want: "--zk-auth-file"},
 		"empty auth file":       {args: []string{"--zk-auth-file", empty}, want: "empty"},
