@@ -23,7 +23,7 @@ WORKDIR /src
 # The modules' requirements first (a layer that changes only with them):
 # go.work joins the main module, api/ and clients/go (scripts/check-chart.sh
 # checks that every module go.work uses is copied here).
-COPY go.mod go.sum go.work ./
+COPY go.mod go.sum go.work go.work.sum ./
 COPY api/go.mod api/go.sum ./api/
 COPY clients/go/go.mod clients/go/go.sum ./clients/go/
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
