@@ -87,30 +87,8 @@ func waitHealth(t *testing.T, conn *grpc.ClientConn, service string, want health
 // reflection, says NOT_SERVING while zklockd shuts down, and closes after
 // the lock listener has stopped.
 func TestHealthListen(t *testing.T) {
-	zkc := zktest.StartStandalone(t)
-	dir := t.TempDir()
-	ca := testpki.NewCA(t, "test CA")
-	cert, key := ca.Server(t, "127.0.0.1").WriteFiles(t, dir, "server")
-
-	ctx, sigterm := context.WithCancel(context.Background())
-	defer sigterm()
-	logs := &syncbuf.Buffer{}
-	exited := make(chan error, 1)
-	go func() {
-		exited <- runUntil(ctx, []string{"--zk", zkc.ConnectString(), "--listen", "127.0.0.1:0",
-			"--tls-cert", cert, "--tls-key", key, "--health-listen", "127.0.0.1:0",
-			"--session-timeout", "4s", "--shutdown-timeout", "20s", "--log-format", "json"}, logs)
-	}()
-	stopped := false
-	defer func() {
-		if !stopped {
-			sigterm()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("zklockd's log:\n%s", logs)
-		}
-	}()
+	d := startTLSDaemon(t, "--health-listen", "127.0.0.1:0")
+	ca, logs, exited, sigterm := d.ca, d.logs, d.exited, d.sigterm
 	healthAddr := waitLogged(t, logs, exited, "serving grpc.health.v1 alone, in plaintext")
 	lockAddr := waitLogged(t, logs, exited, "zklockd serving")
 	if !strings.Contains(logs.String(), `"health-listen":"127.0.0.1:0"`) {
@@ -186,15 +164,7 @@ func TestHealthListen(t *testing.T) {
 	default:
 	}
 	wcancel()
-	select {
-	case err := <-exited:
-		stopped = true
-		if err != nil {
-			t.Fatalf("zklockd: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("zklockd still running 20s after the last stream ended")
-	}
+	d.waitExit(t, "the last stream ended")
 	if c, err := net.DialTimeout("tcp", healthAddr, time.Second); err == nil {
 		c.Close()
 		t.Errorf("the health port %s still accepts connections after zklockd stopped", healthAddr)
@@ -232,5 +202,59 @@ func TestHealthListenErrorIsAStartupError(t *testing.T) {
 			}
 			t.Log(err)
 		})
+	}
+}
+
+// tlsDaemon is zklockd run in-process (runUntil) against a standalone
+// ZooKeeper, with TLS on its lock listener.
+type tlsDaemon struct {
+	ca      *testpki.CA // signed the server's certificate
+	logs    *syncbuf.Buffer
+	exited  chan error         // runUntil's result
+	sigterm context.CancelFunc // what SIGTERM does
+	stopped bool               // exited was read
+}
+
+// startTLSDaemon starts a tlsDaemon with flags added to its command line.
+// When the test ends it stops it, unless waitExit saw it return, and logs
+// its log if the test failed.
+func startTLSDaemon(t *testing.T, flags ...string) *tlsDaemon {
+	t.Helper()
+	zkc := zktest.StartStandalone(t)
+	ca := testpki.NewCA(t, "test CA")
+	cert, key := ca.Server(t, "127.0.0.1").WriteFiles(t, t.TempDir(), "server")
+	ctx, sigterm := context.WithCancel(context.Background())
+	d := &tlsDaemon{ca: ca, logs: &syncbuf.Buffer{}, exited: make(chan error, 1), sigterm: sigterm}
+	args := append([]string{"--zk", zkc.ConnectString(), "--listen", "127.0.0.1:0",
+		"--tls-cert", cert, "--tls-key", key,
+		"--session-timeout", "4s", "--shutdown-timeout", "20s", "--log-format", "json"}, flags...)
+	go func() { d.exited <- runUntil(ctx, args, d.logs) }()
+	t.Cleanup(func() {
+		if !d.stopped {
+			sigterm()
+			select {
+			case <-d.exited:
+			case <-time.After(30 * time.Second): // or a test read it
+			}
+		}
+		if t.Failed() {
+			t.Logf("zklockd's log:\n%s", d.logs)
+		}
+	})
+	return d
+}
+
+// waitExit waits at most 20 s for zklockd to return, after what (said in
+// the failure), and fails the test if it returned an error.
+func (d *tlsDaemon) waitExit(t *testing.T, after string) {
+	t.Helper()
+	select {
+	case err := <-d.exited:
+		d.stopped = true
+		if err != nil {
+			t.Fatalf("zklockd: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("zklockd still running 20s after %s", after)
 	}
 }

@@ -14,9 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zklock/zklock/internal/syncbuf"
 	"github.com/zklock/zklock/internal/testpki"
-	"github.com/zklock/zklock/internal/zktest"
 )
 
 // TestHTTPListenFlag: --http-listen is off by default and takes its value
@@ -82,30 +80,8 @@ func TestHTTPListenErrorIsAStartupError(t *testing.T) {
 // shutdown timeout, the HTTP port is closed, and (TestMain's goleak) no
 // goroutine of the gateway is left.
 func TestHTTPGatewayStopsWithDaemon(t *testing.T) {
-	zkc := zktest.StartStandalone(t)
-	dir := t.TempDir()
-	ca := testpki.NewCA(t, "test CA")
-	cert, key := ca.Server(t, "127.0.0.1").WriteFiles(t, dir, "server")
-
-	ctx, sigterm := context.WithCancel(context.Background())
-	defer sigterm()
-	logs := &syncbuf.Buffer{}
-	exited := make(chan error, 1)
-	go func() {
-		exited <- runUntil(ctx, []string{"--zk", zkc.ConnectString(), "--listen", "127.0.0.1:0",
-			"--tls-cert", cert, "--tls-key", key, "--http-listen", "127.0.0.1:0",
-			"--session-timeout", "4s", "--shutdown-timeout", "20s", "--log-format", "json"}, logs)
-	}()
-	stopped := false
-	defer func() {
-		if !stopped {
-			sigterm()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("zklockd's log:\n%s", logs)
-		}
-	}()
+	d := startTLSDaemon(t, "--http-listen", "127.0.0.1:0")
+	ca, logs, exited, sigterm := d.ca, d.logs, d.exited, d.sigterm
 	httpAddr := waitLogged(t, logs, exited, "serving the lock API as HTTP/JSON")
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, ForceAttemptHTTP2: true}
 	defer tr.CloseIdleConnections()
@@ -159,15 +135,7 @@ func TestHTTPGatewayStopsWithDaemon(t *testing.T) {
 	if lines.Scan() {
 		t.Errorf("line %q after lost, want the end", lines.Bytes())
 	}
-	select {
-	case err := <-exited:
-		stopped = true
-		if err != nil {
-			t.Fatalf("zklockd: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("zklockd still running 20s after SIGTERM")
-	}
+	d.waitExit(t, "SIGTERM")
 	if c, err := net.DialTimeout("tcp", httpAddr, time.Second); err == nil {
 		c.Close()
 		t.Errorf("the HTTP port %s still accepts connections after zklockd stopped", httpAddr)
