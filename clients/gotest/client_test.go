@@ -846,6 +846,20 @@ func TestDetachedLease(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// KeepAlive of a lease released meanwhile ends without an error.
+	again, err := c.Lock(ctx, "detached", zklock.Detach(ttl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept2 := make(chan error, 1)
+	go func() { kept2 <- again.KeepAlive(ctx) }()
+	if err := again.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-kept2; err != nil {
+		t.Fatalf("KeepAlive of a released lease = %v, want nil", err)
+	}
+
 	left, err := c.Lock(ctx, "detached", zklock.Detach(time.Second))
 	if err != nil {
 		t.Fatal(err)

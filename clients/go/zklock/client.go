@@ -233,19 +233,26 @@ func (c *Client) acquire(ctx context.Context, name string, opts []Option) (*Leas
 				opts:     o,
 				detached: req.Detach,
 			}
+			if l.detached {
+				// The sidecar ends a detached lease's stream after Granted,
+				// and the lease does not depend on it: end it here too,
+				// which frees it without reading its end.
+				cancel()
+				l.expiresAt = e.Granted.GetExpiresAt().AsTime()
+				close(l.done)
+			}
 			if !stop() {
 				// ctx ended as the grant came: give the lock back (the
 				// deferred cancel ends a stream-bound lease's stream).
 				if l.detached {
-					l.Release(context.WithoutCancel(ctx))
+					rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+					l.Release(rctx)
+					rcancel()
 				}
 				return nil, notGranted(ctx, name)
 			}
 			granted = true
 			if l.detached {
-				// The sidecar ends a detached lease's stream after Granted.
-				l.expiresAt = e.Granted.GetExpiresAt().AsTime()
-				close(l.done)
 				return l, nil
 			}
 			go l.follow(stream)

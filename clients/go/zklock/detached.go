@@ -12,6 +12,16 @@ import (
 	zklockv1 "github.com/zklock/zklock/api/zklock/v1"
 )
 
+// errReleased is Renew's error for a lease released by this process.
+var errReleased = errors.New("zklock: lease released")
+
+// isReleased reports whether Release was called.
+func (l *Lease) isReleased() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.released
+}
+
 // ErrNotDetached is returned by Renew and KeepAlive of a lease bound to its
 // stream: the stream keeps it, there is nothing to renew.
 var ErrNotDetached = errors.New("zklock: lease is not detached")
@@ -28,14 +38,14 @@ func (l *Lease) Renew(ctx context.Context) error {
 	if err := l.Err(); err != nil {
 		return err
 	}
-	l.mu.Lock()
-	released := l.released
-	l.mu.Unlock()
-	if released {
-		return errors.New("zklock: lease released")
+	if l.isReleased() {
+		return errReleased
 	}
 	expires, err := l.c.Renew(ctx, l.id)
 	if errors.Is(err, ErrLost) {
+		if l.isReleased() {
+			return errReleased // released meanwhile: the sidecar forgot it
+		}
 		l.lose(err)
 		return err
 	}
@@ -84,16 +94,12 @@ func (l *Lease) KeepAlive(ctx context.Context) error {
 			return l.Err()
 		case <-t.C:
 		}
-		l.mu.Lock()
-		released := l.released
-		l.mu.Unlock()
-		if released {
-			return nil
-		}
 		err := l.Renew(ctx)
 		switch {
 		case err == nil:
 			retry = 0
+		case errors.Is(err, errReleased):
+			return nil
 		case errors.Is(err, ErrLost):
 			return err
 		case ctx.Err() != nil:
