@@ -14,7 +14,9 @@
 #      PrometheusRule's alerts are those of docs/operations.md's table
 #      (alertdoc)
 #   3. values that cannot work must fail the render, each with its message;
-#      each probe type renders what it should (the health port only for grpc)
+#      each probe type renders what it should (the health port only for grpc);
+#      http.enabled renders --http-listen where listen puts gRPC (off by
+#      default)
 #   4. kubecheck must reject broken manifests (an unknown field, a wrong
 #      type, a mount of a volume that is not there, an unknown field in a
 #      ServiceMonitor, PromQL that does not parse, a ServiceMonitor that
@@ -33,7 +35,10 @@
 #      containerPort named health that --health-listen binds); grpcurl, when
 #      there is one, finds no LockService on the health port; with metrics
 #      on, zklockd's /metrics is scraped, and every metric the alerts read
-#      (but kube-state-metrics') must be in a scrape
+#      (but kube-state-metrics') must be in a scrape; with --http-listen,
+#      curl reaches the gateway there (TLS and client certificate as
+#      rendered, or the socket, with --socket-mode's mode) and GET
+#      /v1/locks/x answers zklockd's 503 UNAVAILABLE NO_SESSION in JSON
 #
 # Prints one line per check; exits 1 if any failed.
 set -euo pipefail
@@ -48,6 +53,8 @@ alertdoc=bin/alertdoc
 # refusal of the lock API is left to cmd/zklockd's tests.
 grpcurl=${GRPCURL:-bin/grpcurl}
 [[ -x $grpcurl ]] || grpcurl=$(command -v grpcurl || true)
+# curl (deps.sh installs it) reaches the rendered HTTP/JSON listeners.
+curl=$(command -v curl || true)
 
 [[ -x $helm ]] || { echo "check-chart: $helm not found: run 'make tool-helm'" >&2; exit 1; }
 
@@ -214,6 +221,14 @@ must_fail "metrics.podMonitor.enabled need metrics.enabled" --set metrics.servic
 must_fail "need metrics.podSelector" --set example.enabled=false,metrics.enabled=true,metrics.podMonitor.enabled=true
 must_fail "are both true: enable one" --set metrics.enabled=true,metrics.serviceMonitor.enabled=true,metrics.podMonitor.enabled=true
 must_fail "/metrics/serviceMonitor/interval" --set "metrics.serviceMonitor.interval=30 s"
+must_fail "http.port and listen.port are both 7878" --set http.enabled=true,http.port=7878
+must_fail "http.port and health.port are both 7879" --set http.enabled=true,http.port=7879
+must_fail "http.port and metrics.port are both 9464" --set http.enabled=true,metrics.enabled=true,http.port=9464
+must_fail 'http.socketName and listen.socketName are both "zklockd.sock"' --set http.enabled=true,listen.mode=unix,http.socketName=zklockd.sock
+must_fail "refuses TLS on a unix socket" --set http.enabled=true,listen.mode=unix,tls.enabled=true,tls.secretName=s
+must_fail "/http/port" --set http.enabled=true,http.port=0
+must_fail "/http/socketName" --set http.socketName=a/b
+must_fail "additional properties 'adress' not allowed" --set http.adress=0.0.0.0
 
 # container NAME FILE: the lines of container NAME's spec in FILE.
 container() {
@@ -268,6 +283,32 @@ for type in exec none; do
 	fi
 done
 
+# http.enabled: --http-listen where listen puts the lock API (its address,
+# or a socket beside the gRPC one, in the directory both containers mount),
+# a containerPort named http only when the pod IP reaches it; neither by
+# default.
+# http_case SETS WANT-FLAG WANT-PORT: WANT-PORT empty: no containerPort http.
+http_case() {
+	local set=$1 want=$2 port=$3 c got gotport says
+	if ! render "$tmp/http.yaml" --set example.enabled=true ${set:+--set "$set"}; then
+		fail "helm template --set example.enabled=true${set:+,$set}"
+		return
+	fi
+	c=$(container zklockd "$tmp/http.yaml")
+	got=$(grep -o -- '"--http-listen=[^"]*"' <<<"$c" | tr -d '"' || true)
+	gotport=$(awk '/^ *- name: http$/ { h = 1; next } h && /containerPort:/ { print $2; exit }' <<<"$c")
+	says="${want:-no --http-listen}, containerPort http ${port:-none}"
+	if [[ $got == "$want" && $gotport == "$port" ]]; then
+		ok "${set:-(default values)}: $says"
+	else
+		fail "${set:-(default values)}: want $says; got ${got:-no --http-listen}, containerPort http ${gotport:-none}:"
+		echo "$c" | sed 's/^/    /'
+	fi
+}
+http_case "" "" ""
+http_case "http.enabled=true" "--http-listen=127.0.0.1:7880" ""
+http_case "http.enabled=true,http.port=8080,listen.address=0.0.0.0,tls.enabled=true,tls.secretName=s" "--http-listen=0.0.0.0:8080" "8080"
+http_case "http.enabled=true,listen.mode=unix,listen.socketDir=/run/z/" "--http-listen=unix:///run/z/zklockd-http.sock" ""
 # ---- 4. kubecheck must reject broken manifests --------------------------------
 
 # must_reject NAME MESSAGE < manifests
@@ -447,25 +488,91 @@ scrape() {
 		sed "1,/^\r\$/d" <&3' scrape "$1"
 }
 
+# check_http NAME ARGS...: with --http-listen among zklockd's ARGS, curl
+# reaches it as a client in the pod would (http://127.0.0.1:PORT, https://
+# with the CA and, under mTLS, the client certificate, or the socket, whose
+# mode must be --socket-mode's), and GET /v1/locks/x must answer what
+# zklockd's gateway answers without ZooKeeper: 503, application/json, the
+# gRPC status UNAVAILABLE (14) with ErrorInfo reason NO_SESSION.
+check_http() {
+	local name=$1 a listen= tls= mtls= mode= url how out status ctype body want
+	shift
+	for a in "$@"; do
+		case $a in
+		--http-listen=*) listen=${a#--http-listen=} ;;
+		--tls-cert=*) tls=1 ;;
+		--tls-client-ca=*) mtls=1 ;;
+		--socket-mode=*) mode=${a#--socket-mode=} ;;
+		esac
+	done
+	[[ -n $listen ]] || return 0
+	if [[ -z $curl ]]; then
+		fail "$name: --http-listen=$listen, and no curl to reach it (deps.sh installs it)"
+		return
+	fi
+	local opts=(-sS --max-time 10 -o "$tmp/http-body" -w '%{http_code} %{content_type}')
+	if [[ $listen == unix://* ]]; then
+		local sock=${listen#unix://} got
+		opts+=(--unix-socket "$sock")
+		url=http://localhost/v1/locks/x
+		how="curl --unix-socket $sock"
+		want=${mode:-0660}
+		got=$(stat -c %a "$sock" 2>&1 || true)
+		if [[ ${got#0} == "${want#0}" ]]; then
+			ok "$name: the --http-listen socket has --socket-mode's mode $want"
+		else
+			fail "$name: the --http-listen socket $sock has mode '$got', want $want"
+		fi
+	else
+		local host=${listen%:*} port=${listen##*:}
+		[[ $host == 0.0.0.0 || -z $host || $host == "[::]" ]] && host=127.0.0.1
+		if [[ -n $tls ]]; then
+			opts+=(--cacert "$pki/tls/ca.crt")
+			[[ -n $mtls ]] && opts+=(--cert "$pki/tls/tls.crt" --key "$pki/tls/tls.key")
+			url=https://$host:$port/v1/locks/x
+		else
+			url=http://$host:$port/v1/locks/x
+		fi
+		how="curl${tls:+ (TLS${mtls:+, client certificate})}"
+	fi
+	rm -f "$tmp/http-body"
+	if ! out=$("$curl" "${opts[@]}" "$url" 2>&1); then
+		fail "$name: $how $url: $out"
+		return
+	fi
+	read -r status ctype <<<"$out"
+	body=$(cat "$tmp/http-body" 2>/dev/null || true)
+	# protojson varies its spaces on purpose: match around them.
+	local code_re='"code":[[:space:]]*14[[:space:]]*[,}]' reason_re='"reason":[[:space:]]*"NO_SESSION"'
+	if [[ $status == 503 && $ctype == application/json* && $body =~ $code_re && $body =~ $reason_re ]]; then
+		ok "$name: --http-listen=$listen: $how GET $url answers 503 $ctype, UNAVAILABLE NO_SESSION (zklockd's gateway, no ZooKeeper)"
+	else
+		fail "$name: --http-listen=$listen: $how GET $url: want 503 application/json with code 14 and reason NO_SESSION, got $status $ctype:"
+		echo "$body" | sed 's/^/    /'
+	fi
+}
+
 # run_rendered NAME HELM-ARGS...: renders the example, runs the built
 # zklockd with the zklockd container's args (paths under /etc/zklock moved
 # to $pki, ZooKeeper down), and runs the liveness probe's command (healthprobe
 # from the build) against it: it must answer NOT_SERVING (exit 4), which
 # takes a connection and a health answer. With metrics on, its /metrics is
-# saved in $tmp/scrapes/NAME.
+# saved in $tmp/scrapes/NAME; with HTTP on, check_http.
 run_rendered() {
-	local name=$1 grpc_port metrics_port health_port dir rendered args probe pid rc i c ports answer health_addr=
+	local name=$1 grpc_port metrics_port health_port http_port dir rendered args probe pid rc i c ports answer health_addr=
 	shift
 	grpc_port=$(free_port)
 	metrics_port=$(free_port)
 	[[ $metrics_port == "$grpc_port" ]] && metrics_port=$((grpc_port + 1))
 	health_port=$(free_port)
 	while [[ $health_port == "$grpc_port" || $health_port == "$metrics_port" ]]; do health_port=$(free_port); done
+	http_port=$(free_port)
+	while [[ $http_port == "$grpc_port" || $http_port == "$metrics_port" || $http_port == "$health_port" ]]; do http_port=$(free_port); done
 	dir=$tmp/run-$name
 	mkdir -p "$dir/sock"
 	rendered=$dir/rendered.yaml
 	if ! render "$rendered" --set example.enabled=true "$@" \
-		--set "zookeeper.connect=127.0.0.1:1,listen.port=$grpc_port,metrics.port=$metrics_port,health.port=$health_port,listen.socketDir=$dir/sock"; then
+		--set "zookeeper.connect=127.0.0.1:1,listen.port=$grpc_port,metrics.port=$metrics_port,health.port=$health_port,http.port=$http_port,listen.socketDir=$dir/sock"; then
 		fail "$name: helm template"
 		return
 	fi
@@ -521,6 +628,7 @@ run_rendered() {
 			sed 's/^/    /' "$dir/scrape.err" "$tmp/scrapes/$name" | head -20
 		fi
 	fi
+	check_http "$name" "${args[@]}"
 	if [[ -n $health_addr && -n $grpcurl ]]; then
 		# grpcurl says "Code: Unimplemented" for a service the server lacks.
 		if answer=$("$grpcurl" -plaintext -max-time 5 -import-path api -proto zklock/v1/lock.proto -d '{"lock":"x"}' \

@@ -12,6 +12,8 @@ indentation 0: pipe it through nindent. README.md shows the whole pod spec.
                            directory in unix mode; may be empty)
   zklock.appEnv            ZKLOCK_ADDR for the app container, as a list item
   zklock.address           where a process in the pod dials zklockd
+  zklock.httpAddress       where it reaches the HTTP/JSON listener
+                           (http.enabled)
   zklock.terminationGracePeriodSeconds
                            the least grace period the pod needs for zklockd
 */}}
@@ -30,6 +32,9 @@ indentation 0: pipe it through nindent. README.md shows the whole pod spec.
     - {{ printf "--listen=%s" (include "zklock.listen" .) | quote }}
     {{- if eq $v.listen.mode "unix" }}
     - {{ printf "--socket-mode=%s" $v.listen.socketMode | quote }}
+    {{- end }}
+    {{- if $v.http.enabled }}
+    - {{ printf "--http-listen=%s" (include "zklock.httpListen" .) | quote }}
     {{- end }}
     - {{ printf "--root=%s" $v.zookeeper.root | quote }}
     - {{ printf "--session-timeout=%s" $v.zookeeper.sessionTimeout | quote }}
@@ -67,12 +72,18 @@ indentation 0: pipe it through nindent. README.md shows the whole pod spec.
     {{- toYaml . | nindent 4 }}
   {{- end }}
   {{- $grpcPort := and (eq $v.listen.mode "tcp") (not (include "zklock.loopback" .)) }}
+  {{- $httpPort := and $v.http.enabled $grpcPort }}
   {{- $healthPort := eq $v.probes.type "grpc" }}
   {{- if or $grpcPort $healthPort $v.metrics.enabled }}
   ports:
     {{- if $grpcPort }}
     - name: grpc
       containerPort: {{ $v.listen.port }}
+      protocol: TCP
+    {{- end }}
+    {{- if $httpPort }}
+    - name: http
+      containerPort: {{ $v.http.port }}
       protocol: TCP
     {{- end }}
     {{- if $healthPort }}
@@ -219,6 +230,36 @@ unix://{{ include "zklock.socketPath" . }}
 {{- end -}}
 {{- end }}
 
+{{/* zklock.httpListen: the value of --http-listen (http.enabled). */}}
+{{- define "zklock.httpListen" -}}
+{{- if eq .Values.listen.mode "unix" -}}
+unix://{{ include "zklock.httpSocketPath" . }}
+{{- else -}}
+{{- include "zklock.joinHostPort" (dict "host" (.Values.listen.address | toString) "port" .Values.http.port) -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+zklock.httpAddress: where a process in the pod reaches the HTTP/JSON
+listener: host:port (http://, or https:// with tls.enabled), or
+unix:///path (curl --unix-socket).
+*/}}
+{{- define "zklock.httpAddress" -}}
+{{- if eq .Values.listen.mode "unix" -}}
+unix://{{ include "zklock.httpSocketPath" . }}
+{{- else -}}
+{{- $host := .Values.listen.address | toString -}}
+{{- if has $host (list "" "0.0.0.0" "::" "[::]") -}}
+{{- $host = "127.0.0.1" -}}
+{{- end -}}
+{{- include "zklock.joinHostPort" (dict "host" $host "port" .Values.http.port) -}}
+{{- end -}}
+{{- end }}
+
+{{- define "zklock.httpSocketPath" -}}
+{{- printf "%s/%s" (trimSuffix "/" .Values.listen.socketDir) .Values.http.socketName -}}
+{{- end }}
+
 {{- define "zklock.socketPath" -}}
 {{- printf "%s/%s" (trimSuffix "/" .Values.listen.socketDir) .Values.listen.socketName -}}
 {{- end }}
@@ -330,6 +371,21 @@ needs: the preStop sleep, then --shutdown-timeout, plus 5 s to spare.
 {{- end -}}
 {{- if and $v.tls.clientCA.enabled (not $v.tls.enabled) -}}
 {{- fail "zklock: tls.clientCA.enabled needs tls.enabled" -}}
+{{- end -}}
+{{- if $v.http.enabled -}}
+{{- if eq $v.listen.mode "tcp" -}}
+{{- if eq (int $v.http.port) (int $v.listen.port) -}}
+{{- fail (printf "zklock: http.port and listen.port are both %d" (int $v.http.port)) -}}
+{{- end -}}
+{{- if and (eq $v.probes.type "grpc") (eq (int $v.http.port) (int $v.health.port)) -}}
+{{- fail (printf "zklock: http.port and health.port are both %d (probes.type=grpc serves health on a port of its own)" (int $v.http.port)) -}}
+{{- end -}}
+{{- if and $v.metrics.enabled (eq (int $v.http.port) (int $v.metrics.port)) -}}
+{{- fail (printf "zklock: http.port and metrics.port are both %d" (int $v.http.port)) -}}
+{{- end -}}
+{{- else if eq (toString $v.http.socketName) (toString $v.listen.socketName) -}}
+{{- fail (printf "zklock: http.socketName and listen.socketName are both %q (each listener needs a socket of its own)" (toString $v.http.socketName)) -}}
+{{- end -}}
 {{- end -}}
 {{- if and $v.metrics.enabled (eq $v.listen.mode "tcp") (eq (int $v.metrics.port) (int $v.listen.port)) -}}
 {{- fail (printf "zklock: metrics.port and listen.port are both %d" (int $v.listen.port)) -}}
