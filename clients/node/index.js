@@ -232,25 +232,6 @@ function sleep(ms, ...wake) {
   }), ...wake]).finally(() => clearTimeout(timer));
 }
 
-// aborted returns a promise that resolves when signal aborts, and a
-// function that stops listening.
-function aborted(signal) {
-  if (!signal) {
-    return [new Promise(() => {}), () => {}];
-  }
-  let off;
-  const p = new Promise((resolve) => {
-    if (signal.aborted) {
-      resolve();
-      return;
-    }
-    const on = () => resolve();
-    signal.addEventListener('abort', on, { once: true });
-    off = () => signal.removeEventListener('abort', on);
-  });
-  return [p, () => off?.()];
-}
-
 /**
  * Takes locks through one zklockd.
  */
@@ -495,6 +476,7 @@ class Client {
           return;
         }
         const call = api.Observe({ lock: name });
+        call.on('error', () => {}); // the loop below sees every error
         const onAbort = () => call.cancel();
         signal?.addEventListener('abort', onAbort, { once: true });
         try {
@@ -587,8 +569,7 @@ class Lease extends EventEmitter {
   #rejectLost;
   #ended;
   #resolveEnded;
-  #resolveReleased;
-  #released;
+  #wakers = new Set(); // keepAlive's waits, ended by release and loss
 
   /** @internal */
   constructor(client, name, call, granted, detached) {
@@ -622,9 +603,6 @@ class Lease extends EventEmitter {
     this.lost.catch(() => {}); // not an unhandled rejection if nobody waits
     this.#ended = new Promise((resolve) => {
       this.#resolveEnded = resolve;
-    });
-    this.#released = new Promise((resolve) => {
-      this.#resolveReleased = resolve;
     });
   }
 
@@ -700,38 +678,53 @@ class Lease extends EventEmitter {
     if (!this.detached) {
       throw new Error(`zklock: lease of ${this.name} is not detached: its stream keeps it`);
     }
-    const [stop, off] = aborted(options.signal);
-    try {
-      let retry = 0;
-      for (;;) {
-        let wait = Math.max(0, (this.expiresAt - Date.now()) / 3);
-        if (retry > 0) {
-          wait = Math.min(retry, wait);
+    const { signal } = options;
+    let retry = 0;
+    for (;;) {
+      let wait = Math.max(0, (this.expiresAt - Date.now()) / 3);
+      if (retry > 0) {
+        wait = Math.min(retry, wait);
+      }
+      await this.#sleep(wait, signal);
+      if (this.#lostError) {
+        throw this.#lostError;
+      }
+      if (this.#releasing || signal?.aborted) {
+        return;
+      }
+      try {
+        await this.renew();
+        retry = 0;
+      } catch (err) {
+        if (err instanceof LeaseLostError) {
+          throw err;
         }
-        const lost = this.lost.then(() => {}, () => {});
-        await sleep(wait, stop, lost, this.#released);
-        if (this.#lostError) {
-          throw this.#lostError;
-        }
-        if (this.#releasing || options.signal?.aborted) {
+        if (this.#releasing || signal?.aborted) {
           return;
         }
-        try {
-          await this.renew();
-          retry = 0;
-        } catch (err) {
-          if (err instanceof LeaseLostError) {
-            throw err;
-          }
-          if (this.#releasing || options.signal?.aborted) {
-            return;
-          }
-          retry = 1000;
-        }
+        retry = 1000;
       }
-    } finally {
-      off();
     }
+  }
+
+  // #sleep resolves after ms, or sooner when signal aborts or the lease
+  // is released or lost.
+  #sleep(ms, signal) {
+    return new Promise((resolve) => {
+      if (signal?.aborted || this.#releasing || this.#lostError) {
+        resolve();
+        return;
+      }
+      const wake = () => {
+        clearTimeout(timer);
+        this.#wakers.delete(wake);
+        signal?.removeEventListener('abort', wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.#wakers.add(wake);
+      signal?.addEventListener('abort', wake, { once: true });
+    });
   }
 
   /**
@@ -749,8 +742,8 @@ class Lease extends EventEmitter {
    */
   release(options = {}) {
     if (!this.#releasing) {
-      this.#resolveReleased();
       this.#releasing = this.#release(options.timeout ?? 10000);
+      this.#wake();
     }
     return this.#releasing;
   }
@@ -777,6 +770,12 @@ class Lease extends EventEmitter {
       }
     } finally {
       this.#call.cancel();
+    }
+  }
+
+  #wake() {
+    for (const wake of this.#wakers) {
+      wake();
     }
   }
 
@@ -811,6 +810,7 @@ class Lease extends EventEmitter {
       return;
     }
     this.#lostError = new LeaseLostError(this.name, reason);
+    this.#wake();
     this.#rejectLost(this.#lostError);
     this.emit('lost', this.#lostError);
   }
