@@ -36,7 +36,7 @@ func TestNodeClient(t *testing.T) {
 	// A ZooKeeper of its own, which the suspension test pauses (SIGSTOP).
 	pausedZK := zktest.StartStandalone(t)
 	suspending := startDaemon(t, "suspending", pausedZK.ConnectString(), daemonOpts{sessionTimeout: 20 * time.Second})
-	cmd := exec.CommandContext(ctx, node, "--test", "test/client.test.js", "test/suspend.test.js", "test/types.test.js")
+	cmd := exec.CommandContext(ctx, node, "--test", "test/client.test.js", "test/kinds.test.js", "test/suspend.test.js", "test/types.test.js")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "ZKLOCK_ADDR="+d.listen,
 		fmt.Sprintf("ZKLOCK_STOP_DAEMON=%s %d", stopped.listen, stopped.cmd.Process.Pid),

@@ -22,6 +22,27 @@ export interface LockOptions {
   wait?: number;
   /** A shared (read) hold instead of an exclusive one. Default false. */
   shared?: boolean;
+  /**
+   * N > 1 makes the name a semaphore of N permits: at most N holders at
+   * once, each with a token of its own. Every contender must ask for the
+   * same N (else LockError FAILED_PRECONDITION naming both). Default 0, a
+   * lock.
+   */
+  permits?: number;
+  /**
+   * Re-entry: the id of a lease that holds this lock (say, $ZKLOCK_LEASE).
+   * Granted at once with the same token and an id of its own; the lock
+   * stays held until every such lease ended. Rejects with LockError
+   * NOT_FOUND (unknown or released lease) or ABORTED (lost).
+   */
+  reenter?: string;
+  /**
+   * The lease outlives its stream: it lives `ttl` after its grant and each
+   * renew, and ends with release or when ttl passes without a renew.
+   */
+  detach?: boolean;
+  /** A detached lease's time to live, in milliseconds. Default the sidecar's (15 s unless configured). */
+  ttl?: number;
   /** A label for humans, shown by Describe. Default none. */
   owner?: string;
   /**
@@ -59,8 +80,75 @@ export declare class Client {
    * fn's error, else with LeaseLostError if the lease was lost meanwhile.
    */
   withLock<T>(name: string, fn: (lease: Lease) => T | Promise<T>, options?: LockOptions): Promise<T>;
+  /**
+   * Takes the lock `name` with owner `value` and resolves once the caller
+   * leads the election: followers see `value` (leader, observeLeader).
+   * Release the lease to resign.
+   */
+  campaign(name: string, value: string, options?: Omit<LockOptions, 'owner'>): Promise<Lease>;
+  /** Who leads the election `name` now (the lock's first holder), or null. */
+  leader(name: string, options?: { timeout?: number }): Promise<Holder | null>;
+  /**
+   * The present leader of the election `name` (null: none), then each new
+   * one. Ends as observe's iteration does.
+   */
+  observeLeader(name: string, options?: { signal?: AbortSignal }): AsyncIterable<Holder | null>;
+  /**
+   * The present state of the lock `name`, then one each time its holders
+   * change. Ends without error when `signal` aborts; throws LockError
+   * (UNAVAILABLE when the sidecar ends it: observe again; INVALID_ARGUMENT
+   * for a bad name).
+   */
+  observe(name: string, options?: { signal?: AbortSignal }): AsyncIterable<LockState>;
+  /** The lock's holders and waiters in queue order, and a semaphore's permits. */
+  describe(name: string, options?: { timeout?: number }): Promise<LockDescription>;
+  /**
+   * Renews the detached lease `leaseId` by its ttl; resolves to its new
+   * expiry. Rejects with LeaseLostError if it was lost or is unknown.
+   */
+  renew(leaseId: string, options?: { timeout?: number }): Promise<Date>;
+  /**
+   * Releases the lease `leaseId` once ZooKeeper deleted its node; twice
+   * succeeds. Rejects with LeaseLostError if it was lost.
+   */
+  release(leaseId: string, options?: { timeout?: number }): Promise<void>;
   /** Closes the connection. Release the leases first. */
   close(): void;
+}
+
+/** One holder of a lock, as Describe and Observe show it. */
+export interface Holder {
+  /** The label it gave (the leader's value in an election), or a non-zklock client's node data as text. */
+  readonly owner: string;
+  /** Its fencing token. */
+  readonly token: bigint;
+  readonly mode: 'exclusive' | 'shared';
+  /** Its node's name in ZooKeeper, unique to one hold. */
+  readonly node: string;
+  /** When it joined the queue. */
+  readonly joined: Date | null;
+  /** In describe and leader, its leases through re-entry beyond the first (this sidecar's holds only); 0 in observe. */
+  readonly reentered: number;
+}
+
+/** A lock as describe shows it. */
+export interface LockDescription {
+  /** The holders, in queue order. */
+  readonly holders: Holder[];
+  /** The waiters, first in line first. */
+  readonly waiters: Holder[];
+  /** A semaphore's permits; 0 for a lock. */
+  readonly permits: number;
+}
+
+/** Who holds a lock, as observe reports it. */
+export interface LockState {
+  /** In queue order: for an exclusive lock at most one; for a semaphore up to its permits. */
+  readonly holders: Holder[];
+  /** Contenders in the queue, the holders included. */
+  readonly queueLength: number;
+  /** A semaphore's permits; 0 for a lock. */
+  readonly permits: number;
 }
 
 /**
@@ -73,8 +161,12 @@ export declare class Lease extends EventEmitter {
   private constructor();
   /** The lock's name. */
   readonly name: string;
-  /** The lease id: a secret, the only way to release the lease. */
+  /** The lease id: a secret, the only way to renew or release the lease. */
   readonly id: string;
+  /** Whether the lease outlives its stream (`detach`). */
+  readonly detached: boolean;
+  /** When a detached lease expires unless renewed (sidecar's clock); null for a stream-bound one. */
+  readonly expiresAt: Date | null;
   /**
    * The fencing token: an int64, so a BigInt (it may exceed
    * Number.MAX_SAFE_INTEGER). It strictly increases across successive
@@ -93,6 +185,22 @@ export declare class Lease extends EventEmitter {
    * Releasing again returns the same promise.
    */
   release(options?: { timeout?: number }): Promise<void>;
+  /**
+   * Takes the lock again through this lease: at once, same token, an id of
+   * its own, released on its own. Options as for lock.
+   */
+  reenter(options?: Omit<LockOptions, 'reenter'>): Promise<Lease>;
+  /**
+   * Renews a detached lease; resolves to its new expiry. Rejects with
+   * LeaseLostError (and 'lost' is emitted) if it was lost.
+   */
+  renew(options?: { timeout?: number }): Promise<Date>;
+  /**
+   * Renews a detached lease at a third of the time left, until `signal`
+   * aborts or the lease is released (resolves), or it is lost (rejects
+   * with LeaseLostError; 'lost' is emitted).
+   */
+  keepAlive(options?: { signal?: AbortSignal }): Promise<void>;
 
   /** The sidecar lost contact with ZooKeeper: the lock may be lost; stop writes that carry no fencing token. */
   on(event: 'suspended', listener: () => void): this;
@@ -117,7 +225,8 @@ export declare class NotGrantedError extends LockError {
 
 /** A lease was lost. code: 'ABORTED'. */
 export declare class LeaseLostError extends LockError {
-  readonly lock: string;
+  /** The lock's name; null from client.renew and client.release, which know only the id. */
+  readonly lock: string | null;
   /**
    * The sidecar's reason (LOST_REASON_SHUTDOWN, LOST_REASON_SESSION_EXPIRED,
    * ...), or 'stream broke: CODE' / 'stream ended' when the stream ended

@@ -4,7 +4,13 @@
 //
 // A Lease holds the sidecar's Acquire stream open for its whole life: the
 // stream is the lock, so there is nothing to renew. If the stream breaks
-// (the sidecar or the connection went away) the lease is lost.
+// (the sidecar or the connection went away) the lease is lost. A detached
+// lease (detach: true) outlives its stream instead, and lives by its ttl,
+// kept by renew() or keepAlive().
+//
+// Beyond the exclusive lock: shared holds, semaphores (permits), re-entry
+// (lease.reenter), following a lock's holders (client.observe), and leader
+// election (campaign, leader, observeLeader; resign with lease.release).
 //
 // A Lease is not proof that no one else holds the lock: a paused process may
 // learn of a loss late. Send lease.token with every write to the protected
@@ -69,7 +75,7 @@ class NotGrantedError extends LockError {
  */
 class LeaseLostError extends LockError {
   constructor(lock, reason) {
-    super('ABORTED', `zklock: lease of ${lock} lost: ${reason}`);
+    super('ABORTED', lock === null ? `zklock: lease lost: ${reason}` : `zklock: lease of ${lock} lost: ${reason}`);
     this.name = 'LeaseLostError';
     this.lock = lock;
     this.reason = reason;
@@ -94,6 +100,136 @@ function toLockError(addr, err) {
 function duration(ms) {
   const seconds = Math.floor(ms / 1000);
   return { seconds, nanos: Math.round((ms - seconds * 1000) * 1e6) };
+}
+
+// timestamp turns a google.protobuf.Timestamp (seconds a decimal string)
+// into a Date, or null when absent.
+function timestamp(ts) {
+  return ts ? new Date(Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1e6)) : null;
+}
+
+// lostReason is why a lease was lost, by a status of Renew or Release:
+// for ABORTED the LostReason its ErrorInfo carries (LOST_REASON_...), else
+// (NOT_FOUND) its message, which says why the sidecar does not know it.
+function lostReason(err) {
+  const r = errorInfo(err)?.lost_reason;
+  if (r) {
+    return r.startsWith('LOST_REASON_') ? r : `LOST_REASON_${r}`;
+  }
+  return err.details || err.message || '';
+}
+
+// errorInfo returns the metadata of the google.rpc.ErrorInfo in a status's
+// details (grpc-status-details-bin), or undefined. It reads the few
+// protobuf fields it needs by hand: google.rpc.Status.details (3, Any),
+// Any.type_url (1) and value (2), ErrorInfo.metadata (3, map entries of
+// key 1 and value 2).
+function errorInfo(err) {
+  const bin = err.metadata?.get?.('grpc-status-details-bin')?.[0];
+  if (!Buffer.isBuffer(bin)) {
+    return undefined;
+  }
+  try {
+    for (const any of fieldsOf(bin).filter(([n]) => n === 3)) {
+      const f = fieldsOf(any[1]);
+      const url = f.find(([n]) => n === 1)?.[1].toString();
+      const value = f.find(([n]) => n === 2)?.[1];
+      if (url?.endsWith('/google.rpc.ErrorInfo') && value) {
+        const meta = {};
+        for (const [n, entry] of fieldsOf(value)) {
+          if (n === 3) {
+            const e = fieldsOf(entry);
+            meta[e.find(([k]) => k === 1)?.[1].toString() ?? ''] = e.find(([k]) => k === 2)?.[1].toString() ?? '';
+          }
+        }
+        return meta;
+      }
+    }
+  } catch {
+    // not what the sidecar sends: no ErrorInfo
+  }
+  return undefined;
+}
+
+// fieldsOf splits a protobuf message into [field number, value] pairs:
+// length-delimited values as Buffers, varints as numbers.
+function fieldsOf(buf) {
+  const out = [];
+  let i = 0;
+  const varint = () => {
+    let v = 0;
+    for (let shift = 0; ; shift += 7) {
+      if (i >= buf.length) {
+        throw new RangeError('truncated varint');
+      }
+      const b = buf[i++];
+      v += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) {
+        return v;
+      }
+    }
+  };
+  while (i < buf.length) {
+    const key = varint();
+    const n = Math.floor(key / 8);
+    switch (key & 7) {
+      case 0:
+        out.push([n, varint()]);
+        break;
+      case 1:
+        i += 8;
+        break;
+      case 2: {
+        const len = varint();
+        if (i + len > buf.length) {
+          throw new RangeError('truncated field');
+        }
+        out.push([n, buf.subarray(i, i + len)]);
+        i += len;
+        break;
+      }
+      case 5:
+        i += 4;
+        break;
+      default:
+        throw new RangeError(`wire type ${key & 7}`);
+    }
+  }
+  return out;
+}
+
+// ms checks an option in milliseconds (absent, or a finite number >= 0).
+function checkMs(what, v) {
+  if (v !== undefined && v !== null && !(typeof v === 'number' && v >= 0 && Number.isFinite(v))) {
+    throw new TypeError(`zklock: ${what} must be a number of milliseconds >= 0, not ${v}`);
+  }
+}
+
+// holder turns a Contender into a Holder.
+function holder(c) {
+  return {
+    owner: c.owner,
+    token: BigInt(c.fencingToken),
+    mode: c.mode === 'MODE_SHARED' ? 'shared' : 'exclusive',
+    node: c.node,
+    joined: timestamp(c.createTime),
+    reentered: c.reentered,
+  };
+}
+
+// unary calls method with req and a deadline timeout ms away.
+function unary(api, method, req, timeout) {
+  return new Promise((resolve, reject) => {
+    api[method](req, { deadline: Date.now() + timeout }, (err, resp) => (err ? reject(err) : resolve(resp)));
+  });
+}
+
+// sleep resolves after ms, or at once when any of the promises settles.
+function sleep(ms, ...wake) {
+  let timer;
+  return Promise.race([new Promise((resolve) => {
+    timer = setTimeout(resolve, ms);
+  }), ...wake]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -135,21 +271,51 @@ class Client {
    * once granted). `onQueued(position, length)` is called when the caller
    * joins the queue and whenever its place changes.
    *
+   * `permits: N` (N > 1) makes the name a semaphore of N permits: at most N
+   * holders at once, each with a token of its own; every contender must ask
+   * for the same N (else LockError FAILED_PRECONDITION, naming both).
+   * `reenter: leaseId` takes the lock again through a lease that holds it
+   * (say, $ZKLOCK_LEASE from `zklock run`): granted at once, same token,
+   * an id of its own; the lock stays held until every such lease ended.
+   * `detach: true` makes the lease outlive its stream: it lives `ttl`
+   * milliseconds (default the sidecar's, 15 s unless configured) after
+   * its grant and each renew, and ends with release or when ttl passes
+   * without a renew.
+   *
    * Other failures reject with LockError: INVALID_ARGUMENT for a bad name,
    * UNAVAILABLE when zklockd cannot be reached (the message names the
-   * address) or has no ZooKeeper session.
+   * address) or has no ZooKeeper session; for a reenter, NOT_FOUND (an
+   * unknown or released lease) or ABORTED (a lost one).
    */
   lock(name, options = {}) {
-    const { wait, shared = false, owner = '', signal, onQueued } = options;
-    if (wait !== undefined && wait !== null && !(typeof wait === 'number' && wait >= 0 && Number.isFinite(wait))) {
-      return Promise.reject(new TypeError(`zklock: wait must be a number of milliseconds >= 0, not ${wait}`));
+    const { wait, ttl, shared = false, owner = '', detach = false, permits = 0, reenter = '', signal, onQueued } = options;
+    try {
+      checkMs('wait', wait);
+      checkMs('ttl', ttl);
+      if (ttl !== undefined && ttl !== null && !detach) {
+        throw new TypeError('zklock: ttl is for detached leases (detach: true)');
+      }
+      if (!Number.isInteger(permits) || permits < 0) {
+        throw new TypeError(`zklock: permits must be an integer >= 0, not ${permits}`);
+      }
+    } catch (err) {
+      return Promise.reject(err);
     }
     if (signal?.aborted) {
       return Promise.reject(signal.reason);
     }
-    const req = { lock: name, owner, mode: shared ? 'MODE_SHARED' : 'MODE_EXCLUSIVE' };
+    const req = { lock: name, owner, detach, permits, reenter };
+    // A re-entry without `shared` keeps the re-entered lease's mode.
+    if (shared) {
+      req.mode = 'MODE_SHARED';
+    } else if (!reenter) {
+      req.mode = 'MODE_EXCLUSIVE';
+    }
     if (wait !== undefined && wait !== null) {
       req.wait = duration(wait);
+    }
+    if (ttl !== undefined && ttl !== null) {
+      req.ttl = duration(ttl);
     }
     return new Promise((resolve, reject) => {
       const call = this.#api.Acquire(req);
@@ -184,7 +350,7 @@ class Client {
           }
         } else if (ev.event === 'granted') {
           signal?.removeEventListener('abort', onAbort);
-          lease = new Lease(this, name, call, ev.granted);
+          lease = new Lease(this, name, call, ev.granted, detach);
           resolve(lease);
         }
       });
@@ -221,11 +387,160 @@ class Client {
     return result;
   }
 
-  /** @internal */
-  _release(leaseId, deadline) {
-    return new Promise((resolve, reject) => {
-      this.#api.Release({ leaseId }, { deadline }, (err) => (err ? reject(err) : resolve()));
-    });
+  /**
+   * Renews the detached lease `leaseId` (one this process or another took)
+   * by its ttl, and resolves to its new expiry (a Date, on the sidecar's
+   * clock). Rejects with LeaseLostError if the lease was lost or the
+   * sidecar does not know it, with LockError otherwise (UNAVAILABLE while
+   * the sidecar's contact with ZooKeeper is in doubt: retry within the
+   * ttl, the lease may still be held).
+   *
+   * @param {string} leaseId
+   * @param {object} [options]
+   * @param {number} [options.timeout] milliseconds (default 10000).
+   */
+  async renew(leaseId, options = {}) {
+    let resp;
+    try {
+      resp = await unary(this.#api, 'Renew', { leaseIds: [leaseId] }, options.timeout ?? 10000);
+    } catch (err) {
+      if (err.code === grpc.status.ABORTED || err.code === grpc.status.NOT_FOUND) {
+        throw new LeaseLostError(null, lostReason(err));
+      }
+      throw toLockError(this.addr, err);
+    }
+    if (resp.leases.length !== 1) {
+      throw new LockError('UNKNOWN', `zklock: renew of one lease answered ${resp.leases.length}`);
+    }
+    return timestamp(resp.leases[0].expiresAt);
+  }
+
+  /**
+   * Releases the lease `leaseId` (one this process or another took,
+   * detached or not) and resolves once ZooKeeper deleted its node.
+   * Releasing twice succeeds. Rejects with LeaseLostError if the lease was
+   * lost, with LockError otherwise (NOT_FOUND for a lease the sidecar does
+   * not know).
+   *
+   * @param {string} leaseId
+   * @param {object} [options]
+   * @param {number} [options.timeout] milliseconds (default 10000).
+   */
+  async release(leaseId, options = {}) {
+    try {
+      await unary(this.#api, 'Release', { leaseId }, options.timeout ?? 10000);
+    } catch (err) {
+      if (err.code === grpc.status.ABORTED) {
+        throw new LeaseLostError(null, lostReason(err));
+      }
+      throw toLockError(this.addr, err);
+    }
+  }
+
+  /**
+   * Describes the lock `name` as ZooKeeper holds it: resolves to
+   * { holders, waiters, permits }, holders and waiters in queue order
+   * (see observe for a holder's fields).
+   */
+  async describe(name, options = {}) {
+    let resp;
+    try {
+      resp = await unary(this.#api, 'Describe', { lock: name }, options.timeout ?? 10000);
+    } catch (err) {
+      throw toLockError(this.addr, err);
+    }
+    return { holders: resp.holders.map(holder), waiters: resp.waiters.map(holder), permits: resp.permits };
+  }
+
+  /**
+   * Follows who holds the lock `name`: an async iterable of states
+   * { holders, queueLength, permits }, the first the present one, then one
+   * each time the set of holders changes (a release followed at once by a
+   * grant may come as one change). A holder is { owner, token (BigInt),
+   * mode ('exclusive' or 'shared'), node, joined (Date), reentered (0 in
+   * observed states) }. It sees the holders of every zklockd and of
+   * Curator and Kazoo clients on the lock's path.
+   *
+   * The iteration ends without error when `signal` aborts (or the loop
+   * breaks), and throws LockError otherwise: UNAVAILABLE when the sidecar
+   * ends it (it lost its ZooKeeper session or shuts down: observe again),
+   * INVALID_ARGUMENT for a bad name.
+   */
+  observe(name, options = {}) {
+    const api = this.#api;
+    const addr = this.addr;
+    const { signal } = options;
+    return {
+      async* [Symbol.asyncIterator]() {
+        if (signal?.aborted) {
+          return;
+        }
+        const call = api.Observe({ lock: name });
+        call.on('error', () => {}); // the loop below sees every error
+        const onAbort = () => call.cancel();
+        signal?.addEventListener('abort', onAbort, { once: true });
+        try {
+          for await (const resp of call) {
+            yield { holders: resp.holders.map(holder), queueLength: resp.queueLength, permits: resp.permits };
+          }
+        } catch (err) {
+          if (signal?.aborted) {
+            return;
+          }
+          throw toLockError(addr, err);
+        } finally {
+          signal?.removeEventListener('abort', onAbort);
+          call.cancel();
+        }
+        if (signal?.aborted) {
+          return;
+        }
+        throw new LockError('UNAVAILABLE', `zklock: observing ${name}: the sidecar ended the stream`);
+      },
+    };
+  }
+
+  /**
+   * Waits until the caller leads the election `name`, and resolves to its
+   * Lease: the leader holds the exclusive lock `name`, and `value`, its
+   * owner label, is what followers see of it (leader, observeLeader), such
+   * as the address where it serves. Campaigns are served first come first
+   * served; release the lease to resign. Options as for lock.
+   */
+  campaign(name, value, options = {}) {
+    return this.lock(name, { ...options, owner: value });
+  }
+
+  /**
+   * Resolves to who leads the election `name` now (the lock's first
+   * holder, whose owner is the value it campaigned with), or null.
+   */
+  async leader(name, options = {}) {
+    const { holders } = await this.describe(name, options);
+    return holders[0] ?? null;
+  }
+
+  /**
+   * Follows who leads the election `name`: an async iterable of the
+   * present leader (a holder, or null when none), then of each new one. It
+   * ends as observe's does. A leader that resigns and is followed at once
+   * by the next may be reported as the next alone.
+   */
+  observeLeader(name, options = {}) {
+    const states = this.observe(name, options);
+    return {
+      async* [Symbol.asyncIterator]() {
+        let last; // the leader's node; undefined before the first
+        for await (const s of states) {
+          const leader = s.holders[0] ?? null;
+          const node = leader ? leader.node : '';
+          if (node !== last) {
+            last = node;
+            yield leader;
+          }
+        }
+      },
+    };
   }
 
   /**
@@ -239,7 +554,7 @@ class Client {
 
 /**
  * A held lock. Release it when done; it is lost if the sidecar says so or
- * its stream breaks.
+ * its stream breaks (a detached lease: when renew or release finds it lost).
  *
  * Events: 'suspended' (the sidecar lost contact with ZooKeeper: the lock
  * may be lost, stop writes that carry no fencing token), 'resumed' (contact
@@ -254,15 +569,16 @@ class Lease extends EventEmitter {
   #rejectLost;
   #ended;
   #resolveEnded;
+  #wakers = new Set(); // keepAlive's waits, ended by release and loss
 
   /** @internal */
-  constructor(client, name, call, granted) {
+  constructor(client, name, call, granted, detached) {
     super();
     this.#client = client;
     this.#call = call;
     /** The name of the lock. */
     this.name = name;
-    /** The lease id: a secret, the only way to release the lease. */
+    /** The lease id: a secret, the only way to renew or release the lease. */
     this.id = granted.leaseId;
     /**
      * The fencing token, a BigInt (an int64: it may exceed
@@ -270,6 +586,13 @@ class Lease extends EventEmitter {
      * holders of the lock.
      */
     this.token = BigInt(granted.fencingToken);
+    /** Whether the lease outlives its stream (lock's `detach`). */
+    this.detached = detached;
+    /**
+     * When a detached lease expires unless renewed (a Date, on the
+     * sidecar's clock); null for a lease bound to its stream.
+     */
+    this.expiresAt = timestamp(granted.expiresAt);
     /**
      * A promise that rejects with a LeaseLostError when the lease is lost.
      * It never resolves: a released lease leaves it pending.
@@ -294,12 +617,124 @@ class Lease extends EventEmitter {
   }
 
   /**
+   * Takes the lease's lock again, as Curator's re-entrant InterProcessMutex
+   * does, where a second lock() would wait for the lease itself: resolves
+   * at once to a new Lease with the same token and an id of its own, to be
+   * released on its own. The lock stays held until this lease and every
+   * lease that re-entered it have been released, and a loss ends them all.
+   * Options as for lock (without `shared`, the new lease has this one's
+   * mode; `permits`, if given, must be this one's). A lost lease rejects
+   * with its LeaseLostError.
+   */
+  reenter(options = {}) {
+    if (this.#lostError) {
+      return Promise.reject(this.#lostError);
+    }
+    return this.#client.lock(this.name, { ...options, reenter: this.id });
+  }
+
+  /**
+   * Renews a detached lease by its ttl; resolves to its new expiry (also
+   * in expiresAt). Rejects with LeaseLostError (and the lease is lost from
+   * then on: 'lost' is emitted) if the sidecar found it lost or does not
+   * know it; with LockError UNAVAILABLE while the sidecar's contact with
+   * ZooKeeper is in doubt (retry within the ttl). A lease bound to its
+   * stream has nothing to renew: it rejects with an Error.
+   */
+  async renew(options = {}) {
+    if (!this.detached) {
+      throw new Error(`zklock: lease of ${this.name} is not detached: its stream keeps it`);
+    }
+    if (this.#lostError) {
+      throw this.#lostError;
+    }
+    if (this.#releasing) {
+      throw new Error(`zklock: lease of ${this.name} was released`);
+    }
+    try {
+      this.expiresAt = await this.#client.renew(this.id, options);
+    } catch (err) {
+      if (err instanceof LeaseLostError) {
+        this._lose(err.reason);
+        throw this.#lostError;
+      }
+      throw err;
+    }
+    return this.expiresAt;
+  }
+
+  /**
+   * Renews a detached lease until `signal` aborts or the lease is released
+   * (it then resolves), or until it is lost (it rejects with the
+   * LeaseLostError, and 'lost' is emitted). It renews when a third of the
+   * time left before expiry has passed, and after a failed renew (say,
+   * UNAVAILABLE while the sidecar's contact with ZooKeeper is in doubt) it
+   * tries again within a second while time is left. Do not await it before
+   * working with the lease:
+   *
+   *   const kept = lease.keepAlive({ signal });
+   */
+  async keepAlive(options = {}) {
+    if (!this.detached) {
+      throw new Error(`zklock: lease of ${this.name} is not detached: its stream keeps it`);
+    }
+    const { signal } = options;
+    let retry = 0;
+    for (;;) {
+      let wait = Math.max(0, (this.expiresAt - Date.now()) / 3);
+      if (retry > 0) {
+        wait = Math.min(retry, wait);
+      }
+      await this.#sleep(wait, signal);
+      if (this.#lostError) {
+        throw this.#lostError;
+      }
+      if (this.#releasing || signal?.aborted) {
+        return;
+      }
+      try {
+        await this.renew();
+        retry = 0;
+      } catch (err) {
+        if (err instanceof LeaseLostError) {
+          throw err;
+        }
+        if (this.#releasing || signal?.aborted) {
+          return;
+        }
+        retry = 1000;
+      }
+    }
+  }
+
+  // #sleep resolves after ms, or sooner when signal aborts or the lease
+  // is released or lost.
+  #sleep(ms, signal) {
+    return new Promise((resolve) => {
+      if (signal?.aborted || this.#releasing || this.#lostError) {
+        resolve();
+        return;
+      }
+      const wake = () => {
+        clearTimeout(timer);
+        this.#wakers.delete(wake);
+        signal?.removeEventListener('abort', wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.#wakers.add(wake);
+      signal?.addEventListener('abort', wake, { once: true });
+    });
+  }
+
+  /**
    * Releases the lock and resolves once the sidecar confirmed that
    * ZooKeeper deleted its node (and the stream ended with Released).
    * Releasing again returns the same promise. If the lease was lost, it
    * rejects with LeaseLostError, whatever the sidecar answers. Other
    * failures reject with LockError; the stream is closed then, which makes
-   * the sidecar release the lease anyway.
+   * the sidecar release the lease anyway (not a detached one: it lives
+   * until its ttl passes).
    *
    * @param {object} [options]
    * @param {number} [options.timeout] milliseconds to wait for the
@@ -308,6 +743,7 @@ class Lease extends EventEmitter {
   release(options = {}) {
     if (!this.#releasing) {
       this.#releasing = this.#release(options.timeout ?? 10000);
+      this.#wake();
     }
     return this.#releasing;
   }
@@ -319,24 +755,27 @@ class Lease extends EventEmitter {
         throw this.#lostError; // ending the stream releases whatever is left
       }
       try {
-        await this.#client._release(this.id, deadline);
+        await this.#client.release(this.id, { timeout });
       } catch (err) {
-        if (err.code === grpc.status.ABORTED) {
-          this._lose(err.details);
+        if (err instanceof LeaseLostError) {
+          this._lose(err.reason);
         }
-        throw this.#lostError ?? toLockError(this.#client.addr, err);
+        throw this.#lostError ?? err;
       }
-      // The sidecar sends Released, then ends the stream.
-      let timer;
-      await Promise.race([this.#ended, new Promise((resolve) => {
-        timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
-      })]);
-      clearTimeout(timer);
+      // The sidecar sends Released, then ends the stream (a detached
+      // lease's ended after Granted).
+      await sleep(Math.max(0, deadline - Date.now()), this.#ended);
       if (this.#lostError) {
         throw this.#lostError; // lost while releasing
       }
     } finally {
       this.#call.cancel();
+    }
+  }
+
+  #wake() {
+    for (const wake of this.#wakers) {
+      wake();
     }
   }
 
@@ -358,7 +797,8 @@ class Lease extends EventEmitter {
 
   /** @internal: the stream ended with status st. */
   _end(st) {
-    if (!this.#releasing) {
+    // A detached lease's stream ends after Granted: the lease lives on.
+    if (!this.#releasing && !this.detached) {
       this._lose(st.code === grpc.status.OK ? 'stream ended' : `stream broke: ${grpc.status[st.code] ?? st.code}`);
     }
     this.#resolveEnded();
@@ -370,6 +810,7 @@ class Lease extends EventEmitter {
       return;
     }
     this.#lostError = new LeaseLostError(this.name, reason);
+    this.#wake();
     this.#rejectLost(this.#lostError);
     this.emit('lost', this.#lostError);
   }

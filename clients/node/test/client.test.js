@@ -193,7 +193,7 @@ test('the stream is the lock: a holder that dies gives it up at once', T, async 
 });
 
 // lose takes leases through the zklockd named by $env ("ADDR PID"), sends
-// it sig, and checks what the leases say.
+// it sig, and checks what the leases and an observer say.
 async function lose(t, env, sig, checkReason) {
   const spec = process.env[env];
   if (!spec) {
@@ -211,6 +211,8 @@ async function lose(t, env, sig, checkReason) {
   const lostEvents = [];
   lease.on('lost', (err) => lostEvents.push(err));
   assert.equal(lease.isLost, false);
+  const observer = c.observe(`node/lost/${sig}`)[Symbol.asyncIterator]();
+  assert.equal((await observer.next()).value.holders[0].token, lease.token);
 
   process.kill(Number(pid), sig);
   const err = await lease.lost.then(() => assert.fail('lost resolved'), (e) => e);
@@ -223,6 +225,12 @@ async function lose(t, env, sig, checkReason) {
   await assert.rejects(lease.release(), (e) => e === err);
   const released = await fromListener;
   assert.ok(released instanceof LeaseLostError, `release from the 'lost' listener: ${released}`);
+  // The sidecar ended the observation: observe again.
+  await assert.rejects(observer.next(), (e) => {
+    assert.ok(e instanceof LockError, e);
+    assert.equal(e.code, 'UNAVAILABLE');
+    return true;
+  });
 }
 
 test('a sidecar that shuts down (SIGTERM) says the lease is lost', T, async (t) => {
