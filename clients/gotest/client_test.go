@@ -893,3 +893,37 @@ func TestDetachedLease(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestKeepAliveLosesAnUnconfirmedLease: KeepAlive of a detached lease
+// whose sidecar is gone declares it lost once its ttl has passed without a
+// confirmed renew, rather than renewing in vain for ever.
+func TestKeepAliveLosesAnUnconfirmedLease(t *testing.T) {
+	t.Parallel()
+	c, stop := startSidecar(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const ttl = 2 * time.Second
+	lease, err := c.Lock(ctx, "unconfirmed", zklock.Detach(ttl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := make(chan error, 1)
+	go func() { kept <- lease.KeepAlive(ctx) }()
+	stop()
+	select {
+	case err := <-kept:
+		if !errors.Is(err, zklock.ErrLost) {
+			t.Fatalf("KeepAlive without a sidecar = %v, want ErrLost", err)
+		}
+	case <-time.After(ttl + 10*time.Second):
+		t.Fatalf("KeepAlive still renewing %v after the sidecar stopped (ttl %v)", ttl+10*time.Second, ttl)
+	}
+	select {
+	case <-lease.Lost():
+	default:
+		t.Fatal("KeepAlive returned ErrLost, but Lost is open")
+	}
+	if time.Now().Before(lease.ExpiresAt()) {
+		t.Errorf("lost at %v, before its expiry %v", time.Now(), lease.ExpiresAt())
+	}
+}

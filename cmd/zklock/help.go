@@ -82,9 +82,9 @@ func (c *command) help() string {
 	fmt.Fprintf(&b, "usage: %s\n", c.synopsis())
 	writeIndented(&b, c.about, "  ")
 	if c.name == "run" {
-		b.WriteString("Flags (before or after the command's name and LOCK; -- COMMAND ends them):\n")
+		b.WriteString("Flags (after the command's name, before or after LOCK; --addr also before the name; -- COMMAND ends them):\n")
 	} else {
-		fmt.Fprintf(&b, "Flags (before or after the command's name and %s; -- ends them):\n", c.args)
+		fmt.Fprintf(&b, "Flags (after the command's name, before or after %s; --addr also before the name; -- ends them):\n", c.args)
 	}
 	for _, f := range append([]flagDoc{addrFlag}, c.flags...) {
 		writeFlag(&b, f)
@@ -103,7 +103,7 @@ func usage() string {
 	}
 	b.WriteString("  zklock help [COMMAND] | --help | -h    this text, or COMMAND's\n")
 	b.WriteString("  zklock version | --version             zklock's version\n")
-	b.WriteString("Flags (before or after the command's name and its arguments; -- ends them):\n")
+	b.WriteString("Flags (after the command's name, before or after its arguments; --addr, the global flag, also before the name; -- ends them):\n")
 	for _, f := range []flagDoc{addrFlag, waitFlag, sharedFlag, permitsFlag, reenterFlag, ownerFlag,
 		{"ttl", "D", "acquire: the lease's ttl (default: zklockd's --default-ttl); renew: the new ttl (default: each lease's own)"}} {
 		writeFlag(&b, f)

@@ -332,6 +332,7 @@ func (l *Lease) Err() error {
 // counts the lease as released.
 func (l *Lease) Release(ctx context.Context) error {
 	l.mu.Lock()
+	again := l.released
 	l.released = true
 	lost := l.err
 	l.mu.Unlock()
@@ -343,6 +344,10 @@ func (l *Lease) Release(ctx context.Context) error {
 		return lost // ending the stream releases whatever is left
 	}
 	err := l.c.Release(ctx, l.id)
+	if l.detached && !again && status.Code(err) == codes.NotFound {
+		// The sidecar forgot it: it ended long ago, or the sidecar restarted.
+		err = fmt.Errorf("%w: %s", ErrLost, status.Convert(err).Message())
+	}
 	if errors.Is(err, ErrLost) {
 		l.lose(err)
 		return err

@@ -69,22 +69,32 @@ func (l *Lease) ExpiresAt() time.Time {
 // KeepAlive renews the detached lease until ctx ends or the lease is
 // released (it then returns nil) or lost (it returns why, wrapping ErrLost,
 // and Lost has closed). It renews when a third of the time left before
-// expiry has passed, and after a failed Renew (say, Unavailable while the
-// sidecar's contact with ZooKeeper is in doubt) it tries again within a
-// second while time is left. Run it on a goroutine of its own:
+// expiry has passed; after a Renew that failed without an answer (say,
+// Unavailable while the sidecar's contact with ZooKeeper is in doubt, or a
+// sidecar that does not answer) it tries again within a second. Once the
+// lease's expiry passes without a confirmed Renew, the lease is lost: the
+// lock may be another's by then. Each Renew may take until the expiry.
+// Run it on a goroutine of its own:
 //
 //	go lease.KeepAlive(ctx)
 func (l *Lease) KeepAlive(ctx context.Context) error {
 	if !l.detached {
 		return ErrNotDetached
 	}
-	retry := time.Duration(0)
+	const minWait = 100 * time.Millisecond
+	failed := false
 	for {
-		wait := time.Until(l.ExpiresAt()) / 3
-		if retry > 0 {
-			wait = min(retry, max(wait, 0))
+		expires := l.ExpiresAt()
+		left := time.Until(expires)
+		if left <= 0 {
+			l.lose(fmt.Errorf("%w: its ttl passed without a confirmed renew", ErrLost))
+			return l.Err()
 		}
-		t := time.NewTimer(max(wait, 0))
+		wait := left / 3
+		if failed {
+			wait = min(wait, time.Second)
+		}
+		t := time.NewTimer(min(max(wait, minWait), left))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -94,10 +104,15 @@ func (l *Lease) KeepAlive(ctx context.Context) error {
 			return l.Err()
 		case <-t.C:
 		}
-		err := l.Renew(ctx)
+		if time.Until(expires) <= 0 {
+			continue // lost, unless another Renew moved the expiry
+		}
+		rctx, cancel := context.WithDeadline(ctx, expires)
+		err := l.Renew(rctx)
+		cancel()
 		switch {
 		case err == nil:
-			retry = 0
+			failed = false
 		case errors.Is(err, errReleased):
 			return nil
 		case errors.Is(err, ErrLost):
@@ -105,7 +120,7 @@ func (l *Lease) KeepAlive(ctx context.Context) error {
 		case ctx.Err() != nil:
 			return nil
 		default:
-			retry = time.Second
+			failed = true
 		}
 	}
 }
