@@ -26,7 +26,7 @@ require (
 	github.com/zklock/zklock/api v0.1.0
 	github.com/zklock/zklock/clients/go v0.1.0
 	golang.org/x/net v0.62.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/sys v0.49.0
 	golang.org/x/text v0.44.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20261110000943-09e21b237f2c // indirect
 )

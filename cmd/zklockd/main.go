@@ -170,14 +170,14 @@ func runUntil(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	lis, err := listen("--listen", o.listen, sec.socketMode)
+	lis, err := listen("--listen", o.listen, sec.socketMode, 0)
 	if err != nil {
 		return err
 	}
 	defer lis.Close()
 	var glis net.Listener
 	if o.httpListen != "" {
-		if glis, err = listen("--http-listen", o.httpListen, sec.socketMode); err != nil {
+		if glis, err = listen("--http-listen", o.httpListen, sec.socketMode, httpUnacked); err != nil {
 			return err
 		}
 		defer glis.Close()
@@ -294,17 +294,26 @@ func listenHealth(addr string) (net.Listener, error) {
 	return lis, nil
 }
 
+// httpUnacked is how long the HTTP listener's connections may leave data
+// unacknowledged before the kernel drops them (TCP_USER_TIMEOUT).
+const httpUnacked = 20 * time.Second
+
 // listen listens on host:port, or on a unix socket with mode socketMode
 // for unix:///path (see listenUnix); its errors name flag.
 //
 // TCP connections are probed after 10 s idle, every 5 s, and closed after
-// 2 unanswered probes: an HTTP client whose host died or was cut off then
-// loses its connection, and so its stream-bound leases, within about 20 s,
-// as a gRPC client that stops answering keepalive pings does within 15 s.
-func listen(flag, addr string, socketMode os.FileMode) (net.Listener, error) {
+// 2 unanswered probes, and, with lost > 0 (on Linux), closed once data sent
+// stays unacknowledged for lost: an HTTP client whose host died or was cut
+// off then loses its connection, and so its stream-bound leases, within
+// about 20 s, as a gRPC client that stops answering keepalive pings does
+// within 15 s.
+func listen(flag, addr string, socketMode os.FileMode, lost time.Duration) (net.Listener, error) {
 	path, ok := strings.CutPrefix(addr, "unix://")
 	if !ok {
 		lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 10 * time.Second, Interval: 5 * time.Second, Count: 2}}
+		if lost > 0 {
+			lc.Control = userTimeout(lost)
+		}
 		lis, err := lc.Listen(context.Background(), "tcp", addr)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", flag, err)
