@@ -17,9 +17,10 @@ import (
 // TestNodeClient runs the Node.js client's tests (clients/node, node
 // --test) against zklockd processes: one for most tests, one each for the
 // tests that stop (SIGTERM, over a unix socket) and kill (SIGKILL) their
-// sidecar, and one whose ZooKeeper server the suspension test pauses. The package is copied out of the tree and installed there
-// with npm ci from its lock file, so the tests leave no node_modules in the
-// repository.
+// sidecar, two that keepAlive's tests kill (SIGKILL) and pause (SIGSTOP),
+// and one whose ZooKeeper server the suspension test pauses. The package is
+// copied out of the tree and installed there with npm ci from its lock
+// file, so the tests leave no node_modules in the repository.
 func TestNodeClient(t *testing.T) {
 	t.Parallel()
 	node, npm := nodeTools(t)
@@ -33,14 +34,18 @@ func TestNodeClient(t *testing.T) {
 	d := startDaemon(t, "a", zkc.ConnectString(), daemonOpts{})
 	stopped := startDaemon(t, "stopped", zkc.ConnectString(), daemonOpts{unixSocket: filepath.Join(t.TempDir(), "zklockd.sock")})
 	killed := startDaemon(t, "killed", zkc.ConnectString(), daemonOpts{})
+	keepAliveKilled := startDaemon(t, "keepalive-killed", zkc.ConnectString(), daemonOpts{})
+	keepAlivePaused := startDaemon(t, "keepalive-paused", zkc.ConnectString(), daemonOpts{}) // its cleanup's SIGKILL ends it stopped
 	// A ZooKeeper of its own, which the suspension test pauses (SIGSTOP).
 	pausedZK := zktest.StartStandalone(t)
 	suspending := startDaemon(t, "suspending", pausedZK.ConnectString(), daemonOpts{sessionTimeout: 20 * time.Second})
-	cmd := exec.CommandContext(ctx, node, "--test", "test/client.test.js", "test/kinds.test.js", "test/suspend.test.js", "test/types.test.js")
+	cmd := exec.CommandContext(ctx, node, "--test", "test/client.test.js", "test/kinds.test.js", "test/keepalive.test.js", "test/suspend.test.js", "test/types.test.js")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "ZKLOCK_ADDR="+d.listen,
 		fmt.Sprintf("ZKLOCK_STOP_DAEMON=%s %d", stopped.listen, stopped.cmd.Process.Pid),
 		fmt.Sprintf("ZKLOCK_KILL_DAEMON=%s %d", killed.listen, killed.cmd.Process.Pid),
+		fmt.Sprintf("ZKLOCK_KEEPALIVE_KILL=%s %d", keepAliveKilled.listen, keepAliveKilled.cmd.Process.Pid),
+		fmt.Sprintf("ZKLOCK_KEEPALIVE_PAUSE=%s %d", keepAlivePaused.listen, keepAlivePaused.cmd.Process.Pid),
 		fmt.Sprintf("ZKLOCK_PAUSE_ZK=%s %d", suspending.listen, pausedZK.Server(0).PID()))
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
@@ -51,6 +56,7 @@ func TestNodeClient(t *testing.T) {
 		t.Errorf("the zklockd the tests stopped exited with %v, want 0", st)
 	}
 	killed.waitExit(exitTimeout)
+	keepAliveKilled.waitExit(exitTimeout)
 }
 
 // nodeTools returns the paths of node and npm, and fails the test if

@@ -105,14 +105,24 @@ export declare class Client {
   /**
    * Renews the detached lease `leaseId` by its ttl; resolves to its new
    * expiry. Rejects with LeaseLostError if it was lost or is unknown.
+   * `signal` cancels the call (LockError CANCELLED).
    */
-  renew(leaseId: string, options?: { timeout?: number }): Promise<Date>;
+  renew(leaseId: string, options?: { timeout?: number; signal?: AbortSignal }): Promise<Date>;
   /**
    * Releases the lease `leaseId` once ZooKeeper deleted its node; twice
    * succeeds. Rejects with LeaseLostError if it was lost.
    */
   release(leaseId: string, options?: { timeout?: number }): Promise<void>;
-  /** Closes the connection. Release the leases first. */
+  /**
+   * Closes the client. Release the leases first: a lease not released is
+   * lost from then on (LeaseLostError, reason 'client closed'; 'lost' is
+   * emitted), so that none still believes it holds its lock. A stream-bound
+   * one's stream is cancelled, which makes the sidecar release it at once;
+   * a detached one lives on at the sidecar until its ttl passes (renew or
+   * release it by id through another client). A lock() still waiting
+   * rejects with LockError CANCELLED; observations end without error; calls
+   * after close() reject with LockError CANCELLED.
+   */
   close(): void;
 }
 
@@ -194,11 +204,15 @@ export declare class Lease extends EventEmitter {
    * Renews a detached lease; resolves to its new expiry. Rejects with
    * LeaseLostError (and 'lost' is emitted) if it was lost.
    */
-  renew(options?: { timeout?: number }): Promise<Date>;
+  renew(options?: { timeout?: number; signal?: AbortSignal }): Promise<Date>;
   /**
-   * Renews a detached lease at a third of the time left, until `signal`
-   * aborts or the lease is released (resolves), or it is lost (rejects
-   * with LeaseLostError; 'lost' is emitted).
+   * Renews a detached lease when a third of the time left has passed (at
+   * most every 100 ms; within 1 s after a renew that failed without an
+   * answer; each renew may take until the expiry), until `signal` aborts
+   * or the lease is released (resolves), or it is lost (rejects with
+   * LeaseLostError; 'lost' is emitted). Once the expiry passes without a
+   * confirmed renew (the sidecar is gone or does not answer), the lease is
+   * lost: reason 'its ttl passed without a confirmed renew'.
    */
   keepAlive(options?: { signal?: AbortSignal }): Promise<void>;
 
@@ -230,7 +244,8 @@ export declare class LeaseLostError extends LockError {
   /**
    * The sidecar's reason (LOST_REASON_SHUTDOWN, LOST_REASON_SESSION_EXPIRED,
    * ...), or 'stream broke: CODE' / 'stream ended' when the stream ended
-   * without one.
+   * without one, 'its ttl passed without a confirmed renew' (keepAlive of a
+   * detached lease), 'client closed' (close()).
    */
   readonly reason: string;
 }

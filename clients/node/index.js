@@ -69,9 +69,10 @@ class NotGrantedError extends LockError {
 
 /**
  * The lease is lost: another may hold the lock from then on. `reason` is
- * the sidecar's (LOST_REASON_SHUTDOWN, LOST_REASON_SESSION_EXPIRED, ...) or
- * 'stream broke: CODE' / 'stream ended' when the stream ended without one.
- * `code` is 'ABORTED'.
+ * the sidecar's (LOST_REASON_SHUTDOWN, LOST_REASON_SESSION_EXPIRED, ...),
+ * 'stream broke: CODE' / 'stream ended' when the stream ended without one,
+ * 'its ttl passed without a confirmed renew' (keepAlive of a detached
+ * lease) or 'client closed' (Client.close). `code` is 'ABORTED'.
  */
 class LeaseLostError extends LockError {
   constructor(lock, reason) {
@@ -217,12 +218,21 @@ function holder(c) {
   };
 }
 
-// unary calls method with req and a deadline timeout ms away.
-function unary(api, method, req, timeout) {
+// unary calls method with req and a deadline timeout ms away; signal, if
+// given, cancels the call.
+function unary(api, method, req, timeout, signal) {
   return new Promise((resolve, reject) => {
-    api[method](req, { deadline: Date.now() + timeout }, (err, resp) => (err ? reject(err) : resolve(resp)));
+    const call = api[method](req, { deadline: Date.now() + timeout }, (err, resp) => {
+      signal?.removeEventListener('abort', cancel);
+      return err ? reject(err) : resolve(resp);
+    });
+    const cancel = () => call.cancel();
+    signal?.addEventListener('abort', cancel, { once: true });
   });
 }
+
+// The shortest wait of keepAlive between renews.
+const MIN_RENEW_WAIT = 100;
 
 // sleep resolves after ms, or at once when any of the promises settles.
 function sleep(ms, ...wake) {
@@ -237,6 +247,8 @@ function sleep(ms, ...wake) {
  */
 class Client {
   #api;
+  #closed = false;
+  #live = new Set(); // what close() ends: waits for a grant, leases, observations
 
   /**
    * @param {string} [addr] host:port, or unix:///path for a socket. Default
@@ -304,6 +316,9 @@ class Client {
     if (signal?.aborted) {
       return Promise.reject(signal.reason);
     }
+    if (this.#closed) {
+      return Promise.reject(closedError());
+    }
     const req = { lock: name, owner, detach, permits, reenter };
     // A re-entry without `shared` keeps the re-entered lease's mode.
     if (shared) {
@@ -324,11 +339,15 @@ class Client {
       const fail = (err) => {
         if (!failed) {
           failed = true;
+          this.#live.delete(onClose);
           signal?.removeEventListener('abort', onAbort);
           call.cancel();
           reject(err);
         }
       };
+      // close() ends the wait, or the lease once granted.
+      const onClose = () => (lease ? lease._close() : fail(closedError()));
+      this.#live.add(onClose);
       const onAbort = () => fail(signal.reason);
       signal?.addEventListener('abort', onAbort, { once: true });
       call.on('error', () => {}); // every end is handled on 'status'
@@ -350,7 +369,7 @@ class Client {
           }
         } else if (ev.event === 'granted') {
           signal?.removeEventListener('abort', onAbort);
-          lease = new Lease(this, name, call, ev.granted, detach);
+          lease = new Lease(this, name, call, ev.granted, detach, () => this.#live.delete(onClose));
           resolve(lease);
         }
       });
@@ -398,11 +417,16 @@ class Client {
    * @param {string} leaseId
    * @param {object} [options]
    * @param {number} [options.timeout] milliseconds (default 10000).
+   * @param {AbortSignal} [options.signal] cancels the call: it rejects
+   *   with LockError CANCELLED.
    */
   async renew(leaseId, options = {}) {
+    if (this.#closed) {
+      throw closedError();
+    }
     let resp;
     try {
-      resp = await unary(this.#api, 'Renew', { leaseIds: [leaseId] }, options.timeout ?? 10000);
+      resp = await unary(this.#api, 'Renew', { leaseIds: [leaseId] }, options.timeout ?? 10000, options.signal);
     } catch (err) {
       if (err.code === grpc.status.ABORTED || err.code === grpc.status.NOT_FOUND) {
         throw new LeaseLostError(null, lostReason(err));
@@ -427,6 +451,9 @@ class Client {
    * @param {number} [options.timeout] milliseconds (default 10000).
    */
   async release(leaseId, options = {}) {
+    if (this.#closed) {
+      throw closedError();
+    }
     try {
       await unary(this.#api, 'Release', { leaseId }, options.timeout ?? 10000);
     } catch (err) {
@@ -443,6 +470,9 @@ class Client {
    * (see observe for a holder's fields).
    */
   async describe(name, options = {}) {
+    if (this.#closed) {
+      throw closedError();
+    }
     let resp;
     try {
       resp = await unary(this.#api, 'Describe', { lock: name }, options.timeout ?? 10000);
@@ -469,30 +499,38 @@ class Client {
   observe(name, options = {}) {
     const api = this.#api;
     const addr = this.addr;
+    const live = this.#live;
+    const isClosed = () => this.#closed;
     const { signal } = options;
     return {
       async* [Symbol.asyncIterator]() {
-        if (signal?.aborted) {
+        if (signal?.aborted || isClosed()) {
           return;
         }
         const call = api.Observe({ lock: name });
         call.on('error', () => {}); // the loop below sees every error
-        const onAbort = () => call.cancel();
+        let ended = false; // by signal or close
+        const onAbort = () => {
+          ended = true;
+          call.cancel();
+        };
         signal?.addEventListener('abort', onAbort, { once: true });
+        live.add(onAbort);
         try {
           for await (const resp of call) {
             yield { holders: resp.holders.map(holder), queueLength: resp.queueLength, permits: resp.permits };
           }
         } catch (err) {
-          if (signal?.aborted) {
+          if (ended) {
             return;
           }
           throw toLockError(addr, err);
         } finally {
           signal?.removeEventListener('abort', onAbort);
+          live.delete(onAbort);
           call.cancel();
         }
-        if (signal?.aborted) {
+        if (ended) {
           return;
         }
         throw new LockError('UNAVAILABLE', `zklock: observing ${name}: the sidecar ended the stream`);
@@ -544,17 +582,39 @@ class Client {
   }
 
   /**
-   * Closes the connection. Release the leases first: a stream-bound lease
-   * whose connection closes is released by the sidecar.
+   * Closes the client. Release the leases first: close() ends what is left
+   * so that no lease of this client still believes it holds its lock. A
+   * lease not released is lost (LeaseLostError, reason 'client closed';
+   * 'lost' is emitted): a stream-bound one's stream is cancelled, which
+   * makes the sidecar release it at once; a detached one lives on at the
+   * sidecar until its ttl passes (renew or release it by id through
+   * another client), but this client can no longer renew it. A lock()
+   * still waiting rejects with LockError CANCELLED, and observations end
+   * without error. Calls after close() reject with LockError CANCELLED.
+   * Calling it again does nothing.
    */
   close() {
+    if (this.#closed) {
+      return;
+    }
+    this.#closed = true;
+    for (const end of [...this.#live]) {
+      end();
+    }
     this.#api.close();
   }
 }
 
+// closedError is what a call of a closed client rejects with.
+function closedError() {
+  return new LockError('CANCELLED', 'zklock: the client was closed');
+}
+
 /**
- * A held lock. Release it when done; it is lost if the sidecar says so or
- * its stream breaks (a detached lease: when renew or release finds it lost).
+ * A held lock. Release it when done; it is lost if the sidecar says so, its
+ * stream breaks or its client is closed (a detached lease: when renew or
+ * release finds it lost, or keepAlive sees its expiry pass without a
+ * confirmed renew).
  *
  * Events: 'suspended' (the sidecar lost contact with ZooKeeper: the lock
  * may be lost, stop writes that carry no fencing token), 'resumed' (contact
@@ -570,12 +630,14 @@ class Lease extends EventEmitter {
   #ended;
   #resolveEnded;
   #wakers = new Set(); // keepAlive's waits, ended by release and loss
+  #forget; // tells the client the lease needs no closing any more
 
   /** @internal */
-  constructor(client, name, call, granted, detached) {
+  constructor(client, name, call, granted, detached, forget) {
     super();
     this.#client = client;
     this.#call = call;
+    this.#forget = forget;
     /** The name of the lock. */
     this.name = name;
     /** The lease id: a secret, the only way to renew or release the lease. */
@@ -651,15 +713,24 @@ class Lease extends EventEmitter {
     if (this.#releasing) {
       throw new Error(`zklock: lease of ${this.name} was released`);
     }
+    let expiresAt;
     try {
-      this.expiresAt = await this.#client.renew(this.id, options);
+      expiresAt = await this.#client.renew(this.id, options);
     } catch (err) {
       if (err instanceof LeaseLostError) {
+        if (this.#releasing && !this.#lostError) {
+          // released meanwhile: the sidecar forgot it
+          throw new Error(`zklock: lease of ${this.name} was released`);
+        }
         this._lose(err.reason);
         throw this.#lostError;
       }
       throw err;
     }
+    if (this.#lostError) {
+      throw this.#lostError; // lost meanwhile (keepAlive saw the expiry pass)
+    }
+    this.expiresAt = expiresAt;
     return this.expiresAt;
   }
 
@@ -667,10 +738,14 @@ class Lease extends EventEmitter {
    * Renews a detached lease until `signal` aborts or the lease is released
    * (it then resolves), or until it is lost (it rejects with the
    * LeaseLostError, and 'lost' is emitted). It renews when a third of the
-   * time left before expiry has passed, and after a failed renew (say,
-   * UNAVAILABLE while the sidecar's contact with ZooKeeper is in doubt) it
-   * tries again within a second while time is left. Do not await it before
-   * working with the lease:
+   * time left before expiry has passed, at most every 100 ms; after a renew
+   * that failed without an answer (say, UNAVAILABLE while the sidecar's
+   * contact with ZooKeeper is in doubt, or a sidecar that is gone or does
+   * not answer) it tries again within a second. Each renew may take until
+   * the expiry. Once the expiry passes without a confirmed renew, the lease
+   * is lost (reason 'its ttl passed without a confirmed renew'): the lock
+   * may be another's by then. Do not await it before working with the
+   * lease:
    *
    *   const kept = lease.keepAlive({ signal });
    */
@@ -679,30 +754,39 @@ class Lease extends EventEmitter {
       throw new Error(`zklock: lease of ${this.name} is not detached: its stream keeps it`);
     }
     const { signal } = options;
-    let retry = 0;
+    let failed = false;
     for (;;) {
-      let wait = Math.max(0, (this.expiresAt - Date.now()) / 3);
-      if (retry > 0) {
-        wait = Math.min(retry, wait);
-      }
-      await this.#sleep(wait, signal);
       if (this.#lostError) {
         throw this.#lostError;
       }
-      if (this.#releasing || signal?.aborted) {
+      if (this.#releasing) {
         return;
       }
+      const expires = this.expiresAt;
+      const left = expires - Date.now();
+      if (left <= 0) {
+        this._lose('its ttl passed without a confirmed renew');
+        throw this.#lostError;
+      }
+      if (signal?.aborted) {
+        return;
+      }
+      let wait = left / 3;
+      if (failed) {
+        wait = Math.min(wait, 1000);
+      }
+      await this.#sleep(Math.min(Math.max(wait, MIN_RENEW_WAIT), left), signal);
+      if (this.#lostError || this.#releasing || signal?.aborted || expires - Date.now() <= 0) {
+        continue; // settled at the top (an expiry passed means lost)
+      }
       try {
-        await this.renew();
-        retry = 0;
+        await this.renew({ timeout: expires - Date.now(), signal });
+        failed = false;
       } catch (err) {
         if (err instanceof LeaseLostError) {
           throw err;
         }
-        if (this.#releasing || signal?.aborted) {
-          return;
-        }
-        retry = 1000;
+        failed = true; // the top settles a release, an abort or the expiry
       }
     }
   }
@@ -770,6 +854,7 @@ class Lease extends EventEmitter {
       }
     } finally {
       this.#call.cancel();
+      this.#forget();
     }
   }
 
@@ -804,12 +889,21 @@ class Lease extends EventEmitter {
     this.#resolveEnded();
   }
 
+  /** @internal: its client was closed. */
+  _close() {
+    if (!this.#releasing) {
+      this._lose('client closed');
+    }
+    this.#call.cancel();
+  }
+
   /** @internal */
   _lose(reason) {
     if (this.#lostError) {
       return;
     }
     this.#lostError = new LeaseLostError(this.name, reason);
+    this.#forget();
     this.#wake();
     this.#rejectLost(this.#lostError);
     this.emit('lost', this.#lostError);

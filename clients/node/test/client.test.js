@@ -192,6 +192,58 @@ test('the stream is the lock: a holder that dies gives it up at once', T, async 
   await lease.release();
 });
 
+test('close() ends its leases: the sidecar releases them at once, and they are lost', T, async (t) => {
+  const c = new Client(ADDR);
+  t.after(() => c.close());
+  const other = client(t);
+  const lease = await c.lock('node/close', { owner: 'closing' });
+  const detached = await c.lock('node/close-detached', { detach: true, ttl: 60_000 });
+  const kept = detached.keepAlive();
+  const held = await other.lock('node/close-held');
+  const q = queuedAt();
+  const waiting = c.lock('node/close-held', { onQueued: q.onQueued });
+  assert.equal(await q.first, 1);
+  const observation = c.observe('node/close')[Symbol.asyncIterator]();
+  assert.equal((await observation.next()).value.holders[0].token, lease.token);
+  const lostEvents = [];
+  lease.on('lost', (err) => lostEvents.push(err));
+  const ac = new AbortController();
+  t.after(() => ac.abort());
+  const watch = other.observe('node/close', { signal: ac.signal })[Symbol.asyncIterator]();
+  assert.equal((await watch.next()).value.holders[0].token, lease.token);
+
+  c.close();
+  // No lease of the closed client still believes it holds its lock.
+  const err = await lease.lost.then(() => assert.fail('lost resolved'), (e) => e);
+  assert.ok(err instanceof LeaseLostError, err);
+  assert.equal(err.reason, 'client closed');
+  assert.deepEqual(lostEvents, [err], "one 'lost' event");
+  await assert.rejects(lease.release(), (e) => e === err);
+  await assert.rejects(kept, (e) => e instanceof LeaseLostError && e.reason === 'client closed');
+  assert.equal(detached.isLost, true);
+  await assert.rejects(waiting, (e) => e instanceof LockError && e.code === 'CANCELLED');
+  assert.deepEqual(await observation.next(), { value: undefined, done: true }, 'the observation ends without error');
+  await assert.rejects(c.lock('node/close', { wait: 0 }), (e) => e instanceof LockError && e.code === 'CANCELLED');
+  await assert.rejects(c.describe('node/close'), (e) => e instanceof LockError && e.code === 'CANCELLED');
+  c.close(); // again: nothing
+
+  // The sidecar released the stream-bound lease: another's try-once takes it.
+  for (;;) {
+    const { value } = await watch.next();
+    if (value.holders.length === 0) {
+      break;
+    }
+  }
+  const next = await other.lock('node/close', { wait: 0 });
+  assert.ok(next.token > lease.token);
+  await next.release();
+  await held.release();
+  // The detached lease lives at the sidecar until its ttl, for whoever
+  // has its id.
+  await other.renew(detached.id);
+  await other.release(detached.id);
+});
+
 // lose takes leases through the zklockd named by $env ("ADDR PID"), sends
 // it sig, and checks what the leases and an observer say.
 async function lose(t, env, sig, checkReason) {
