@@ -15,30 +15,7 @@ const { once } = require('node:events');
 const zklock = require('..');
 const { Client, LockError, NotGrantedError, LeaseLostError } = zklock;
 
-const HOW = 'run these through the Go test: go test -run TestNodeClient ./e2e/';
-const ADDR = process.env.ZKLOCK_ADDR;
-if (!ADDR) {
-  throw new Error(`$ZKLOCK_ADDR is not set: ${HOW}`);
-}
-
-const T = { timeout: 60_000 }; // each test's bound; every wait inside is for an event
-
-// client returns a Client of ADDR closed when the test ends.
-function client(t, addr = ADDR) {
-  const c = new Client(addr);
-  t.after(() => c.close());
-  return c;
-}
-
-// queuedAt returns an onQueued callback and a promise of the first position
-// it is called with.
-function queuedAt() {
-  let seen;
-  const first = new Promise((resolve) => {
-    seen = resolve;
-  });
-  return { onQueued: (position) => seen(position), first };
-}
+const { HOW, ADDR, T, client, queuedAt } = require('./helpers');
 
 test('a lock excludes others; tokens are BigInts that grow', T, async (t) => {
   const c = client(t);

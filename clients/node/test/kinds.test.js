@@ -8,28 +8,7 @@ const assert = require('node:assert/strict');
 
 const { Client, LockError, NotGrantedError, LeaseLostError } = require('..');
 
-const ADDR = process.env.ZKLOCK_ADDR;
-if (!ADDR) {
-  throw new Error('$ZKLOCK_ADDR is not set: run these through the Go test: go test -run TestNodeClient ./e2e/');
-}
-
-const T = { timeout: 60_000 }; // each test's bound; every wait inside is for an event
-
-function client(t) {
-  const c = new Client(ADDR);
-  t.after(() => c.close());
-  return c;
-}
-
-// queuedAt returns an onQueued callback and a promise of the first position
-// it is called with.
-function queuedAt() {
-  let seen;
-  const first = new Promise((resolve) => {
-    seen = resolve;
-  });
-  return { onQueued: (position) => seen(position), first };
-}
+const { T, client, queuedAt } = require('./helpers');
 
 // until resolves at the Date d (by this machine's clock, the sidecar's).
 function until(d) {
