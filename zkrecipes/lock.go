@@ -276,6 +276,19 @@ func (s *Session) isClosed() bool {
 	return s.closed
 }
 
+// addWorker counts a goroutine about to start among those Close waits for,
+// and returns true, unless the Session is closed (false: do not start it).
+// Under s.mu, so Close, which sets closed before it waits, never misses one.
+func (s *Session) addWorker() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
 // AwaitEpoch waits until the Session has a live epoch (a usable ZooKeeper
 // session) and returns it, or returns ErrClosed, or ctx's error.
 func (s *Session) AwaitEpoch(ctx context.Context) (*Epoch, error) {
@@ -836,12 +849,9 @@ func (s *Session) release(n *node) {
 	if s.Valid(n.epoch) {
 		s.handoffs.release(n.path(), s.now())
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	if !s.addWorker() {
 		return // Close ended the session, and its nodes with it
 	}
-	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		s.remove(n)

@@ -159,13 +159,7 @@ func (s *Session) joinHub(p string) (*hub, *observer, error) {
 	h := hs.m[p]
 	if h == nil || h.ended || h.epoch != st.Epoch {
 		// A hub of an ended epoch is about to end: it is replaced.
-		s.mu.Lock()
-		closed := s.closed
-		if !closed {
-			s.wg.Add(1) // under s.mu: Close waits for it only once closed is set
-		}
-		s.mu.Unlock()
-		if closed {
+		if !s.addWorker() {
 			return nil, nil, ErrClosed
 		}
 		h = &hub{path: p, epoch: st.Epoch, quit: make(chan struct{}), observers: make(map[*observer]struct{})}

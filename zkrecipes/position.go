@@ -49,13 +49,7 @@ func (s *Session) joinPositions(parent string) <-chan []contender {
 	defer p.mu.Unlock()
 	pl := p.pollers[parent]
 	if pl == nil {
-		s.mu.Lock()
-		closed := s.closed
-		if !closed {
-			s.wg.Add(1) // under s.mu: Close waits for it only once closed is set
-		}
-		s.mu.Unlock()
-		if closed {
+		if !s.addWorker() {
 			return w // the waiter's Lock call is about to end
 		}
 		pl = &poller{waiters: make(map[<-chan []contender]chan []contender)}
