@@ -38,12 +38,7 @@ func (m *endedLeases) ended() []string {
 // follows): they stop counting as held, and Renew answers ABORTED with
 // that reason, long before their ttl would have run out.
 func TestEpochEndEndsEveryLease(t *testing.T) {
-	zkc := startZK(t)
-	p, err := tcpproxy.New(zkc.Servers()[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	_, p := startProxiedZK(t)
 	m := &endedLeases{}
 	a := startInstance(t, p.Addr(), instanceOpts{timeout: 4 * time.Second, cfg: Config{Metrics: m}})
 	a.waitUsable(t)

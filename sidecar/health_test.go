@@ -29,12 +29,7 @@ func healthOf(conn *grpc.ClientConn) (healthpb.HealthCheckResponse_ServingStatus
 // ZooKeeper connection stalled past the epoch's end) and comes back, and
 // it serves no LockService.
 func TestServeHealthFollowsTheSession(t *testing.T) {
-	zkc := startZK(t)
-	p, err := tcpproxy.New(zkc.Servers()[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	_, p := startProxiedZK(t)
 	a := startInstance(t, p.Addr(), instanceOpts{timeout: 4 * time.Second})
 	hlis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	zklockv1 "github.com/zklock/zklock/api/zklock/v1"
+	"github.com/zklock/zklock/internal/tcpproxy"
 	"github.com/zklock/zklock/internal/zktest"
 	"github.com/zklock/zklock/zkrecipes"
 )
@@ -252,4 +253,17 @@ func ctxT(t *testing.T) context.Context {
 func startZK(t *testing.T) *zktest.Cluster {
 	t.Helper()
 	return zktest.StartStandalone(t)
+}
+
+// startProxiedZK starts a standalone ZooKeeper and a proxy to it, closed
+// when the test ends, for tests that stall or cut a sidecar's connection.
+func startProxiedZK(t *testing.T) (*zktest.Cluster, *tcpproxy.Proxy) {
+	t.Helper()
+	zkc := startZK(t)
+	p, err := tcpproxy.New(zkc.Servers()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return zkc, p
 }

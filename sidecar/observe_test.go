@@ -184,12 +184,7 @@ func TestObserveBadInput(t *testing.T) {
 // TestObserveEnds: an Observe stream ends with UNAVAILABLE NO_SESSION when
 // the sidecar's epoch ends, and SHUTTING_DOWN when the sidecar shuts down.
 func TestObserveEnds(t *testing.T) {
-	zkc := startZK(t)
-	p, err := tcpproxy.New(zkc.Servers()[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	_, p := startProxiedZK(t)
 	m := &observers{}
 	a := startInstance(t, p.Addr(), instanceOpts{timeout: 4 * time.Second, cfg: Config{Metrics: m}})
 	a.waitUsable(t)

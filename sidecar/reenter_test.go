@@ -203,12 +203,7 @@ func acquireErr(t *testing.T, c zklockv1.LockServiceClient, req *zklockv1.Acquir
 // re-entries are all told Lost, and a Release of any of them, or a
 // re-entry, answers ABORTED.
 func TestReentryLostWithTheEpoch(t *testing.T) {
-	zkc := startZK(t)
-	p, err := tcpproxy.New(zkc.Servers()[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	_, p := startProxiedZK(t)
 	a := startInstance(t, p.Addr(), instanceOpts{timeout: 4 * time.Second})
 	a.waitUsable(t)
 	outer := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "epoch"})

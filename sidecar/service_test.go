@@ -238,12 +238,7 @@ func TestShutdownCancelsListedWaiters(t *testing.T) {
 }
 
 func TestSuspendedResumedThenLost(t *testing.T) {
-	zkc := startZK(t)
-	p, err := tcpproxy.New(zkc.Servers()[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	_, p := startProxiedZK(t)
 	a := startInstance(t, p.Addr(), instanceOpts{timeout: 4 * time.Second})
 	a.waitUsable(t)
 	e := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "flaky"})
@@ -253,7 +248,7 @@ func TestSuspendedResumedThenLost(t *testing.T) {
 	if r := e.next(wait); r.GetSuspended() == nil {
 		t.Fatalf("got %v, want Suspended", r)
 	}
-	_, err = a.client.Renew(ctxT(t), &zklockv1.RenewRequest{LeaseIds: []string{g.GetLeaseId()}})
+	_, err := a.client.Renew(ctxT(t), &zklockv1.RenewRequest{LeaseIds: []string{g.GetLeaseId()}})
 	wantCode(t, err, codes.Unavailable, "SUSPENDED")
 	p.SetMode(tcpproxy.Pass)
 	if r := e.next(wait); r.GetResumed() == nil {
@@ -303,12 +298,7 @@ func TestUnavailableWithoutSession(t *testing.T) {
 // zkrecipes' TestEpochEndedOnSurvivingSessionLeavesNoOrphan); the cut is
 // healed, and the connection closed, as soon as the epoch ends.
 func TestReleaseOfLeaseLostWithItsEpoch(t *testing.T) {
-	zkc := startZK(t)
-	p, err := tcpproxy.New(zkc.Servers()[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	zkc, p := startProxiedZK(t)
 	a := startInstance(t, p.Addr(), instanceOpts{timeout: 8 * time.Second})
 	a.waitUsable(t)
 	g := acquire(t, a.client, &zklockv1.AcquireRequest{Lock: "epoch", Detach: true, Ttl: dur(time.Minute)}).granted(wait)
@@ -338,7 +328,7 @@ func TestReleaseOfLeaseLostWithItsEpoch(t *testing.T) {
 	zktest.Eventually(t, wait, "the lost lease's node is deleted", func() bool {
 		return len(zktest.Children(t, ins, "/zklock/epoch")) == 0
 	})
-	_, err = a.client.Release(ctxT(t), &zklockv1.ReleaseRequest{LeaseId: g.GetLeaseId()})
+	_, err := a.client.Release(ctxT(t), &zklockv1.ReleaseRequest{LeaseId: g.GetLeaseId()})
 	wantCode(t, err, codes.Aborted, "LEASE_LOST")
 }
 
@@ -346,12 +336,7 @@ func TestReleaseOfLeaseLostWithItsEpoch(t *testing.T) {
 // does not answer OK; the lease is no longer renewable; once contact is
 // back a Release confirms the delete.
 func TestReleaseWhileSuspended(t *testing.T) {
-	zkc := startZK(t)
-	p, err := tcpproxy.New(zkc.Servers()[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	zkc, p := startProxiedZK(t)
 	a := startInstance(t, p.Addr(), instanceOpts{timeout: 20 * time.Second})
 	a.waitUsable(t)
 	ins := zktest.Client(t, zkc.ConnectString())
@@ -366,7 +351,7 @@ func TestReleaseWhileSuspended(t *testing.T) {
 	// The sidecar stops waiting a fifth of the time left (here 500 ms)
 	// before the call's deadline, to answer why.
 	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
-	_, err = a.client.Release(ctx, &zklockv1.ReleaseRequest{LeaseId: g.GetLeaseId()})
+	_, err := a.client.Release(ctx, &zklockv1.ReleaseRequest{LeaseId: g.GetLeaseId()})
 	cancel()
 	wantCode(t, err, codes.Unavailable, "RELEASE_UNCONFIRMED")
 	_, err = a.client.Renew(ctxT(t), &zklockv1.RenewRequest{LeaseIds: []string{g.GetLeaseId()}})
