@@ -180,27 +180,36 @@ func TestHealthListenErrorIsAStartupError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	tests := map[string]struct {
-		args []string
-		env  string
-		want string
-	}{
+	wantStartupErrors(t, "--health-listen", "ZKLOCK_HEALTH_LISTEN", map[string]startupCase{
 		"port in use":         {args: []string{"--health-listen", busy.Addr().String()}, want: "address already in use"},
 		"port in use via env": {env: busy.Addr().String(), want: "address already in use"},
 		"no port":             {args: []string{"--health-listen", "127.0.0.1"}, want: "missing port"},
 		"unix socket":         {args: []string{"--health-listen", "unix:///tmp/health.sock"}, want: "TCP only"},
-	}
-	for name, tc := range tests {
+	})
+}
+
+// startupCase is a command line (and the value of a flag's environment
+// variable) that zklockd must refuse at start, saying want.
+type startupCase struct {
+	args []string
+	env  string
+	want string
+}
+
+// wantStartupErrors runs zklockd with each case: it must stop before it
+// connects to ZooKeeper, with an error naming flag and saying the case's
+// want.
+func wantStartupErrors(t *testing.T, flag, env string, cases map[string]startupCase) {
+	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			if tc.env != "" {
-				t.Setenv("ZKLOCK_HEALTH_LISTEN", tc.env)
+				t.Setenv(env, tc.env)
 			}
 			args := append([]string{"--listen", "127.0.0.1:0", "--zk", "127.0.0.1:1"}, tc.args...)
 			err := run(args, io.Discard)
-			if err == nil || !strings.Contains(err.Error(), "--health-listen") || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("run(%q) = %v, want an error naming --health-listen and saying %q", args, err, tc.want)
+			if err == nil || !strings.Contains(err.Error(), flag) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("run(%q) = %v, want an error naming %s and saying %q", args, err, flag, tc.want)
 			}
-			t.Log(err)
 		})
 	}
 }

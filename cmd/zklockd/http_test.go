@@ -49,29 +49,13 @@ func TestHTTPListenErrorIsAStartupError(t *testing.T) {
 	if err := os.WriteFile(notSocket, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tests := map[string]struct {
-		args []string
-		env  string
-		want string
-	}{
+	wantStartupErrors(t, "--http-listen", "ZKLOCK_HTTP_LISTEN", map[string]startupCase{
 		"port in use":          {args: []string{"--http-listen", busy.Addr().String()}, want: "address already in use"},
 		"port in use via env":  {env: busy.Addr().String(), want: "address already in use"},
 		"no port":              {args: []string{"--http-listen", "127.0.0.1"}, want: "missing port"},
 		"not a socket":         {args: []string{"--http-listen", "unix://" + notSocket}, want: "not a socket"},
 		"TLS on a unix socket": {args: []string{"--http-listen", "unix://" + filepath.Join(dir, "s"), "--tls-cert", cert, "--tls-key", key}, want: "TLS is for TCP"},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			if tc.env != "" {
-				t.Setenv("ZKLOCK_HTTP_LISTEN", tc.env)
-			}
-			args := append([]string{"--listen", "127.0.0.1:0", "--zk", "127.0.0.1:1"}, tc.args...)
-			err := run(args, io.Discard)
-			if err == nil || !strings.Contains(err.Error(), "--http-listen") || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("run(%q) = %v, want an error naming --http-listen and saying %q", args, err, tc.want)
-			}
-		})
-	}
+	})
 }
 
 // TestHTTPGatewayStopsWithDaemon runs zklockd with TLS and --http-listen:
