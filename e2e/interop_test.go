@@ -33,7 +33,6 @@ import (
 // overlap one another, never an exclusive one.
 type checker struct {
 	lis net.Listener
-	wg  sync.WaitGroup
 
 	// barrier, if above 0, holds the answer to the first shared ENTER of
 	// each contender until that many contenders' first shared sections are
@@ -58,20 +57,12 @@ type checker struct {
 // startChecker starts a checker; readers above 0 sets its barrier.
 func startChecker(t *testing.T, readers ...int) *checker {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &checker{lis: lis, sections: map[string]int{}, readers: map[string]bool{}, firstIn: map[string]bool{},
+	c := &checker{sections: map[string]int{}, readers: map[string]bool{}, firstIn: map[string]bool{},
 		overlapped: map[string]map[string]bool{}, barrierWait: time.Minute, barrierDone: make(chan struct{})}
 	if len(readers) > 0 {
 		c.barrier = readers[0]
 	}
-	serveLines(lis, &c.wg, c.serve)
-	t.Cleanup(func() {
-		lis.Close()
-		c.wg.Wait()
-	})
+	c.lis = listenLines(t, c.serve, nil)
 	return c
 }
 

@@ -6,15 +6,30 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"testing"
 
 	zklockv1 "github.com/zklock/zklock/api/zklock/v1"
 )
 
-// serveLines accepts connections on lis until lis is closed and, for each
-// line a connection sends, writes back as a line what handle answers to
-// its fields (handle may block: the connection waits). wg counts the
-// goroutines it starts.
-func serveLines(lis net.Listener, wg *sync.WaitGroup, handle func(fields []string) string) {
+// listenLines listens on a free loopback port and, for each line a
+// connection sends, writes back as a line what handle answers to its
+// fields (handle may block: the connection waits). When the test ends it
+// calls stop (if not nil: it must unblock handle), closes the listener and
+// waits for its goroutines.
+func listenLines(t *testing.T, handle func(fields []string) string, stop func()) net.Listener {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		if stop != nil {
+			stop()
+		}
+		lis.Close()
+		wg.Wait()
+	})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -34,6 +49,7 @@ func serveLines(lis net.Listener, wg *sync.WaitGroup, handle func(fields []strin
 			}()
 		}
 	}()
+	return lis
 }
 
 // awaitGranted reads an Acquire stream until Granted; who names the

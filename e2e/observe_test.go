@@ -26,7 +26,6 @@ import (
 // contender may first say "READY <who>".
 type termRecorder struct {
 	lis   net.Listener
-	wg    sync.WaitGroup
 	ready chan string
 
 	mu    sync.Mutex
@@ -36,12 +35,8 @@ type termRecorder struct {
 
 func startTermRecorder(t *testing.T) *termRecorder {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &termRecorder{lis: lis, ready: make(chan string, 10)}
-	serveLines(lis, &r.wg, func(f []string) string {
+	r := &termRecorder{ready: make(chan string, 10)}
+	r.lis = listenLines(t, func(f []string) string {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		switch {
@@ -53,11 +48,7 @@ func startTermRecorder(t *testing.T) *termRecorder {
 			r.bad = append(r.bad, strings.Join(f, " "))
 		}
 		return "OK"
-	})
-	t.Cleanup(func() {
-		lis.Close()
-		r.wg.Wait()
-	})
+	}, nil)
 	return r
 }
 

@@ -38,7 +38,6 @@ const semWait = 2 * time.Minute
 type semChecker struct {
 	permits int
 	lis     net.Listener
-	wg      sync.WaitGroup
 	done    chan struct{} // closed when the test ends: held sections are answered
 	entered chan semGrant // each section the checker accepted, in order
 
@@ -59,18 +58,9 @@ type semGrant struct {
 
 func startSemChecker(t *testing.T, permits int) *semChecker {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &semChecker{permits: permits, lis: lis, done: make(chan struct{}), entered: make(chan semGrant, 100),
+	c := &semChecker{permits: permits, done: make(chan struct{}), entered: make(chan semGrant, 100),
 		holders: map[string]int64{}, leave: map[string]chan struct{}{}}
-	serveLines(lis, &c.wg, c.serve)
-	t.Cleanup(func() {
-		close(c.done)
-		lis.Close()
-		c.wg.Wait()
-	})
+	c.lis = listenLines(t, c.serve, func() { close(c.done) })
 	return c
 }
 
